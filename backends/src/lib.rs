@@ -1,0 +1,331 @@
+//! Distributed lock backends behind one contract.
+//!
+//! This crate is the "client" room of lockbench: it knows how to take, renew and
+//! release a lock on each backend, and how the servers behind a backend come to
+//! exist (`servers`). It knows nothing of scenarios, histories, checkers or
+//! reports: the harness talks to a backend only through [`LockBackend`] and
+//! [`LockSession`].
+//!
+//! A new backend is one new module plus one entry in [`registry`].
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub mod clock;
+pub mod inprocess;
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(feature = "redis")]
+pub mod redlock;
+pub mod servers;
+pub mod sqlite;
+
+pub use clock::Clock;
+
+/// An owner id: unique per grant, across every process of a run.
+pub type Owner = u64;
+
+/// One granted lock, as the client that holds it sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The key this lease is on.
+    pub key: String,
+    /// Unique per grant (never reused, also across processes), so that release and
+    /// renew can be owner-checked.
+    pub owner: Owner,
+    /// A number that grows with every grant of this key, where the backend has
+    /// [`Capabilities::fencing`].
+    pub fencing_token: Option<u64>,
+    /// When the acquire was invoked, on the client's [`Clock`] (ns).
+    pub granted_at: u64,
+    /// The client's own, conservative estimate of when the lease ends, on the
+    /// client's [`Clock`] (ns): measured from the invocation, not the reply, because
+    /// the server may have started the lease's clock at any point in between.
+    pub expires_at: u64,
+}
+
+/// What a backend can do; tests and faults are chosen from these, never from names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Grants expire on their own after the lease (crashed holders free the key).
+    pub lease: bool,
+    /// `renew` extends a held lease.
+    pub renew: bool,
+    /// Grants carry a fencing token that grows per key.
+    pub fencing: bool,
+    /// `acquire` waits natively (watch, queue) instead of polling `try_acquire`.
+    pub blocking_wait: bool,
+    /// Sessions in several OS processes exclude each other (a real shared server or
+    /// file, not one process's memory).
+    pub multi_process: bool,
+    /// Deliberately unsafe: the recipe as a blog post wrote it. The checker is
+    /// expected to catch it.
+    pub naive: bool,
+}
+
+/// Why an operation did not succeed. The difference between `Unknown` and the rest
+/// is the difference between "it did not happen" and "it may have happened".
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The outcome is unknown: a timeout or a dropped connection after the request
+    /// may have reached the server. The grant (or release) may have happened.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
+    /// The backend could not be reached, or refused before doing anything: the
+    /// operation certainly did not happen.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The backend answered that it will not do this (bad request, conflict that
+    /// is not a plain "held by someone else").
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// Misconfiguration: a bad endpoint, a missing server program.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl BackendError {
+    /// True when the operation may have taken effect despite the error.
+    pub fn is_indeterminate(&self) -> bool {
+        matches!(self, BackendError::Unknown(_))
+    }
+    /// True when trying again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, BackendError::Unknown(_) | BackendError::Unavailable(_))
+    }
+}
+
+pub type Result<T, E = BackendError> = std::result::Result<T, E>;
+
+/// A lock service: one per run and backend, shared by every client of the run.
+#[async_trait]
+pub trait LockBackend: Send + Sync {
+    /// The registry name: "inprocess", "sqlite", "redis-naive", ...
+    fn name(&self) -> &str;
+    /// What this backend can do. Must not change during a run.
+    fn capabilities(&self) -> Capabilities;
+    /// One client's connection(s). Sessions are independent: two sessions of one
+    /// backend exclude each other exactly as two machines would. Dropping a session
+    /// without releasing is how a crashed holder looks to the backend.
+    async fn session(&self) -> Result<Box<dyn LockSession>>;
+}
+
+/// One client's handle on a backend.
+#[async_trait]
+pub trait LockSession: Send {
+    /// Take `key` for `lease` if it is free (or its last grant expired), without
+    /// waiting. `Ok(None)`: someone else holds it. Must not block on the holder.
+    async fn try_acquire(&mut self, key: &str, lease: Duration) -> Result<Option<Lease>>;
+
+    /// Take `key`, waiting up to `wait.max` for it. `Ok(None)`: the wait ran out.
+    ///
+    /// The default polls [`LockSession::try_acquire`] with the jittered exponential
+    /// backoff of `wait`; backends with a native wait
+    /// ([`Capabilities::blocking_wait`]) override it. An `Unknown` error ends the
+    /// wait at once: the caller must record that the grant may exist.
+    async fn acquire(&mut self, key: &str, lease: Duration, wait: &Wait) -> Result<Option<Lease>> {
+        let clock = Clock::monotonic();
+        let deadline = clock.now_ns() + wait.max.as_nanos() as u64;
+        let mut backoff = Backoff::new(wait.backoff_min, wait.backoff_max);
+        loop {
+            match self.try_acquire(key, lease).await {
+                Ok(Some(l)) => return Ok(Some(l)),
+                // Unavailable: the attempt certainly did nothing, so polling on is safe.
+                Ok(None) | Err(BackendError::Unavailable(_)) if clock.now_ns() < deadline => {}
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+            let left = deadline.saturating_sub(clock.now_ns());
+            tokio::time::sleep(backoff.next().min(Duration::from_nanos(left))).await;
+        }
+    }
+
+    /// Extend a lease this session holds to `extend` from now. Owner-checked:
+    /// `Ok(false)` when the lease is no longer this owner's (expired and taken, or
+    /// released). Requires [`Capabilities::renew`].
+    async fn renew(&mut self, lease: &Lease, extend: Duration) -> Result<bool>;
+
+    /// Give a lease back. Owner-checked (compare-and-delete): must never free a key
+    /// that another owner holds, except in a `*-naive` backend. `Ok(false)`: it was
+    /// no longer ours.
+    async fn release(&mut self, lease: &Lease) -> Result<bool>;
+}
+
+/// How `acquire` waits for a held key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wait {
+    /// Give up after this long (zero: one attempt).
+    pub max: Duration,
+    /// Polling backoff starts here and doubles up to `backoff_max`.
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Wait {
+    pub fn new(max: Duration) -> Self {
+        Wait { max, backoff_min: Duration::from_millis(1), backoff_max: Duration::from_millis(32) }
+    }
+}
+
+/// Jittered exponential backoff, from `start` doubling to `cap`.
+pub struct Backoff {
+    next: Duration,
+    cap: Duration,
+}
+
+impl Backoff {
+    pub fn new(start: Duration, cap: Duration) -> Self {
+        // A zero start would never grow: poll no faster than every 10 µs.
+        let next = start.max(Duration::from_micros(10));
+        Backoff { next, cap: cap.max(next) }
+    }
+    /// The next delay: uniform in [d/2, d], then d doubles up to the cap. The jitter
+    /// keeps 64 clients from retrying in lock step.
+    pub fn next(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (d * 2).min(self.cap);
+        let half = d / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+}
+
+static OWNER_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A new owner id, unique across the processes of one machine: the pid in the high
+/// bits, a process-wide counter in the low bits.
+pub fn new_owner() -> Owner {
+    let pid = std::process::id() as u64 & 0x3f_ffff; // Linux pids fit in 22 bits
+    (pid << 42) | (OWNER_SEQ.fetch_add(1, Ordering::Relaxed) + 1)
+}
+
+/// Where a backend finds what it needs: a scratch directory for file-based
+/// backends, the endpoints of its servers for the rest.
+#[derive(Clone, Default)]
+pub struct BackendEnv {
+    /// A directory of this run's own (sqlite puts its database file here).
+    pub dir: PathBuf,
+    /// `host:port` of each server, in order (Redlock uses them all).
+    pub endpoints: Vec<String>,
+    /// The clock clients read lease time from.
+    pub clock: Clock,
+}
+
+impl fmt::Debug for BackendEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackendEnv").field("dir", &self.dir).field("endpoints", &self.endpoints).finish()
+    }
+}
+
+/// What a backend needs before it can be opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Needs {
+    /// Nothing: runs inside the harness (inprocess) or on a local file (sqlite).
+    Embedded,
+    /// `n` servers of the given kind, from a server provider.
+    Servers { kind: servers::ServerKind, n: usize },
+}
+
+/// One entry of the registry.
+pub struct BackendInfo {
+    pub name: &'static str,
+    pub needs: Needs,
+    /// One line for `lockbench list`.
+    pub about: &'static str,
+    /// Compiled in (its cargo feature is on).
+    pub compiled: bool,
+    open: fn(&BackendEnv) -> Result<Arc<dyn LockBackend>>,
+}
+
+impl BackendInfo {
+    /// Open the backend. Servers, if any, must already answer at `env.endpoints`.
+    pub fn open(&self, env: &BackendEnv) -> Result<Arc<dyn LockBackend>> {
+        if !self.compiled {
+            return Err(BackendError::Config(format!(
+                "backend {} is not compiled in: rebuild with its cargo feature",
+                self.name
+            )));
+        }
+        (self.open)(env)
+    }
+    pub fn is_embedded(&self) -> bool {
+        self.needs == Needs::Embedded
+    }
+}
+
+fn not_compiled(_: &BackendEnv) -> Result<Arc<dyn LockBackend>> {
+    Err(BackendError::Config("not compiled in".into()))
+}
+
+macro_rules! feature_open {
+    ($feat:literal, $path:path) => {{
+        #[cfg(feature = $feat)]
+        let f: fn(&BackendEnv) -> Result<Arc<dyn LockBackend>> = $path;
+        #[cfg(not(feature = $feat))]
+        let f: fn(&BackendEnv) -> Result<Arc<dyn LockBackend>> = not_compiled;
+        (cfg!(feature = $feat), f)
+    }};
+}
+
+/// Every backend lockbench knows, embedded ones first.
+pub fn registry() -> Vec<BackendInfo> {
+    let (redis_on, redis_open) = feature_open!("redis", redis::open_safe);
+    let (_, redis_naive_open) = feature_open!("redis", redis::open_naive);
+    let (_, redlock_open) = feature_open!("redis", redlock::open);
+    use servers::ServerKind::Redis;
+    vec![
+        BackendInfo {
+            name: "inprocess",
+            needs: Needs::Embedded,
+            about: "lease table in the harness's memory (the reference: correct by construction)",
+            compiled: true,
+            open: inprocess::open,
+        },
+        BackendInfo {
+            name: "sqlite",
+            needs: Needs::Embedded,
+            about: "lock table in one SQLite file, WAL, BEGIN IMMEDIATE",
+            compiled: true,
+            open: sqlite::open_safe,
+        },
+        BackendInfo {
+            name: "sqlite-naive",
+            needs: Needs::Embedded,
+            about: "UNSAFE on purpose: SELECT then INSERT, DELETE without owner check",
+            compiled: true,
+            open: sqlite::open_naive,
+        },
+        BackendInfo {
+            name: "redis",
+            needs: Needs::Servers { kind: Redis, n: 1 },
+            about: "SET NX PX with an INCR fencing token in one script; Lua compare-and-delete",
+            compiled: redis_on,
+            open: redis_open,
+        },
+        BackendInfo {
+            name: "redis-naive",
+            needs: Needs::Servers { kind: Redis, n: 1 },
+            about: "UNSAFE on purpose: SETNX then EXPIRE, DEL without owner check",
+            compiled: redis_on,
+            open: redis_naive_open,
+        },
+        BackendInfo {
+            name: "redlock",
+            needs: Needs::Servers { kind: Redis, n: 5 },
+            about: "Redlock over 5 independent Redis servers (quorum 3), no fencing",
+            compiled: redis_on,
+            open: redlock_open,
+        },
+    ]
+}
+
+/// Look a backend up by name.
+pub fn lookup(name: &str) -> Option<BackendInfo> {
+    registry().into_iter().find(|b| b.name == name)
+}

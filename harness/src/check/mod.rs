@@ -1,0 +1,421 @@
+//! The checker: safety and liveness over one backend's finished history.
+//!
+//! It reads only the history (never the backend or the runner's state), so a
+//! history written to disk can be re-checked later and hand-written histories with
+//! known answers can test it (`harness/tests/fixtures/`). Every violation carries
+//! the events that prove it.
+//!
+//! Being conservative is what keeps it from crying wolf: a hold starts at the
+//! acquire's `ok` (after the grant happened) and ends at the release's `invoke`
+//! (before the release happened), so a correct lock never shows an overlap, however
+//! late a client records its events.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::{Event, History, Kind, Op};
+
+/// How many violations of each sort keep their events; the counts are always whole.
+pub const MAX_EXAMPLES: usize = 200;
+
+/// One grant, from the client's point of view.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Hold {
+    pub key: u32,
+    pub client: u32,
+    pub owner: u64,
+    pub token: u64,
+    /// The acquire's invoke (ns, true clock).
+    pub invoked: u64,
+    /// The acquire's ok: the hold starts.
+    pub start: u64,
+    /// The release's invoke, the crash, or the end of the run: the hold ends.
+    pub end: u64,
+    /// When the holder believed its lease ran out: invoke + validity, moved by renewals.
+    pub expires: u64,
+    /// How the hold ended: "release", "crash", "run-end".
+    pub ended_by: String,
+    /// Indices (into the history's events) of the events behind this hold.
+    pub events: Vec<usize>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum OverlapClass {
+    /// Both holders were inside the lease they had been promised: the lock service
+    /// broke its promise.
+    WithinLease,
+    /// One holder's lease had already run out (a paused or slow holder): the lock
+    /// did what it said, and only fencing protects the data.
+    AfterExpiry,
+}
+
+/// Two owners held the same key at once.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Overlap {
+    pub key: u32,
+    pub class: OverlapClass,
+    pub first: Hold,
+    pub second: Hold,
+    pub from: u64,
+    pub to: u64,
+    /// Faults whose window touched the first hold up to the overlap.
+    pub faults: Vec<String>,
+}
+
+/// A grant whose token is not above that of a grant that finished before it began.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TokenRegression {
+    pub key: u32,
+    pub earlier: Hold,
+    pub later: Hold,
+}
+
+/// An accepted write that overwrote an update its writer never read.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LostUpdate {
+    pub key: u32,
+    pub client: u32,
+    pub owner: u64,
+    /// The version the writer read, and the version its write made.
+    pub read_version: u64,
+    pub wrote_version: u64,
+    /// The write invoke and ok events.
+    pub events: Vec<usize>,
+}
+
+/// Everything the checker found.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Verdict {
+    pub grants: u64,
+    pub acquire_attempts: u64,
+    pub within_lease: u64,
+    pub after_expiry: u64,
+    pub overlaps: Vec<Overlap>,
+    pub token_regressions: u64,
+    pub regressions: Vec<TokenRegression>,
+    pub lost_updates: u64,
+    pub lost: Vec<LostUpdate>,
+    pub stale_writes_refused: u64,
+    /// Writes invoked after the writer's own lease estimate had run out, and accepted.
+    pub late_writes_accepted: u64,
+    pub unknown_outcomes: u64,
+    pub acquire_timeouts: u64,
+    /// Acquire failures other than timeouts (errors).
+    pub acquire_errors: u64,
+    pub longest_wait_ns: u64,
+    /// Jain's index over the clients' grant counts: 1 = perfectly fair, 1/n = one
+    /// client got everything. None when nothing was granted.
+    pub fairness: Option<f64>,
+    /// For each crash of a holder: ns from the crash to the next grant of its key.
+    pub crash_recovery_ns: Vec<u64>,
+    pub crashes: u64,
+}
+
+impl Verdict {
+    /// Mutual exclusion violations of any class.
+    pub fn violations(&self) -> u64 {
+        self.within_lease + self.after_expiry
+    }
+    /// Anything unsafe at all: overlaps, tokens going backwards, lost updates.
+    pub fn is_safe(&self) -> bool {
+        self.violations() == 0 && self.token_regressions == 0 && self.lost_updates == 0
+    }
+}
+
+/// Reconstruct every grant's hold from the history.
+pub fn holds(h: &History) -> Vec<Hold> {
+    let mut out: Vec<Hold> = Vec::new();
+    let mut by_owner: HashMap<u64, usize> = HashMap::new();
+    let mut last_invoke: HashMap<u32, usize> = HashMap::new();
+    for (i, e) in h.events.iter().enumerate() {
+        match (e.op, e.kind) {
+            (Op::Fault, _) => {}
+            (_, Kind::Invoke) => {
+                last_invoke.insert(e.client, i);
+                if let Some(&hi) = by_owner.get(&e.owner)
+                    && e.op == Op::Release
+                    && out[hi].ended_by.is_empty()
+                {
+                    out[hi].end = e.t;
+                    out[hi].ended_by = "release".into();
+                    out[hi].events.push(i);
+                }
+            }
+            (Op::Acquire, Kind::Ok) => {
+                let inv = last_invoke.get(&e.client).map(|&j| (j, &h.events[j]));
+                let (inv_i, inv_t) = match inv {
+                    Some((j, ie)) if ie.op == Op::Acquire => (Some(j), ie.t),
+                    _ => (None, e.t),
+                };
+                by_owner.insert(e.owner, out.len());
+                out.push(Hold {
+                    key: e.key,
+                    client: e.client,
+                    owner: e.owner,
+                    token: e.token,
+                    invoked: inv_t,
+                    start: e.t,
+                    end: 0,
+                    expires: inv_t + e.a,
+                    ended_by: String::new(),
+                    events: inv_i.into_iter().chain([i]).collect(),
+                });
+            }
+            (Op::Renew, Kind::Ok) => {
+                if let (Some(&hi), Some(&j)) = (by_owner.get(&e.owner), last_invoke.get(&e.client))
+                {
+                    let inv = &h.events[j];
+                    // Renewed: valid for `a` from the renew's invoke.
+                    out[hi].expires = out[hi].expires.max(inv.t + inv.a);
+                }
+            }
+            (Op::Crash, _) => {
+                if let Some(&hi) = by_owner.get(&e.owner)
+                    && out[hi].ended_by.is_empty()
+                {
+                    out[hi].end = e.t;
+                    out[hi].ended_by = "crash".into();
+                    out[hi].events.push(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    for hold in &mut out {
+        if hold.ended_by.is_empty() {
+            hold.end = h.end.max(hold.start);
+            hold.ended_by = "run-end".into();
+        }
+    }
+    out
+}
+
+/// Fault windows: (start, end, description).
+fn fault_windows(h: &History) -> Vec<(u64, u64, String)> {
+    let mut open: HashMap<u32, (u64, String)> = HashMap::new();
+    let mut out = Vec::new();
+    for e in h.events.iter().filter(|e| e.op == Op::Fault) {
+        let desc = e.msg.as_deref().unwrap_or("fault").to_owned();
+        match e.kind {
+            Kind::Invoke => {
+                open.insert(e.client, (e.t, desc));
+            }
+            _ => {
+                if let Some((s, d)) = open.remove(&e.client) {
+                    out.push((s, e.t, d));
+                }
+            }
+        }
+    }
+    out.extend(open.into_values().map(|(s, d)| (s, h.end, d)));
+    out
+}
+
+/// Check one backend's history.
+pub fn check(h: &History) -> Verdict {
+    let mut v = Verdict::default();
+    let holds = holds(h);
+    v.grants = holds.len() as u64;
+    mutual_exclusion(h, &holds, &mut v);
+    fencing(&holds, &mut v);
+    register(h, &holds, &mut v);
+    liveness(h, &mut v);
+    v
+}
+
+fn by_key(holds: &[Hold]) -> HashMap<u32, Vec<&Hold>> {
+    let mut m: HashMap<u32, Vec<&Hold>> = HashMap::new();
+    for hd in holds {
+        m.entry(hd.key).or_default().push(hd);
+    }
+    m
+}
+
+fn mutual_exclusion(h: &History, holds: &[Hold], v: &mut Verdict) {
+    let faults = fault_windows(h);
+    let mut keys: Vec<(u32, Vec<&Hold>)> = by_key(holds).into_iter().collect();
+    keys.sort_by_key(|(k, _)| *k);
+    for (key, mut hs) in keys {
+        hs.sort_by_key(|x| (x.start, x.owner));
+        // Sweep: `active` holds those that may still overlap later starts.
+        let mut active: Vec<&Hold> = Vec::new();
+        for cur in hs {
+            active.retain(|a| a.end > cur.start);
+            for a in &active {
+                if a.owner == cur.owner {
+                    continue;
+                }
+                let from = cur.start;
+                let to = a.end.min(cur.end);
+                let class = if from < a.expires.min(cur.expires) {
+                    OverlapClass::WithinLease
+                } else {
+                    OverlapClass::AfterExpiry
+                };
+                match class {
+                    OverlapClass::WithinLease => v.within_lease += 1,
+                    OverlapClass::AfterExpiry => v.after_expiry += 1,
+                }
+                if v.overlaps.len() < MAX_EXAMPLES {
+                    let fs = faults
+                        .iter()
+                        .filter(|(s, e, _)| *s <= from && *e >= a.start)
+                        .map(|f| f.2.clone())
+                        .collect();
+                    v.overlaps.push(Overlap {
+                        key,
+                        class,
+                        first: (*a).clone(),
+                        second: cur.clone(),
+                        from,
+                        to,
+                        faults: fs,
+                    });
+                }
+            }
+            active.push(cur);
+        }
+    }
+}
+
+/// Tokens per key must grow: a grant that began after another grant had finished
+/// (its ok) must carry a larger token. Grants that overlap in real time may come in
+/// either order and are not compared.
+fn fencing(holds: &[Hold], v: &mut Verdict) {
+    for (key, hs) in by_key(holds) {
+        let mut done: Vec<&Hold> = hs.iter().copied().filter(|x| x.token != 0).collect();
+        done.sort_by_key(|x| x.start);
+        let mut begun = done.clone();
+        begun.sort_by_key(|x| x.invoked);
+        let mut best: Option<&Hold> = None;
+        let mut i = 0;
+        for cur in begun {
+            while i < done.len() && done[i].start < cur.invoked {
+                if best.is_none_or(|b| done[i].token > b.token) {
+                    best = Some(done[i]);
+                }
+                i += 1;
+            }
+            if let Some(b) = best
+                && cur.token <= b.token
+            {
+                v.token_regressions += 1;
+                if v.regressions.len() < MAX_EXAMPLES {
+                    v.regressions.push(TokenRegression {
+                        key,
+                        earlier: b.clone(),
+                        later: cur.clone(),
+                    });
+                }
+            }
+        }
+    }
+    v.regressions.sort_by_key(|r| (r.key, r.later.start));
+}
+
+fn register(h: &History, holds: &[Hold], v: &mut Verdict) {
+    let expires: HashMap<u64, u64> = holds.iter().map(|x| (x.owner, x.expires)).collect();
+    let mut last_write: HashMap<u32, usize> = HashMap::new();
+    for (i, e) in h.events.iter().enumerate() {
+        if e.op != Op::Write {
+            continue;
+        }
+        match e.kind {
+            Kind::Invoke => {
+                last_write.insert(e.client, i);
+            }
+            Kind::Ok => {
+                let Some(&j) = last_write.get(&e.client) else {
+                    continue;
+                };
+                let inv = &h.events[j];
+                if expires.get(&e.owner).is_some_and(|&x| inv.t >= x) {
+                    v.late_writes_accepted += 1;
+                }
+                // The register's version counts accepted writes: anything but
+                // read + 1 means another write landed in between and was overwritten.
+                if e.b != inv.b + 1 {
+                    v.lost_updates += e.b.saturating_sub(inv.b + 1).max(1);
+                    if v.lost.len() < MAX_EXAMPLES {
+                        v.lost.push(LostUpdate {
+                            key: e.key,
+                            client: e.client,
+                            owner: e.owner,
+                            read_version: inv.b,
+                            wrote_version: e.b,
+                            events: vec![j, i],
+                        });
+                    }
+                }
+            }
+            Kind::Fail
+                if e.msg
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with("stale token")) =>
+            {
+                v.stale_writes_refused += 1;
+            }
+            _ => {}
+        }
+    }
+}
+
+fn liveness(h: &History, v: &mut Verdict) {
+    let mut grants_by_client: HashMap<u32, u64> = HashMap::new();
+    let mut last_invoke: HashMap<u32, &Event> = HashMap::new();
+    let mut crashes: Vec<(u64, u32)> = Vec::new();
+    let mut grants_by_key: HashMap<u32, Vec<u64>> = HashMap::new();
+    for e in &h.events {
+        if e.kind == Kind::Info {
+            v.unknown_outcomes += 1;
+        }
+        match (e.op, e.kind) {
+            (Op::Acquire, Kind::Invoke) => {
+                v.acquire_attempts += 1;
+                grants_by_client.entry(e.client).or_insert(0);
+                last_invoke.insert(e.client, e);
+            }
+            (Op::Acquire, Kind::Ok) => {
+                *grants_by_client.entry(e.client).or_insert(0) += 1;
+                grants_by_key.entry(e.key).or_default().push(e.t);
+                if let Some(inv) = last_invoke.get(&e.client) {
+                    let from = if inv.a != 0 { inv.a } else { inv.t };
+                    v.longest_wait_ns = v.longest_wait_ns.max(e.t.saturating_sub(from));
+                }
+            }
+            (Op::Acquire, Kind::Fail) if e.msg.as_deref() == Some("timeout") => {
+                v.acquire_timeouts += 1
+            }
+            (Op::Acquire, Kind::Fail) => v.acquire_errors += 1,
+            (Op::Crash, _) => crashes.push((e.t, e.key)),
+            _ => {}
+        }
+    }
+    v.crashes = crashes.len() as u64;
+    for (t, key) in crashes {
+        // Grants of a key are in time order: the first one after the crash.
+        if let Some(g) = grants_by_key
+            .get(&key)
+            .and_then(|g| g.iter().find(|&&g| g > t))
+        {
+            v.crash_recovery_ns.push(g - t);
+        }
+    }
+    v.fairness = jain(grants_by_client.values().copied());
+}
+
+/// Jain's fairness index: (Σx)² / (n·Σx²).
+pub fn jain(xs: impl Iterator<Item = u64>) -> Option<f64> {
+    let (mut n, mut s, mut s2) = (0f64, 0f64, 0f64);
+    for x in xs {
+        n += 1.0;
+        s += x as f64;
+        s2 += (x as f64) * (x as f64);
+    }
+    (s2 > 0.0).then(|| s * s / (n * s2))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,387 @@
+//! The command line: `run`, `list`, `report`.
+//!
+//! Everything a run needs is checked before anything is run or written: every
+//! scenario file parses and validates, every backend name exists and can be opened
+//! here. Only then do runs start, one scenario × backend at a time (they would
+//! disturb each other's figures if run together).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use lockbench_backends::{BackendEnv, BackendInfo, LockBackend, registry};
+
+use crate::report::{self, Machine, Summary};
+use crate::run::client::Progress;
+use crate::run::{self, BackendRun, INTERRUPTED, Observer};
+use crate::scenario::{Dur, Overrides, Scenario};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lockbench",
+    version,
+    about = "Measure distributed lock backends side by side and try to break them"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run scenarios against backends and write a result folder per scenario.
+    Run(RunArgs),
+    /// List the shipped scenarios and the backends, with whether each can run here.
+    List,
+    /// Rebuild report.html of a finished run from its summary.json.
+    Report {
+        /// A result folder (results/<run-id>).
+        dir: PathBuf,
+    },
+}
+
+#[derive(clap::Args, Debug, Default)]
+pub struct RunArgs {
+    /// Scenario files, or names of files in scenarios/ (default: all of them).
+    pub scenarios: Vec<String>,
+    /// Backends, comma-separated (default: every embedded backend).
+    #[arg(long, short, value_delimiter = ',')]
+    pub backend: Vec<String>,
+    /// Seed for every random choice (default: the scenario's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Override the scenario's duration, e.g. 2s, 500ms.
+    #[arg(long, value_parser = parse_dur)]
+    pub duration: Option<Duration>,
+    /// Override the scenario's client count.
+    #[arg(long)]
+    pub clients: Option<u32>,
+    /// The exact result folder (with several scenarios: one subfolder each).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Where result folders go when --out is not given.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+    /// Exit with status 3 when any backend shows a safety violation.
+    #[arg(long)]
+    pub fail_on_violation: bool,
+}
+
+fn parse_dur(s: &str) -> Result<Duration, String> {
+    s.parse::<Dur>().map(|d| d.0)
+}
+
+/// The `scenarios/` folder: here, or beside the workspace this binary was built in.
+pub fn scenarios_dir() -> PathBuf {
+    let here = PathBuf::from("scenarios");
+    if here.is_dir() {
+        return here;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+/// Every scenario file in a folder, by name (expected.toml is the verdict table,
+/// not a scenario).
+pub fn shipped_scenarios(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading scenario folder {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "toml")
+                && p.file_stem().is_some_and(|s| s != "expected")
+        })
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+fn resolve_scenario(arg: &str) -> PathBuf {
+    let p = PathBuf::from(arg);
+    if p.exists() || arg.contains('/') || arg.ends_with(".toml") {
+        return p;
+    }
+    scenarios_dir().join(format!("{arg}.toml"))
+}
+
+/// Parse arguments, run, and return the process exit status.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
+            Command::Run(args) => run_cmd(args).await,
+            Command::List => list().map(|_| 0),
+            Command::Report { dir } => {
+                let p = report::rebuild(&dir)?;
+                println!("{}", p.display());
+                Ok(0)
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+fn list() -> Result<()> {
+    println!("Scenarios ({}):", scenarios_dir().display());
+    for p in shipped_scenarios(&scenarios_dir())? {
+        match Scenario::load(&p) {
+            Ok(s) => println!("  {:<20} {}", s.name, s.description),
+            Err(e) => println!(
+                "  {:<20} INVALID: {e}",
+                p.file_stem().unwrap_or_default().to_string_lossy()
+            ),
+        }
+    }
+    println!("\nBackends:");
+    for b in registry() {
+        let here = availability(&b);
+        println!("  {:<14} {:<40} {}", b.name, here, b.about);
+    }
+    Ok(())
+}
+
+fn availability(b: &BackendInfo) -> String {
+    if !b.compiled {
+        return "not compiled in (cargo feature off)".into();
+    }
+    match b.needs {
+        lockbench_backends::Needs::Embedded => "available (embedded)".into(),
+        lockbench_backends::Needs::Servers { kind, n } => {
+            format!("needs {n} {kind} server(s): not available yet")
+        }
+    }
+}
+
+struct Bar(ProgressBar, Option<Duration>);
+
+impl Observer for Bar {
+    fn tick(&self, elapsed: Duration, p: &Progress) {
+        if let Some(total) = self.1 {
+            self.0.set_position(elapsed.min(total).as_millis() as u64);
+        }
+        self.0.set_message(format!(
+            "{:.1}s  {} grants / {} attempts",
+            elapsed.as_secs_f64(),
+            p.grants.load(Ordering::Relaxed),
+            p.attempts.load(Ordering::Relaxed)
+        ));
+    }
+}
+
+async fn run_cmd(args: RunArgs) -> Result<i32> {
+    // 1. Every scenario loads and takes the overrides, or nothing runs.
+    let paths: Vec<PathBuf> = if args.scenarios.is_empty() {
+        shipped_scenarios(&scenarios_dir())?
+    } else {
+        args.scenarios.iter().map(|s| resolve_scenario(s)).collect()
+    };
+    if paths.is_empty() {
+        bail!("no scenario files found in {}", scenarios_dir().display());
+    }
+    let overrides = Overrides {
+        clients: args.clients,
+        duration: args.duration,
+        seed: args.seed,
+    };
+    let mut scenarios = Vec::new();
+    for p in &paths {
+        let mut s = Scenario::load(p)?;
+        s.apply_overrides(&overrides).map_err(anyhow::Error::msg)?;
+        scenarios.push(s);
+    }
+    // 2. Every backend exists and can run here.
+    let names: Vec<String> = if args.backend.is_empty() {
+        registry()
+            .into_iter()
+            .filter(|b| b.is_embedded())
+            .map(|b| b.name.to_owned())
+            .collect()
+    } else {
+        args.backend.clone()
+    };
+    let mut backends = Vec::new();
+    for n in &names {
+        let Some(info) = lockbench_backends::lookup(n) else {
+            let known: Vec<&str> = registry().iter().map(|b| b.name).collect();
+            bail!(
+                "--backend: unknown backend `{n}` (known: {})",
+                known.join(", ")
+            );
+        };
+        if !info.compiled || !info.is_embedded() {
+            bail!("--backend: `{n}` cannot run here: {}", availability(&info));
+        }
+        backends.push(info);
+    }
+    // 3. Output folders are free to write.
+    let (started_at, stamp) = report::now_stamps();
+    let mut outs = Vec::new();
+    for s in &scenarios {
+        let dir = match (&args.out, scenarios.len()) {
+            (Some(o), 1) => o.clone(),
+            (Some(o), _) => o.join(&s.name),
+            (None, _) => unique(&args.results.join(format!("{stamp}-{}", s.name))),
+        };
+        outs.push(dir);
+    }
+
+    tokio::spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "\ninterrupted: stopping the clients and writing what was recorded (Ctrl-C again to abort)"
+            );
+            INTERRUPTED.store(true, Ordering::Relaxed);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+
+    let mut any_unsafe = false;
+    for (s, out) in scenarios.iter().zip(&outs) {
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            break;
+        }
+        let mut runs: Vec<BackendRun> = Vec::new();
+        for info in &backends {
+            if INTERRUPTED.load(Ordering::Relaxed) {
+                break;
+            }
+            let work = tempdir(&format!("{}-{}", s.name, info.name))?;
+            let env = BackendEnv {
+                dir: work.clone(),
+                ..Default::default()
+            };
+            let backend: Arc<dyn LockBackend> = info
+                .open(&env)
+                .with_context(|| format!("opening backend {}", info.name))?;
+            let bar = progress_bar(s, info.name);
+            let r = run::run_backend(s, backend, &bar).await;
+            bar.0.finish_and_clear();
+            let _ = std::fs::remove_dir_all(&work);
+            runs.push(r);
+        }
+        if runs.is_empty() {
+            break;
+        }
+        let meta = Summary {
+            schema_version: report::summary::SCHEMA_VERSION,
+            lockbench_version: env!("CARGO_PKG_VERSION").to_owned(),
+            run_id: out
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            scenario: s.name.clone(),
+            description: s.description.clone(),
+            scenario_toml: s.to_toml(),
+            seed: s.seed,
+            started_at: started_at.clone(),
+            command: reproduce(s, &names, &args),
+            interrupted: false,
+            machine: Machine::here(),
+            backends: Vec::new(),
+            skipped: Vec::new(),
+        };
+        let (summary, lats) = report::summarize(meta, &runs);
+        report::write(out, &summary, &runs, &lats)?;
+        println!("{} → {}", s.name, out.display());
+        for b in &summary.backends {
+            any_unsafe |= !b.safe;
+            println!(
+                "  {:<14} {:>8} grants  {:>9.0}/s  acquire p50 {:>9}  p99 {:>9}  {}",
+                b.name,
+                b.grants,
+                b.grants_per_s,
+                report::html::us(b.acquire_latency_us.p50),
+                report::html::us(b.acquire_latency_us.p99),
+                verdict_line(b)
+            );
+        }
+    }
+    if INTERRUPTED.load(Ordering::Relaxed) {
+        eprintln!("interrupted: results so far are written and marked `interrupted`");
+        return Ok(130);
+    }
+    Ok(if args.fail_on_violation && any_unsafe {
+        3
+    } else {
+        0
+    })
+}
+
+fn verdict_line(b: &report::BackendSummary) -> String {
+    if b.safe {
+        return "safe".into();
+    }
+    format!(
+        "UNSAFE: {} overlaps within lease, {} after expiry, {} lost updates, {} token regressions",
+        b.violations.within_lease, b.violations.after_expiry, b.lost_updates, b.token_regressions
+    )
+}
+
+fn progress_bar(s: &Scenario, backend: &str) -> Bar {
+    let total = s.duration();
+    let pb = match total {
+        Some(d) => ProgressBar::new(d.as_millis() as u64),
+        None => ProgressBar::new_spinner(),
+    };
+    pb.set_style(
+        ProgressStyle::with_template("{prefix:>32} [{bar:30}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_prefix(format!("{} on {}", s.name, backend));
+    Bar(pb, total)
+}
+
+/// The command that reproduces a scenario's run.
+fn reproduce(s: &Scenario, backends: &[String], a: &RunArgs) -> String {
+    let mut c = format!(
+        "lockbench run {} --backend {} --seed {}",
+        s.path.display(),
+        backends.join(","),
+        s.seed
+    );
+    if let Some(d) = a.duration {
+        c.push_str(&format!(" --duration {}", Dur(d)));
+    }
+    if let Some(n) = a.clients {
+        c.push_str(&format!(" --clients {n}"));
+    }
+    c
+}
+
+fn unique(p: &Path) -> PathBuf {
+    if !p.exists() {
+        return p.to_owned();
+    }
+    (2..)
+        .map(|i| PathBuf::from(format!("{}-{i}", p.display())))
+        .find(|q| !q.exists())
+        .unwrap_or_else(|| p.to_owned())
+}
+
+fn tempdir(tag: &str) -> Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!("lockbench-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+    Ok(d)
+}

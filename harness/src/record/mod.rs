@@ -1,0 +1,227 @@
+//! The history: every operation as events, and the latency histograms derived from it.
+//!
+//! Recording must cost next to nothing, so a client only pushes flat [`Event`]s onto
+//! its own vector (no lock, no allocation but the vector's growth); histograms,
+//! interval logs and the checker all work on the finished history. Timestamps are
+//! CLOCK_MONOTONIC nanoseconds, the true clock shared by every process, never a
+//! client's (possibly skewed) clock.
+
+pub mod hist;
+
+use std::io::{self, BufRead, Write};
+
+use serde::{Deserialize, Serialize};
+
+/// What kind of step of an operation an event is (Jepsen's :type).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// The operation starts.
+    Invoke,
+    /// It happened.
+    Ok,
+    /// It certainly did not happen (held by another, wait ran out, refused).
+    Fail,
+    /// Outcome unknown: it may or may not have happened (timeout, lost connection).
+    Info,
+}
+
+/// The operation (Jepsen's :f).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Op {
+    Acquire,
+    Release,
+    Renew,
+    /// The holder reads the guarded register.
+    Read,
+    /// The holder writes the guarded register back.
+    Write,
+    /// The client crashed (its session dropped, or its process killed) while holding.
+    Crash,
+    /// A fault window: invoke = it starts, ok = it ends.
+    Fault,
+}
+
+/// One event. Fields that do not apply to an operation are 0 (tokens and owners
+/// start at 1, so 0 never means a real one).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// True time, ns on CLOCK_MONOTONIC.
+    pub t: u64,
+    /// Which client (for faults: the fault's number in the schedule).
+    pub client: u32,
+    #[serde(rename = "type")]
+    pub kind: Kind,
+    #[serde(rename = "f")]
+    pub op: Op,
+    /// The key's index: key `k{key}`.
+    #[serde(default)]
+    pub key: u32,
+    /// Lease owner id (acquire ok, release, renew, crash, register ops).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub owner: u64,
+    /// Fencing token of the lease (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub token: u64,
+    /// acquire invoke: the intended start (open loop; else = t).
+    /// acquire ok / renew invoke: how long the client believes its lease is valid,
+    ///   counted from the invoke (ns).
+    /// read ok / write invoke: the register's value; write ok: the value written.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub a: u64,
+    /// read ok: the register's version; write invoke: the version the holder read;
+    /// write ok: the version after the write.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub b: u64,
+    /// Why a fail or info happened; for faults, what the fault is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg: Option<Box<str>>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+impl Event {
+    #[inline]
+    pub fn new(t: u64, client: u32, kind: Kind, op: Op, key: u32) -> Self {
+        Event {
+            t,
+            client,
+            kind,
+            op,
+            key,
+            owner: 0,
+            token: 0,
+            a: 0,
+            b: 0,
+            msg: None,
+        }
+    }
+    pub fn with_msg(mut self, msg: impl Into<Box<str>>) -> Self {
+        self.msg = Some(msg.into());
+        self
+    }
+}
+
+/// One backend's finished history: every client's events, in time order.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    pub events: Vec<Event>,
+    /// True time at which the load started (ns); reports count from here.
+    pub start: u64,
+    /// True time at which the load ended.
+    pub end: u64,
+}
+
+impl History {
+    /// Merge per-client event vectors into one, in time order (stable: a client's
+    /// own order is kept for equal timestamps).
+    pub fn merge(parts: Vec<Vec<Event>>, start: u64, end: u64) -> History {
+        let mut events: Vec<Event> = parts.into_iter().flatten().collect();
+        events.sort_by_key(|e| e.t);
+        History { events, start, end }
+    }
+
+    /// Write as JSON lines, each with the backend's name.
+    pub fn write_jsonl(&self, backend: &str, w: &mut impl Write) -> io::Result<()> {
+        #[derive(Serialize)]
+        struct Line<'a> {
+            backend: &'a str,
+            #[serde(flatten)]
+            e: &'a Event,
+        }
+        for e in &self.events {
+            serde_json::to_writer(&mut *w, &Line { backend, e })?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+}
+
+/// Read a `history.jsonl` back: (backend, event) per line.
+pub fn read_jsonl(r: impl BufRead) -> io::Result<Vec<(String, Event)>> {
+    #[derive(Deserialize)]
+    struct Line {
+        backend: String,
+        #[serde(flatten)]
+        e: Event,
+    }
+    let mut out = Vec::new();
+    for (i, line) in r.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let l: Line = serde_json::from_str(&line).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("history line {}: {e}", i + 1),
+            )
+        })?;
+        out.push((l.backend, l.e));
+    }
+    Ok(out)
+}
+
+/// A client's recorder: events pushed in order, nothing else.
+#[derive(Default)]
+pub struct Recorder {
+    pub events: Vec<Event>,
+}
+
+impl Recorder {
+    pub fn with_capacity(n: usize) -> Self {
+        Recorder {
+            events: Vec::with_capacity(n),
+        }
+    }
+    #[inline]
+    pub fn push(&mut self, e: Event) {
+        self.events.push(e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_round_trips_through_jsonl() {
+        let mut e = Event::new(5, 1, Kind::Ok, Op::Acquire, 3);
+        e.owner = 9;
+        e.token = 2;
+        e.a = 1000;
+        let f = Event::new(7, 2, Kind::Fail, Op::Write, 3).with_msg("stale token");
+        let h = History {
+            events: vec![e.clone(), f.clone()],
+            start: 0,
+            end: 10,
+        };
+        let mut buf = Vec::new();
+        h.write_jsonl("inprocess", &mut buf).unwrap();
+        let text = String::from_utf8(buf.clone()).unwrap();
+        assert!(text.contains("\"type\":\"ok\""), "{text}");
+        let back = read_jsonl(&buf[..]).unwrap();
+        assert_eq!(
+            back,
+            vec![("inprocess".to_string(), e), ("inprocess".to_string(), f)]
+        );
+    }
+
+    #[test]
+    fn merge_orders_by_time_and_keeps_client_order() {
+        let a = vec![
+            Event::new(1, 0, Kind::Invoke, Op::Acquire, 0),
+            Event::new(3, 0, Kind::Ok, Op::Acquire, 0),
+        ];
+        let b = vec![
+            Event::new(2, 1, Kind::Invoke, Op::Acquire, 0),
+            Event::new(3, 1, Kind::Fail, Op::Acquire, 0),
+        ];
+        let h = History::merge(vec![a, b], 0, 4);
+        let ts: Vec<(u64, u32)> = h.events.iter().map(|e| (e.t, e.client)).collect();
+        assert_eq!(ts, vec![(1, 0), (2, 1), (3, 0), (3, 1)]);
+    }
+}

@@ -1,0 +1,315 @@
+//! `summary.json`: every figure of the report, machine-readable, versioned.
+//!
+//! Bump [`SCHEMA_VERSION`] on any change that renames or removes a field; adding a
+//! field does not need a bump. Times inside violations are seconds since the load
+//! started; the events themselves keep their raw CLOCK_MONOTONIC nanoseconds, as in
+//! `history.jsonl`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::check::{Hold, OverlapClass, Verdict};
+use crate::record::hist::{Latencies, Metric, Percentiles};
+use crate::record::{Event, History, Op};
+use crate::run::BackendRun;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Summary {
+    pub schema_version: u32,
+    pub lockbench_version: String,
+    pub run_id: String,
+    pub scenario: String,
+    pub description: String,
+    /// The scenario as it ran (overrides applied), as TOML.
+    pub scenario_toml: String,
+    pub seed: u64,
+    /// Wall-clock start, RFC 3339 (UTC).
+    pub started_at: String,
+    /// The command line that reproduces this run.
+    pub command: String,
+    pub interrupted: bool,
+    pub machine: Machine,
+    pub backends: Vec<BackendSummary>,
+    /// Backends the scenario could not run on here, with why.
+    #[serde(default)]
+    pub skipped: Vec<Skipped>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Skipped {
+    pub backend: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub memory_bytes: u64,
+    pub os: String,
+}
+
+impl Machine {
+    pub fn here() -> Machine {
+        let memory_bytes = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                let line = m.lines().find(|l| l.starts_with("MemTotal:"))?.to_owned();
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .map_or(0, |kb| kb * 1024);
+        let os = std::fs::read_to_string("/etc/os-release")
+            .ok()
+            .and_then(|s| {
+                s.lines().find_map(|l| {
+                    l.strip_prefix("PRETTY_NAME=")
+                        .map(|v| v.trim_matches('"').to_owned())
+                })
+            })
+            .unwrap_or_else(|| std::env::consts::OS.to_owned());
+        Machine {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_bytes,
+            os,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Violations {
+    pub within_lease: u64,
+    pub after_expiry: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Capabilities {
+    pub lease: bool,
+    pub renew: bool,
+    pub fencing: bool,
+    pub blocking_wait: bool,
+    pub multi_process: bool,
+    pub naive: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BackendSummary {
+    pub name: String,
+    pub capabilities: Capabilities,
+    /// No overlap, no token regression, no lost update.
+    pub safe: bool,
+    pub duration_s: f64,
+    pub acquire_attempts: u64,
+    pub grants: u64,
+    pub grants_per_s: f64,
+    pub acquire_latency_us: Percentiles,
+    pub acquire_failed_latency_us: Percentiles,
+    pub wait_us: Percentiles,
+    pub release_latency_us: Percentiles,
+    pub renew_latency_us: Percentiles,
+    pub hold_us: Percentiles,
+    pub violations: Violations,
+    pub lost_updates: u64,
+    pub stale_writes_refused: u64,
+    pub late_writes_accepted: u64,
+    pub token_regressions: u64,
+    pub unknown_outcomes: u64,
+    pub acquire_timeouts: u64,
+    pub acquire_errors: u64,
+    pub longest_wait_us: u64,
+    pub fairness: Option<f64>,
+    pub crashes: u64,
+    /// ms from each crashed holder to the next grant of its key.
+    pub crash_to_next_grant_ms: Vec<f64>,
+    /// Grants in each second of the run.
+    pub grants_per_second: Vec<u64>,
+    /// p99 acquire latency (µs) in each second of the run.
+    pub p99_per_second_us: Vec<u64>,
+    /// Fault windows, seconds since the load started.
+    pub faults: Vec<FaultWindow>,
+    /// The first violations of each sort, each with the events that prove it.
+    pub overlaps: Vec<OverlapReport>,
+    pub regressions: Vec<RegressionReport>,
+    pub lost: Vec<LostReport>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FaultWindow {
+    pub start_s: f64,
+    pub end_s: f64,
+    pub what: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HoldReport {
+    pub client: u32,
+    pub owner: u64,
+    pub token: u64,
+    pub granted_s: f64,
+    /// When this holder believed its lease ran out.
+    pub lease_until_s: f64,
+    pub held_until_s: f64,
+    pub ended_by: String,
+    pub events: Vec<Event>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OverlapReport {
+    pub key: String,
+    pub class: OverlapClass,
+    pub from_s: f64,
+    pub to_s: f64,
+    pub faults: Vec<String>,
+    pub first: HoldReport,
+    pub second: HoldReport,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RegressionReport {
+    pub key: String,
+    pub earlier: HoldReport,
+    pub later: HoldReport,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LostReport {
+    pub key: String,
+    pub client: u32,
+    pub read_version: u64,
+    pub wrote_version: u64,
+    pub events: Vec<Event>,
+}
+
+fn secs(h: &History, t: u64) -> f64 {
+    (t as f64 - h.start as f64) / 1e9
+}
+
+fn hold_report(h: &History, x: &Hold) -> HoldReport {
+    HoldReport {
+        client: x.client,
+        owner: x.owner,
+        token: x.token,
+        granted_s: secs(h, x.start),
+        lease_until_s: secs(h, x.expires),
+        held_until_s: secs(h, x.end),
+        ended_by: x.ended_by.clone(),
+        events: x.events.iter().map(|&i| h.events[i].clone()).collect(),
+    }
+}
+
+impl BackendSummary {
+    pub fn new(run: &BackendRun, v: &Verdict, l: &Latencies) -> BackendSummary {
+        let h = &run.history;
+        let c = run.capabilities;
+        let duration_s = (h.end.saturating_sub(h.start) as f64 / 1e9).max(1e-9);
+        let key = |k: u32| format!("k{k}");
+        let p99_per_second_us = l
+            .per_second
+            .get(&Metric::AcquireOk)
+            .map(|v| {
+                v.iter()
+                    .map(|h| {
+                        if h.is_empty() {
+                            0
+                        } else {
+                            h.value_at_quantile(0.99)
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![0; l.seconds]);
+        let mut faults = Vec::new();
+        let mut open = std::collections::HashMap::new();
+        for e in h.events.iter().filter(|e| e.op == Op::Fault) {
+            match e.kind {
+                crate::record::Kind::Invoke => {
+                    open.insert(e.client, e.t);
+                }
+                _ => {
+                    let start = open.remove(&e.client).unwrap_or(e.t);
+                    faults.push(FaultWindow {
+                        start_s: secs(h, start),
+                        end_s: secs(h, e.t),
+                        what: e.msg.as_deref().unwrap_or("fault").to_owned(),
+                    });
+                }
+            }
+        }
+        BackendSummary {
+            name: run.backend.clone(),
+            capabilities: Capabilities {
+                lease: c.lease,
+                renew: c.renew,
+                fencing: c.fencing,
+                blocking_wait: c.blocking_wait,
+                multi_process: c.multi_process,
+                naive: c.naive,
+            },
+            safe: v.is_safe(),
+            duration_s,
+            acquire_attempts: v.acquire_attempts,
+            grants: v.grants,
+            grants_per_s: v.grants as f64 / duration_s,
+            acquire_latency_us: Percentiles::of(l.get(Metric::AcquireOk)),
+            acquire_failed_latency_us: Percentiles::of(l.get(Metric::AcquireFailed)),
+            wait_us: Percentiles::of(l.get(Metric::Wait)),
+            release_latency_us: Percentiles::of(l.get(Metric::Release)),
+            renew_latency_us: Percentiles::of(l.get(Metric::Renew)),
+            hold_us: Percentiles::of(l.get(Metric::Hold)),
+            violations: Violations {
+                within_lease: v.within_lease,
+                after_expiry: v.after_expiry,
+            },
+            lost_updates: v.lost_updates,
+            stale_writes_refused: v.stale_writes_refused,
+            late_writes_accepted: v.late_writes_accepted,
+            token_regressions: v.token_regressions,
+            unknown_outcomes: v.unknown_outcomes,
+            acquire_timeouts: v.acquire_timeouts,
+            acquire_errors: v.acquire_errors,
+            longest_wait_us: v.longest_wait_ns / 1_000,
+            fairness: v.fairness,
+            crashes: v.crashes,
+            crash_to_next_grant_ms: v
+                .crash_recovery_ns
+                .iter()
+                .map(|n| *n as f64 / 1e6)
+                .collect(),
+            grants_per_second: l.grants_per_second.clone(),
+            p99_per_second_us,
+            faults,
+            overlaps: v
+                .overlaps
+                .iter()
+                .map(|o| OverlapReport {
+                    key: key(o.key),
+                    class: o.class,
+                    from_s: secs(h, o.from),
+                    to_s: secs(h, o.to),
+                    faults: o.faults.clone(),
+                    first: hold_report(h, &o.first),
+                    second: hold_report(h, &o.second),
+                })
+                .collect(),
+            regressions: v
+                .regressions
+                .iter()
+                .map(|r| RegressionReport {
+                    key: key(r.key),
+                    earlier: hold_report(h, &r.earlier),
+                    later: hold_report(h, &r.later),
+                })
+                .collect(),
+            lost: v
+                .lost
+                .iter()
+                .map(|x| LostReport {
+                    key: key(x.key),
+                    client: x.client,
+                    read_version: x.read_version,
+                    wrote_version: x.wrote_version,
+                    events: x.events.iter().map(|&i| h.events[i].clone()).collect(),
+                })
+                .collect(),
+        }
+    }
+}

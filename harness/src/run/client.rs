@@ -1,0 +1,382 @@
+//! One client: the loop that takes a lock, does the guarded read-modify-write while
+//! holding it, and lets go, recording every step.
+//!
+//! The client's schedule (which key, how long to hold, how long to think) comes
+//! only from its own seeded RNG, never from timing, so the same seed gives the same
+//! schedule on every backend. The client must not judge what it sees: a renew that
+//! fails or a stale write that is refused is recorded, and the checker decides.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use lockbench_backends::clock::mono_ns;
+use lockbench_backends::{BackendError, Lease, LockSession, Wait};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::sync::Notify;
+
+use super::keys::KeyChooser;
+use super::register::Register;
+use crate::record::{Event, Kind, Op, Recorder};
+use crate::scenario::DurDist;
+
+/// What every client of one run shares: the plan, read only.
+pub struct Plan {
+    pub lease: Duration,
+    pub wait: Wait,
+    pub hold: DurDist,
+    pub think: DurDist,
+    pub renew_every: Option<Duration>,
+    /// Pass fencing tokens to the register.
+    pub fencing: bool,
+    pub keys: KeyChooser,
+    pub key_names: Arc<Vec<String>>,
+    pub seed: u64,
+    pub clients: u32,
+    /// Open model: time between one client's scheduled starts.
+    pub open_interval: Option<Duration>,
+    /// Total acquire attempts for the run (ops mode).
+    pub ops: Option<u64>,
+    /// True time the load starts (ns).
+    pub start: u64,
+}
+
+impl Plan {
+    /// This client's share of `ops`.
+    fn ops_for(&self, client: u32) -> Option<u64> {
+        self.ops
+            .map(|n| n / self.clients as u64 + u64::from((client as u64) < n % self.clients as u64))
+    }
+}
+
+/// The seed of client `id`'s RNG: distinct per client, fixed per run seed.
+pub fn client_seed(seed: u64, id: u32) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(id as u64 + 1)
+}
+
+/// A fault the nemesis asks of an in-task client while it holds a lock.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Command {
+    /// Drop the session without releasing, as a crashed process would; come back
+    /// with a new session after this long.
+    Crash { restart_after: Duration },
+    /// Stop for this long (a GC pause), then carry on and write.
+    Pause(Duration),
+}
+
+/// The nemesis's handle on one client, and what the client tells it.
+#[derive(Default)]
+pub struct Control {
+    /// Owner id of the lease the client holds now (0: none).
+    pub holding: AtomicU64,
+    command: std::sync::Mutex<Option<Command>>,
+    wake: Notify,
+}
+
+impl Control {
+    pub fn send(&self, c: Command) {
+        *self.command.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
+        self.wake.notify_one();
+    }
+    fn take(&self) -> Option<Command> {
+        self.command
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+}
+
+/// Counters the progress bar reads.
+#[derive(Default)]
+pub struct Progress {
+    pub attempts: AtomicU64,
+    pub grants: AtomicU64,
+}
+
+/// The run-wide flags clients watch.
+pub struct Shared {
+    pub stop: AtomicBool,
+    pub progress: Progress,
+    pub register: Register,
+}
+
+/// How a hold ended.
+enum HoldEnd {
+    /// Released (or tried to).
+    Done,
+    /// Crashed: the session is gone.
+    Crashed(Duration),
+}
+
+pub struct Client {
+    pub id: u32,
+    pub plan: Arc<Plan>,
+    pub shared: Arc<Shared>,
+    pub control: Arc<Control>,
+    pub rec: Recorder,
+    rng: StdRng,
+}
+
+impl Client {
+    pub fn new(id: u32, plan: Arc<Plan>, shared: Arc<Shared>, control: Arc<Control>) -> Self {
+        let rng = StdRng::seed_from_u64(client_seed(plan.seed, id));
+        Client {
+            id,
+            plan,
+            shared,
+            control,
+            rec: Recorder::with_capacity(1024),
+            rng,
+        }
+    }
+
+    #[inline]
+    fn ev(&self, kind: Kind, op: Op, key: u32) -> Event {
+        Event::new(mono_ns(), self.id, kind, op, key)
+    }
+
+    /// Run until the run stops (or this client's ops are done). `connect` makes a
+    /// new session: at the start and after a crash.
+    pub async fn run<F, Fut>(mut self, connect: F) -> Recorder
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Box<dyn LockSession>, BackendError>>,
+    {
+        let mut session = match connect().await {
+            Ok(s) => s,
+            Err(e) => {
+                let ev = self
+                    .ev(Kind::Fail, Op::Acquire, 0)
+                    .with_msg(format!("no session: {e}"));
+                self.rec.push(ev);
+                return self.rec;
+            }
+        };
+        let mut left = self.plan.ops_for(self.id);
+        // Open model: this client's slots, offset so clients do not start together.
+        let mut slot = self.plan.open_interval.map(|iv| {
+            self.plan.start + (iv.as_nanos() as u64 * self.id as u64) / self.plan.clients as u64
+        });
+        loop {
+            if self.shared.stop.load(Ordering::Relaxed) || left == Some(0) {
+                break;
+            }
+            if let Some(l) = left.as_mut() {
+                *l -= 1;
+            }
+            let key = self.plan.keys.next(&mut self.rng);
+            let hold = self.plan.hold.sample(&mut self.rng);
+            let think = self.plan.think.sample(&mut self.rng);
+            let intended = match (slot.as_mut(), self.plan.open_interval) {
+                (Some(s), Some(iv)) => {
+                    let at = *s;
+                    *s += iv.as_nanos() as u64;
+                    let now = mono_ns();
+                    if at > now {
+                        tokio::time::sleep(Duration::from_nanos(at - now)).await;
+                    }
+                    at
+                }
+                _ => 0,
+            };
+            match self.cycle(&mut *session, key, hold, intended).await {
+                HoldEnd::Done => {}
+                HoldEnd::Crashed(after) => {
+                    drop(session);
+                    tokio::time::sleep(after).await;
+                    session = match connect().await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let ev = self
+                                .ev(Kind::Fail, Op::Acquire, 0)
+                                .with_msg(format!("no session: {e}"));
+                            self.rec.push(ev);
+                            return self.rec;
+                        }
+                    };
+                }
+            }
+            if self.plan.open_interval.is_none() && !think.is_zero() {
+                tokio::time::sleep(think).await;
+            }
+        }
+        self.rec
+    }
+
+    /// One acquire, and if granted the guarded write and the release.
+    async fn cycle(
+        &mut self,
+        s: &mut dyn LockSession,
+        key: u32,
+        hold: Duration,
+        intended: u64,
+    ) -> HoldEnd {
+        let name = &self.plan.key_names[key as usize];
+        let mut inv = self.ev(Kind::Invoke, Op::Acquire, key);
+        inv.a = intended;
+        self.rec.push(inv);
+        self.shared
+            .progress
+            .attempts
+            .fetch_add(1, Ordering::Relaxed);
+        match s.acquire(name, self.plan.lease, &self.plan.wait).await {
+            Ok(Some(lease)) => {
+                let mut ok = self.ev(Kind::Ok, Op::Acquire, key);
+                ok.owner = lease.owner;
+                ok.token = lease.fencing_token.unwrap_or(0);
+                ok.a = lease.expires_at.saturating_sub(lease.granted_at);
+                self.rec.push(ok);
+                self.shared.progress.grants.fetch_add(1, Ordering::Relaxed);
+                self.hold(s, key, &lease, hold).await
+            }
+            Ok(None) => {
+                let ev = self.ev(Kind::Fail, Op::Acquire, key).with_msg("timeout");
+                self.rec.push(ev);
+                HoldEnd::Done
+            }
+            Err(e) => {
+                // Unknown (a timeout or lost connection mid-request): the grant may
+                // have happened, so this is info, never fail.
+                let kind = if e.is_indeterminate() {
+                    Kind::Info
+                } else {
+                    Kind::Fail
+                };
+                let ev = self.ev(kind, Op::Acquire, key).with_msg(e.to_string());
+                self.rec.push(ev);
+                HoldEnd::Done
+            }
+        }
+    }
+
+    async fn hold(
+        &mut self,
+        s: &mut dyn LockSession,
+        key: u32,
+        lease: &Lease,
+        hold: Duration,
+    ) -> HoldEnd {
+        self.control.holding.store(lease.owner, Ordering::Relaxed);
+        let end = self.hold_inner(s, key, lease, hold).await;
+        self.control.holding.store(0, Ordering::Relaxed);
+        end
+    }
+
+    async fn hold_inner(
+        &mut self,
+        s: &mut dyn LockSession,
+        key: u32,
+        lease: &Lease,
+        hold: Duration,
+    ) -> HoldEnd {
+        let token = lease.fencing_token.unwrap_or(0);
+        let with = |mut e: Event| {
+            e.owner = lease.owner;
+            e.token = token;
+            e
+        };
+        // Read the guarded register.
+        let inv = with(self.ev(Kind::Invoke, Op::Read, key));
+        self.rec.push(inv);
+        let (value, version) = self.shared.register.read(key);
+        let mut ok = with(self.ev(Kind::Ok, Op::Read, key));
+        ok.a = value;
+        ok.b = version;
+        self.rec.push(ok);
+
+        // Hold, renewing on schedule, open to the nemesis.
+        let until = mono_ns() + hold.as_nanos() as u64;
+        let mut lost = false;
+        loop {
+            let now = mono_ns();
+            if now >= until {
+                break;
+            }
+            let step = match self.plan.renew_every {
+                Some(r) => r.min(Duration::from_nanos(until - now)),
+                None => Duration::from_nanos(until - now),
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(step) => {}
+                _ = self.control.wake.notified() => {}
+            }
+            match self.control.take() {
+                Some(Command::Crash { restart_after }) => {
+                    let ev = with(self.ev(Kind::Ok, Op::Crash, key));
+                    self.rec.push(ev);
+                    return HoldEnd::Crashed(restart_after);
+                }
+                Some(Command::Pause(d)) => {
+                    // A stop-the-world pause: nothing runs, not even renewals.
+                    tokio::time::sleep(d).await;
+                    continue;
+                }
+                None => {}
+            }
+            if self.plan.renew_every.is_some() && mono_ns() < until {
+                let mut inv = with(self.ev(Kind::Invoke, Op::Renew, key));
+                inv.a = self.plan.lease.as_nanos() as u64;
+                self.rec.push(inv);
+                match s.renew(lease, self.plan.lease).await {
+                    Ok(true) => self.rec.push(with(self.ev(Kind::Ok, Op::Renew, key))),
+                    Ok(false) => {
+                        self.rec
+                            .push(with(self.ev(Kind::Fail, Op::Renew, key)).with_msg("lease lost"));
+                        lost = true;
+                        break;
+                    }
+                    Err(e) => {
+                        let kind = if e.is_indeterminate() {
+                            Kind::Info
+                        } else {
+                            Kind::Fail
+                        };
+                        self.rec
+                            .push(with(self.ev(kind, Op::Renew, key)).with_msg(e.to_string()));
+                    }
+                }
+            }
+        }
+
+        // Write back +1, unless a renew told us the lease is gone (a careful holder
+        // stops there).
+        if !lost {
+            let mut inv = with(self.ev(Kind::Invoke, Op::Write, key));
+            inv.a = value + 1;
+            inv.b = version;
+            self.rec.push(inv);
+            let fence = (self.plan.fencing && token != 0).then_some(token);
+            match self.shared.register.write(key, value + 1, fence) {
+                Ok(v) => {
+                    let mut ok = with(self.ev(Kind::Ok, Op::Write, key));
+                    ok.a = value + 1;
+                    ok.b = v;
+                    self.rec.push(ok);
+                }
+                Err(stale) => {
+                    let ev = with(self.ev(Kind::Fail, Op::Write, key))
+                        .with_msg(format!("stale token: register has seen {}", stale.seen));
+                    self.rec.push(ev);
+                }
+            }
+        }
+
+        // Release.
+        self.rec.push(with(self.ev(Kind::Invoke, Op::Release, key)));
+        let ev = match s.release(lease).await {
+            Ok(true) => with(self.ev(Kind::Ok, Op::Release, key)),
+            Ok(false) => {
+                with(self.ev(Kind::Fail, Op::Release, key)).with_msg("not the owner any more")
+            }
+            // Unknown: the release may have happened; the key may still be held.
+            Err(e) if e.is_indeterminate() => {
+                with(self.ev(Kind::Info, Op::Release, key)).with_msg(e.to_string())
+            }
+            Err(e) => with(self.ev(Kind::Fail, Op::Release, key)).with_msg(e.to_string()),
+        };
+        self.rec.push(ev);
+        HoldEnd::Done
+    }
+}
