@@ -102,8 +102,8 @@ pub struct Shared {
     pub register: Register,
 }
 
-/// How a hold ended.
-enum HoldEnd {
+/// How a hold ended (public for the recorder bench).
+pub enum HoldEnd {
     /// Released (or tried to).
     Done,
     /// Crashed: the session is gone.
@@ -205,8 +205,9 @@ impl Client {
         self.rec
     }
 
-    /// One acquire, and if granted the guarded write and the release.
-    async fn cycle(
+    /// One acquire, and if granted the guarded write and the release: the whole
+    /// recorded cycle, which `benches/recorder.rs` measures.
+    pub async fn cycle(
         &mut self,
         s: &mut dyn LockSession,
         key: u32,

@@ -1,0 +1,63 @@
+//! What the backend tests run against: every backend of the registry that can run
+//! here, each opened fresh (embedded) or on servers shared by the whole test binary.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use lockbench_backends::{BackendEnv, LockBackend, Needs, registry};
+
+pub struct Target {
+    pub backend: Arc<dyn LockBackend>,
+    /// Keeps a temp dir alive as long as the backend.
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Every compiled backend, opened. Server backends get their servers from
+/// `servers::shared` (one set per test binary).
+pub async fn targets() -> Vec<Target> {
+    let mut out = Vec::new();
+    for info in registry() {
+        if !info.compiled {
+            continue;
+        }
+        match info.needs {
+            Needs::Embedded => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let env = BackendEnv {
+                    dir: dir.path().to_owned(),
+                    ..Default::default()
+                };
+                out.push(Target {
+                    backend: info.open(&env).expect("embedded backend opens"),
+                    _dir: Some(dir),
+                });
+            }
+            Needs::Servers { kind, n } => {
+                if std::env::var("LOCKBENCH_SKIP_SERVERS").as_deref() == Ok("1") {
+                    eprintln!("LOCKBENCH_SKIP_SERVERS=1: not testing {}", info.name);
+                    continue;
+                }
+                let endpoints = servers::endpoints(kind, n).await;
+                let env = BackendEnv {
+                    endpoints,
+                    ..Default::default()
+                };
+                out.push(Target {
+                    backend: info.open(&env).expect("server backend opens"),
+                    _dir: None,
+                });
+            }
+        }
+    }
+    out
+}
+
+pub mod servers {
+    use lockbench_backends::servers::ServerKind;
+
+    /// Endpoints of `n` running servers of `kind`, started once per test binary.
+    pub async fn endpoints(kind: ServerKind, n: usize) -> Vec<String> {
+        panic!("no provider for {kind} servers yet (n = {n})");
+    }
+}

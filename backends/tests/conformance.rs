@@ -1,0 +1,267 @@
+//! One behaviour suite that every backend must pass, against the real thing.
+//!
+//! Each behaviour runs on every backend that is available here and claims the
+//! capability it needs; `*-naive` backends are left out on purpose (they exist to
+//! fail). Server backends come from the local provider (servers installed by
+//! `scripts/setup`); when a server program is missing the test fails, unless
+//! LOCKBENCH_SKIP_SERVERS=1 says to run the embedded backends only.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::{Target, targets};
+use lockbench_backends::{Lease, LockBackend, Wait};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Run `f` on every non-naive backend that has the capability `want` asks for.
+async fn each<F, Fut>(want: fn(&lockbench_backends::Capabilities) -> bool, f: F)
+where
+    F: Fn(Arc<dyn LockBackend>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let ts: Vec<Target> = targets().await;
+    let mut ran = 0;
+    for t in ts {
+        let caps = t.backend.capabilities();
+        if caps.naive || !want(&caps) {
+            continue;
+        }
+        eprintln!("-- {}", t.backend.name());
+        f(t.backend.clone()).await;
+        ran += 1;
+    }
+    assert!(ran > 0, "no backend ran this behaviour");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mutual_exclusion_under_concurrency() {
+    each(
+        |_| true,
+        |b| async move {
+            let inside = Arc::new(AtomicBool::new(false));
+            let counter = Arc::new(AtomicU64::new(0));
+            let mut tasks = Vec::new();
+            for _ in 0..8 {
+                let (b, inside, counter) = (b.clone(), inside.clone(), counter.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut s = b.session().await.expect("session");
+                    let mut done = 0;
+                    while done < 25 {
+                        let Some(l) = s
+                            .acquire("mx", ms(5_000), &Wait::new(ms(5_000)))
+                            .await
+                            .expect("acquire")
+                        else {
+                            continue;
+                        };
+                        assert!(
+                            !inside.swap(true, Ordering::SeqCst),
+                            "{}: two holders at once",
+                            b.name()
+                        );
+                        // A non-atomic read-modify-write with a yield in the middle: only
+                        // the lock keeps it whole.
+                        let v = counter.load(Ordering::SeqCst);
+                        tokio::task::yield_now().await;
+                        counter.store(v + 1, Ordering::SeqCst);
+                        inside.store(false, Ordering::SeqCst);
+                        assert!(
+                            s.release(&l).await.expect("release"),
+                            "{}: release of a held lock",
+                            b.name()
+                        );
+                        done += 1;
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.expect("client task");
+            }
+            assert_eq!(
+                counter.load(Ordering::SeqCst),
+                200,
+                "{}: lost increments",
+                b.name()
+            );
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_key_is_refused_and_expiry_frees_it() {
+    each(
+        |c| c.lease,
+        |b| async move {
+            let (mut a, mut c) = (b.session().await.unwrap(), b.session().await.unwrap());
+            let l = a
+                .try_acquire("exp", ms(400))
+                .await
+                .unwrap()
+                .expect("free key is granted");
+            assert!(l.expires_at > l.granted_at);
+            assert!(
+                c.try_acquire("exp", ms(400)).await.unwrap().is_none(),
+                "{}: held key granted twice",
+                b.name()
+            );
+            // Never released: the lease must run out by itself.
+            tokio::time::sleep(ms(700)).await;
+            let l2 = c.try_acquire("exp", ms(400)).await.unwrap();
+            assert!(
+                l2.is_some(),
+                "{}: an expired lease still blocks the key",
+                b.name()
+            );
+            assert_ne!(l2.unwrap().owner, l.owner);
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_owner_releases_or_renews() {
+    each(
+        |_| true,
+        |b| async move {
+            let (mut a, mut c) = (b.session().await.unwrap(), b.session().await.unwrap());
+            let l = a
+                .try_acquire("own", ms(5_000))
+                .await
+                .unwrap()
+                .expect("granted");
+            let forged = Lease {
+                owner: l.owner ^ 0xdead_beef,
+                ..l.clone()
+            };
+            assert!(
+                !c.release(&forged).await.unwrap(),
+                "{}: a stranger released the lock",
+                b.name()
+            );
+            if b.capabilities().renew {
+                assert!(
+                    !c.renew(&forged, ms(5_000)).await.unwrap(),
+                    "{}: a stranger renewed the lock",
+                    b.name()
+                );
+            }
+            assert!(
+                c.try_acquire("own", ms(5_000)).await.unwrap().is_none(),
+                "{}: key freed by a stranger",
+                b.name()
+            );
+            assert!(a.release(&l).await.unwrap());
+            assert!(
+                !a.release(&l).await.unwrap(),
+                "{}: released twice",
+                b.name()
+            );
+            assert!(
+                c.try_acquire("own", ms(5_000)).await.unwrap().is_some(),
+                "{}: released key not free",
+                b.name()
+            );
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renew_extends_the_lease() {
+    each(
+        |c| c.renew && c.lease,
+        |b| async move {
+            let (mut a, mut c) = (b.session().await.unwrap(), b.session().await.unwrap());
+            let l = a
+                .try_acquire("renew", ms(400))
+                .await
+                .unwrap()
+                .expect("granted");
+            tokio::time::sleep(ms(200)).await;
+            assert!(
+                a.renew(&l, ms(1_500)).await.unwrap(),
+                "{}: renew of a live lease refused",
+                b.name()
+            );
+            tokio::time::sleep(ms(500)).await;
+            // Past the first lease, inside the renewed one.
+            assert!(
+                c.try_acquire("renew", ms(400)).await.unwrap().is_none(),
+                "{}: renew did not extend",
+                b.name()
+            );
+            assert!(a.release(&l).await.unwrap());
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fencing_tokens_grow() {
+    each(
+        |c| c.fencing,
+        |b| async move {
+            let mut s = b.session().await.unwrap();
+            let mut last = 0;
+            for _ in 0..20 {
+                let l = s
+                    .try_acquire("fence", ms(5_000))
+                    .await
+                    .unwrap()
+                    .expect("granted");
+                let t = l.fencing_token.expect("a fencing backend gives tokens");
+                assert!(t > last, "{}: token {t} after {last}", b.name());
+                last = t;
+                assert!(s.release(&l).await.unwrap());
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acquire_waits_for_a_release_and_gives_up_after_its_wait() {
+    each(
+        |_| true,
+        |b| async move {
+            let (mut a, mut c) = (b.session().await.unwrap(), b.session().await.unwrap());
+            let l = a
+                .try_acquire("wait", ms(10_000))
+                .await
+                .unwrap()
+                .expect("granted");
+            let t0 = std::time::Instant::now();
+            assert!(
+                c.acquire("wait", ms(10_000), &Wait::new(ms(150)))
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            assert!(
+                t0.elapsed() >= ms(150),
+                "{}: gave up before its wait",
+                b.name()
+            );
+            let waiter =
+                tokio::spawn(
+                    async move { c.acquire("wait", ms(10_000), &Wait::new(ms(5_000))).await },
+                );
+            tokio::time::sleep(ms(100)).await;
+            assert!(a.release(&l).await.unwrap());
+            let got = waiter.await.unwrap().unwrap();
+            assert!(
+                got.is_some(),
+                "{}: waiter never got the released key",
+                b.name()
+            );
+        },
+    )
+    .await;
+}

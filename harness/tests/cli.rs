@@ -1,0 +1,190 @@
+//! The `lockbench` binary as a user runs it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn lockbench(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lockbench"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run lockbench")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn scenarios() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+#[test]
+fn a_malformed_scenario_exits_non_zero_naming_file_line_and_field_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "clients = 4\nduration = \"1s\"\n[keys]\ncount = 3\n[lock]\nlease = \"1s\"\nwiat = \"2s\"\n").unwrap();
+    let out_dir = dir.path().join("out");
+    let o = lockbench(
+        &[
+            "run",
+            bad.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains("bad.toml:7:1:"), "{t}");
+    assert!(t.contains("unknown field `wiat`"), "{t}");
+    assert!(!out_dir.exists(), "a refused run wrote output");
+
+    std::fs::write(
+        &bad,
+        "clients = 0\nduration = \"1s\"\n[keys]\ncount = 3\n[lock]\nlease = \"1s\"\n",
+    )
+    .unwrap();
+    let t = text(&lockbench(&["run", bad.to_str().unwrap()], dir.path()));
+    assert!(
+        t.contains("bad.toml:1:11: field `clients`: must be at least 1"),
+        "{t}"
+    );
+    assert!(
+        !dir.path().join("results").exists(),
+        "a refused run wrote output"
+    );
+}
+
+#[test]
+fn bad_flags_are_refused_with_the_flag_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let storm = scenarios().join("contention-storm.toml");
+    let o = lockbench(
+        &["run", storm.to_str().unwrap(), "--backend", "zookeepr"],
+        dir.path(),
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("unknown backend `zookeepr`"),
+        "{}",
+        text(&o)
+    );
+    let o = lockbench(
+        &["run", storm.to_str().unwrap(), "--duration", "5 fortnights"],
+        dir.path(),
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--duration"), "{}", text(&o));
+    let o = lockbench(&["run", "no-such-scenario"], dir.path());
+    assert!(!o.status.success());
+    assert!(text(&o).contains("no-such-scenario.toml"), "{}", text(&o));
+    assert!(!dir.path().join("results").exists());
+}
+
+#[test]
+fn a_run_writes_a_whole_result_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run1");
+    let storm = scenarios().join("lease-too-short.toml");
+    let o = lockbench(
+        &[
+            "run",
+            storm.to_str().unwrap(),
+            "--backend",
+            "inprocess,sqlite",
+            "--duration",
+            "400ms",
+            "--seed",
+            "7",
+            "--out",
+            out.to_str().unwrap(),
+            "--fail-on-violation",
+        ],
+        dir.path(),
+    );
+    // lease-too-short must show violations, so --fail-on-violation says so.
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    for f in [
+        "summary.json",
+        "history.jsonl",
+        "inprocess.hlog",
+        "sqlite.hlog",
+        "report.html",
+        "scenario.toml",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing: {}", text(&o));
+    }
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["schema_version"], 1);
+    assert_eq!(s["scenario"], "lease-too-short");
+    assert_eq!(s["seed"], 7);
+    let b = &s["backends"][0];
+    assert_eq!(b["name"], "inprocess");
+    for k in [
+        "grants",
+        "acquire_latency_us",
+        "violations",
+        "lost_updates",
+        "stale_writes_refused",
+        "token_regressions",
+        "unknown_outcomes",
+        "acquire_timeouts",
+        "fairness",
+    ] {
+        assert!(!b[k].is_null(), "summary lacks {k}");
+    }
+    for p in ["p50", "p99", "p999", "max"] {
+        assert!(
+            b["acquire_latency_us"][p].as_u64().is_some(),
+            "acquire_latency_us.{p}"
+        );
+    }
+    assert!(b["grants"].as_u64().unwrap() > 0);
+    assert!(b["violations"]["after_expiry"].as_u64().unwrap() > 0);
+    assert_eq!(b["violations"]["within_lease"], 0);
+    // Each violation names its events.
+    let ov = &b["overlaps"][0];
+    assert!(ov["first"]["events"].as_array().unwrap().len() >= 2, "{ov}");
+    assert!(
+        ov["second"]["events"].as_array().unwrap().len() >= 2,
+        "{ov}"
+    );
+    assert!(s["command"].as_str().unwrap().contains("--seed 7"));
+    let hlog = std::fs::read_to_string(out.join("inprocess.hlog")).unwrap();
+    assert!(hlog.contains("Tag=acquire-ok"), "{hlog}");
+    let history = std::fs::read_to_string(out.join("history.jsonl")).unwrap();
+    assert!(history.lines().count() > 10);
+    assert!(!dir.path().join("run1.partial").exists());
+    // The report can be rebuilt from the folder.
+    std::fs::remove_file(out.join("report.html")).unwrap();
+    let o = lockbench(&["report", out.to_str().unwrap()], dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("inprocess") && html.contains("after a lease expired"));
+}
+
+#[test]
+fn list_names_scenarios_and_backends() {
+    let o = lockbench(
+        &["list"],
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..").as_path(),
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    for w in [
+        "contention-storm",
+        "many-keys",
+        "lease-too-short",
+        "inprocess",
+        "sqlite-naive",
+        "available (embedded)",
+    ] {
+        assert!(t.contains(w), "list lacks {w}: {t}");
+    }
+}

@@ -1,0 +1,121 @@
+//! The expected-verdict table (`scenarios/expected.toml`), run whole with short
+//! durations on the embedded backends. Any difference fails.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use lockbench::check::Verdict;
+use lockbench::cli::shipped_scenarios;
+use lockbench::record::{Kind, Op};
+use lockbench::scenario::Scenario;
+use lockbench_backends::registry;
+
+type Table = BTreeMap<String, BTreeMap<String, String>>;
+
+fn matches(expect: &str, v: &Verdict) -> Result<bool, String> {
+    Ok(match expect {
+        "safe" => v.is_safe(),
+        "after-expiry" => v.within_lease == 0 && v.after_expiry > 0,
+        "within-lease" => v.within_lease > 0,
+        "unsafe" => !v.is_safe(),
+        "any" => true,
+        other => return Err(format!("unknown expectation `{other}`")),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_scenario_gives_its_expected_verdict_on_every_embedded_backend() {
+    let dir = common::scenarios_dir();
+    let table: Table =
+        toml::from_str(&std::fs::read_to_string(dir.join("expected.toml")).unwrap()).unwrap();
+    let embedded: Vec<&str> = registry()
+        .iter()
+        .filter(|b| b.is_embedded())
+        .map(|b| b.name)
+        .collect();
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for path in shipped_scenarios(&dir).unwrap() {
+        let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let row = table
+            .get(&s.name)
+            .unwrap_or_else(|| panic!("expected.toml has no [{}] table", s.name));
+        let s = common::short(s, Duration::from_millis(600));
+        for b in &embedded {
+            let expect = row
+                .get(*b)
+                .unwrap_or_else(|| panic!("expected.toml [{}] does not name {b}", s.name));
+            let (_, v) = common::run_on(&s, b).await;
+            let ok = matches(expect, &v).unwrap();
+            eprintln!(
+                "{:<18} {:<13} expect {:<13} got within={} after={} lost={} regress={} grants={} -> {}",
+                s.name,
+                b,
+                expect,
+                v.within_lease,
+                v.after_expiry,
+                v.lost_updates,
+                v.token_regressions,
+                v.grants,
+                if ok { "ok" } else { "MISMATCH" }
+            );
+            if !ok {
+                failures.push(format!("{} on {b}: expected {expect}, got {v:?}", s.name));
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 0);
+    assert!(
+        failures.is_empty(),
+        "verdicts differ from scenarios/expected.toml:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn same_seed_same_schedule() {
+    // The keys each client asks for, in order, depend only on the seed.
+    let s = Scenario::load(&common::scenarios_dir().join("many-keys.toml")).unwrap();
+    let s = common::short(s, Duration::from_millis(200));
+    let keys = |r: &lockbench::run::BackendRun| -> BTreeMap<u32, Vec<u32>> {
+        let mut per: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for e in r
+            .history
+            .events
+            .iter()
+            .filter(|e| e.op == Op::Acquire && e.kind == Kind::Invoke)
+        {
+            per.entry(e.client).or_default().push(e.key);
+        }
+        per
+    };
+    // Runs differ in how far each client got; the keys they asked for must agree
+    // as far as both got.
+    let same = |a: &BTreeMap<u32, Vec<u32>>, b: &BTreeMap<u32, Vec<u32>>| -> (bool, usize) {
+        let mut compared = 0;
+        for (c, ka) in a {
+            let kb = &b[c];
+            let n = ka.len().min(kb.len());
+            if ka[..n] != kb[..n] {
+                return (false, compared);
+            }
+            compared += n;
+        }
+        (a.len() == b.len(), compared)
+    };
+    let (a, _) = common::run_on(&s, "inprocess").await;
+    let (b, _) = common::run_on(&s, "sqlite").await;
+    let (a, b) = (keys(&a), keys(&b));
+    let (equal, compared) = same(&a, &b);
+    assert!(
+        equal && compared > 100,
+        "same seed, different keys (compared {compared})"
+    );
+    let mut other = s.clone();
+    other.seed += 1;
+    let (c, _) = common::run_on(&other, "inprocess").await;
+    assert!(!same(&a, &keys(&c)).0, "another seed gave the same keys");
+}
