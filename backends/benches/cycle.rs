@@ -8,20 +8,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use lockbench_backends::{BackendEnv, registry};
 
 fn cycle(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut g = c.benchmark_group("acquire+release");
-    for info in registry()
-        .into_iter()
-        .filter(|b| b.compiled && b.is_embedded())
-    {
-        let env = BackendEnv {
-            dir: dir.path().to_owned(),
-            ..Default::default()
-        };
+    for info in registry().into_iter().filter(|b| b.compiled && b.is_embedded()) {
+        let env = BackendEnv { dir: dir.path().to_owned(), ..Default::default() };
         let backend = info.open(&env).unwrap();
         let mut session = rt.block_on(backend.session()).unwrap();
         g.bench_function(info.name, |b| {
@@ -29,11 +20,7 @@ fn cycle(c: &mut Criterion) {
                 rt.block_on(async {
                     let t0 = Instant::now();
                     for _ in 0..iters {
-                        let l = session
-                            .try_acquire("bench", Duration::from_secs(10))
-                            .await
-                            .unwrap()
-                            .unwrap();
+                        let l = session.try_acquire("bench", Duration::from_secs(10)).await.unwrap().unwrap();
                         session.release(&l).await.unwrap();
                     }
                     t0.elapsed()

@@ -42,9 +42,7 @@ impl Clock {
 
     /// A clock that runs at `rate` from now on, shifted by `offset_ns`.
     pub fn skewed(offset_ns: i64, rate: f64) -> Self {
-        Clock {
-            skew: Some(Arc::new(Skew { origin: mono_ns(), rate, offset_ns: AtomicI64::new(offset_ns) })),
-        }
+        Clock { skew: Some(Arc::new(Skew { origin: mono_ns(), rate, offset_ns: AtomicI64::new(offset_ns) })) }
     }
 
     /// Now, on this clock (ns).

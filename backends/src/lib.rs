@@ -259,6 +259,7 @@ impl BackendInfo {
     }
 }
 
+#[allow(dead_code)] // used when a backend feature is off
 fn not_compiled(_: &BackendEnv) -> Result<Arc<dyn LockBackend>> {
     Err(BackendError::Config("not compiled in".into()))
 }

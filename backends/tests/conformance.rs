@@ -53,29 +53,17 @@ async fn mutual_exclusion_under_concurrency() {
                     let mut s = b.session().await.expect("session");
                     let mut done = 0;
                     while done < 25 {
-                        let Some(l) = s
-                            .acquire("mx", ms(5_000), &Wait::new(ms(5_000)))
-                            .await
-                            .expect("acquire")
-                        else {
+                        let Some(l) = s.acquire("mx", ms(5_000), &Wait::new(ms(5_000))).await.expect("acquire") else {
                             continue;
                         };
-                        assert!(
-                            !inside.swap(true, Ordering::SeqCst),
-                            "{}: two holders at once",
-                            b.name()
-                        );
+                        assert!(!inside.swap(true, Ordering::SeqCst), "{}: two holders at once", b.name());
                         // A non-atomic read-modify-write with a yield in the middle: only
                         // the lock keeps it whole.
                         let v = counter.load(Ordering::SeqCst);
                         tokio::task::yield_now().await;
                         counter.store(v + 1, Ordering::SeqCst);
                         inside.store(false, Ordering::SeqCst);
-                        assert!(
-                            s.release(&l).await.expect("release"),
-                            "{}: release of a held lock",
-                            b.name()
-                        );
+                        assert!(s.release(&l).await.expect("release"), "{}: release of a held lock", b.name());
                         done += 1;
                     }
                 }));
@@ -83,12 +71,7 @@ async fn mutual_exclusion_under_concurrency() {
             for t in tasks {
                 t.await.expect("client task");
             }
-            assert_eq!(
-                counter.load(Ordering::SeqCst),
-                200,
-                "{}: lost increments",
-                b.name()
-            );
+            assert_eq!(counter.load(Ordering::SeqCst), 200, "{}: lost increments", b.name());
         },
     )
     .await;
@@ -100,25 +83,13 @@ async fn a_held_key_is_refused_and_expiry_frees_it() {
         |c| c.lease,
         |b| async move {
             let (mut a, mut c) = (b.session().await.unwrap(), b.session().await.unwrap());
-            let l = a
-                .try_acquire("exp", ms(400))
-                .await
-                .unwrap()
-                .expect("free key is granted");
+            let l = a.try_acquire("exp", ms(400)).await.unwrap().expect("free key is granted");
             assert!(l.expires_at > l.granted_at);
-            assert!(
-                c.try_acquire("exp", ms(400)).await.unwrap().is_none(),
-                "{}: held key granted twice",
-                b.name()
-            );
+            assert!(c.try_acquire("exp", ms(400)).await.unwrap().is_none(), "{}: held key granted twice", b.name());
             // Never released: the lease must run out by itself.
             tokio::time::sleep(ms(700)).await;
             let l2 = c.try_acquire("exp", ms(400)).await.unwrap();
-            assert!(
-                l2.is_some(),
-                "{}: an expired lease still blocks the key",
-                b.name()
-            );
+            assert!(l2.is_some(), "{}: an expired lease still blocks the key", b.name());
             assert_ne!(l2.unwrap().owner, l.owner);
         },
     )
@@ -131,43 +102,16 @@ async fn only_the_owner_releases_or_renews() {
         |_| true,
         |b| async move {
             let (mut a, mut c) = (b.session().await.unwrap(), b.session().await.unwrap());
-            let l = a
-                .try_acquire("own", ms(5_000))
-                .await
-                .unwrap()
-                .expect("granted");
-            let forged = Lease {
-                owner: l.owner ^ 0xdead_beef,
-                ..l.clone()
-            };
-            assert!(
-                !c.release(&forged).await.unwrap(),
-                "{}: a stranger released the lock",
-                b.name()
-            );
+            let l = a.try_acquire("own", ms(5_000)).await.unwrap().expect("granted");
+            let forged = Lease { owner: l.owner ^ 0xdead_beef, ..l.clone() };
+            assert!(!c.release(&forged).await.unwrap(), "{}: a stranger released the lock", b.name());
             if b.capabilities().renew {
-                assert!(
-                    !c.renew(&forged, ms(5_000)).await.unwrap(),
-                    "{}: a stranger renewed the lock",
-                    b.name()
-                );
+                assert!(!c.renew(&forged, ms(5_000)).await.unwrap(), "{}: a stranger renewed the lock", b.name());
             }
-            assert!(
-                c.try_acquire("own", ms(5_000)).await.unwrap().is_none(),
-                "{}: key freed by a stranger",
-                b.name()
-            );
+            assert!(c.try_acquire("own", ms(5_000)).await.unwrap().is_none(), "{}: key freed by a stranger", b.name());
             assert!(a.release(&l).await.unwrap());
-            assert!(
-                !a.release(&l).await.unwrap(),
-                "{}: released twice",
-                b.name()
-            );
-            assert!(
-                c.try_acquire("own", ms(5_000)).await.unwrap().is_some(),
-                "{}: released key not free",
-                b.name()
-            );
+            assert!(!a.release(&l).await.unwrap(), "{}: released twice", b.name());
+            assert!(c.try_acquire("own", ms(5_000)).await.unwrap().is_some(), "{}: released key not free", b.name());
         },
     )
     .await;
@@ -179,24 +123,12 @@ async fn renew_extends_the_lease() {
         |c| c.renew && c.lease,
         |b| async move {
             let (mut a, mut c) = (b.session().await.unwrap(), b.session().await.unwrap());
-            let l = a
-                .try_acquire("renew", ms(400))
-                .await
-                .unwrap()
-                .expect("granted");
+            let l = a.try_acquire("renew", ms(400)).await.unwrap().expect("granted");
             tokio::time::sleep(ms(200)).await;
-            assert!(
-                a.renew(&l, ms(1_500)).await.unwrap(),
-                "{}: renew of a live lease refused",
-                b.name()
-            );
+            assert!(a.renew(&l, ms(1_500)).await.unwrap(), "{}: renew of a live lease refused", b.name());
             tokio::time::sleep(ms(500)).await;
             // Past the first lease, inside the renewed one.
-            assert!(
-                c.try_acquire("renew", ms(400)).await.unwrap().is_none(),
-                "{}: renew did not extend",
-                b.name()
-            );
+            assert!(c.try_acquire("renew", ms(400)).await.unwrap().is_none(), "{}: renew did not extend", b.name());
             assert!(a.release(&l).await.unwrap());
         },
     )
@@ -211,11 +143,7 @@ async fn fencing_tokens_grow() {
             let mut s = b.session().await.unwrap();
             let mut last = 0;
             for _ in 0..20 {
-                let l = s
-                    .try_acquire("fence", ms(5_000))
-                    .await
-                    .unwrap()
-                    .expect("granted");
+                let l = s.try_acquire("fence", ms(5_000)).await.unwrap().expect("granted");
                 let t = l.fencing_token.expect("a fencing backend gives tokens");
                 assert!(t > last, "{}: token {t} after {last}", b.name());
                 last = t;
@@ -232,35 +160,15 @@ async fn acquire_waits_for_a_release_and_gives_up_after_its_wait() {
         |_| true,
         |b| async move {
             let (mut a, mut c) = (b.session().await.unwrap(), b.session().await.unwrap());
-            let l = a
-                .try_acquire("wait", ms(10_000))
-                .await
-                .unwrap()
-                .expect("granted");
+            let l = a.try_acquire("wait", ms(10_000)).await.unwrap().expect("granted");
             let t0 = std::time::Instant::now();
-            assert!(
-                c.acquire("wait", ms(10_000), &Wait::new(ms(150)))
-                    .await
-                    .unwrap()
-                    .is_none()
-            );
-            assert!(
-                t0.elapsed() >= ms(150),
-                "{}: gave up before its wait",
-                b.name()
-            );
-            let waiter =
-                tokio::spawn(
-                    async move { c.acquire("wait", ms(10_000), &Wait::new(ms(5_000))).await },
-                );
+            assert!(c.acquire("wait", ms(10_000), &Wait::new(ms(150))).await.unwrap().is_none());
+            assert!(t0.elapsed() >= ms(150), "{}: gave up before its wait", b.name());
+            let waiter = tokio::spawn(async move { c.acquire("wait", ms(10_000), &Wait::new(ms(5_000))).await });
             tokio::time::sleep(ms(100)).await;
             assert!(a.release(&l).await.unwrap());
             let got = waiter.await.unwrap().unwrap();
-            assert!(
-                got.is_some(),
-                "{}: waiter never got the released key",
-                b.name()
-            );
+            assert!(got.is_some(), "{}: waiter never got the released key", b.name());
         },
     )
     .await;

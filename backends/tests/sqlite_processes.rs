@@ -19,19 +19,12 @@ async fn hammer(dir: &Path) {
     let counter = dir.join("counter");
     for _ in 0..ROUNDS {
         let l = s
-            .acquire(
-                "shared",
-                Duration::from_secs(30),
-                &Wait::new(Duration::from_secs(30)),
-            )
+            .acquire("shared", Duration::from_secs(30), &Wait::new(Duration::from_secs(30)))
             .await
             .expect("acquire")
             .expect("granted within 30 s");
         // Read, pause, write: a lost update unless the lock excludes the other process.
-        let v: u64 = std::fs::read_to_string(&counter)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0);
+        let v: u64 = std::fs::read_to_string(&counter).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
         std::thread::sleep(Duration::from_micros(200));
         std::fs::write(&counter, (v + 1).to_string()).expect("write counter");
         assert!(s.release(&l).await.expect("release"));
@@ -62,10 +55,6 @@ async fn two_processes_exclude_each_other() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let total: u64 = std::fs::read_to_string(dir.path().join("counter"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let total: u64 = std::fs::read_to_string(dir.path().join("counter")).unwrap().trim().parse().unwrap();
     assert_eq!(total, 2 * ROUNDS, "increments lost across processes");
 }

@@ -34,10 +34,7 @@ fn push(c: &mut Criterion) {
 }
 
 fn cycle(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let s = Scenario::parse(
         "clients = 1\nduration = \"1s\"\n[keys]\ncount = 1\n[lock]\nlease = \"10s\"\n",
         std::path::Path::new("bench.toml"),
@@ -45,15 +42,9 @@ fn cycle(c: &mut Criterion) {
     )
     .unwrap();
     let plan = Arc::new(lockbench::run::plan(&s, mono_ns()));
-    let shared = Arc::new(Shared {
-        stop: AtomicBool::new(false),
-        progress: Progress::default(),
-        register: Default::default(),
-    });
-    let backend = lookup("inprocess")
-        .unwrap()
-        .open(&BackendEnv::default())
-        .unwrap();
+    let shared =
+        Arc::new(Shared { stop: AtomicBool::new(false), progress: Progress::default(), register: Default::default() });
+    let backend = lookup("inprocess").unwrap().open(&BackendEnv::default()).unwrap();
     let mut session = rt.block_on(backend.session()).unwrap();
     let mut client = Client::new(0, plan, shared, Arc::new(Control::default()));
     c.bench_function("cycle/inprocess", |b| {

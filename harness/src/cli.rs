@@ -13,7 +13,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use lockbench_backends::{BackendEnv, BackendInfo, LockBackend, registry};
+use lockbench_backends::servers::local::{LocalCluster, ServerOptions, kill_all};
+use lockbench_backends::servers::{External, ServerKind, Servers};
+use lockbench_backends::{BackendEnv, BackendInfo, LockBackend, Needs, registry};
 
 use crate::report::{self, Machine, Summary};
 use crate::run::client::Progress;
@@ -21,11 +23,7 @@ use crate::run::{self, BackendRun, INTERRUPTED, Observer};
 use crate::scenario::{Dur, Overrides, Scenario};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "lockbench",
-    version,
-    about = "Measure distributed lock backends side by side and try to break them"
-)]
+#[command(name = "lockbench", version, about = "Measure distributed lock backends side by side and try to break them")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -69,6 +67,96 @@ pub struct RunArgs {
     /// Exit with status 3 when any backend shows a safety violation.
     #[arg(long)]
     pub fail_on_violation: bool,
+    /// Use running servers instead of starting local ones: KIND=host:port[,host:port...]
+    /// (e.g. redis=10.0.0.5:6379). Also from LOCKBENCH_<KIND>, e.g. LOCKBENCH_REDIS.
+    /// Server faults cannot act on them.
+    #[arg(long = "endpoints", value_name = "KIND=HOST:PORT,...")]
+    pub endpoints: Vec<String>,
+}
+
+/// Where each server kind's servers come from.
+#[derive(Default)]
+struct Providers {
+    external: std::collections::HashMap<ServerKind, External>,
+}
+
+impl Providers {
+    fn from_args(args: &RunArgs) -> Result<Providers> {
+        let mut p = Providers::default();
+        let kinds = [ServerKind::Redis];
+        for k in kinds {
+            let var = format!("LOCKBENCH_{}", k.name().to_uppercase());
+            if let Ok(v) = std::env::var(&var) {
+                p.external.insert(k, External::parse(k, &v).with_context(|| format!("environment variable {var}"))?);
+            }
+        }
+        for e in &args.endpoints {
+            let Some((kind, list)) = e.split_once('=') else {
+                bail!("--endpoints `{e}`: write KIND=host:port[,host:port...], e.g. redis=127.0.0.1:6379");
+            };
+            let Some(k) = kinds.iter().find(|k| k.name() == kind) else {
+                bail!("--endpoints `{e}`: unknown server kind `{kind}` (known: redis)");
+            };
+            p.external.insert(*k, External::parse(*k, list).with_context(|| format!("--endpoints `{e}`"))?);
+        }
+        Ok(p)
+    }
+}
+
+/// A backend opened for one scenario, with its servers and scratch folder.
+struct Prepared {
+    backend: Arc<dyn LockBackend>,
+    servers: Option<Arc<dyn Servers>>,
+    version: Option<String>,
+    work: PathBuf,
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.work);
+    }
+}
+
+/// Open `info` for scenario `s`; `Ok(Err(reason))` when the pair cannot run here.
+fn prepare(info: &BackendInfo, s: &Scenario, p: &Providers) -> Result<std::result::Result<Prepared, String>> {
+    let work = tempdir(&format!("{}-{}", s.name, info.name))?;
+    let (servers, endpoints): (Option<Arc<dyn Servers>>, Vec<String>) = match info.needs {
+        Needs::Embedded => {
+            if let Some(f) = s.needs_servers() {
+                let _ = std::fs::remove_dir_all(&work);
+                return Ok(Err(format!("{f} needs a backend with servers")));
+            }
+            (None, Vec::new())
+        }
+        Needs::Servers { kind, n } => {
+            if let Some(ext) = p.external.get(&kind) {
+                if let Some(f) = s.needs_servers() {
+                    let _ = std::fs::remove_dir_all(&work);
+                    return Ok(Err(format!("{f} cannot act on external servers")));
+                }
+                if ext.endpoints.len() < n {
+                    bail!("{} needs {n} {kind} servers, --endpoints gave {}", info.name, ext.endpoints.len());
+                }
+                let e = ext.endpoints[..n].to_vec();
+                (Some(Arc::new(External { endpoints: e.clone() }) as Arc<dyn Servers>), e)
+            } else {
+                if let Some(m) = s.max_server()
+                    && m >= n
+                {
+                    bail!("{}: a fault acts on server {m}, but {} has only {n} server(s)", s.path.display(), info.name);
+                }
+                let c =
+                    LocalCluster::start(kind, n, ServerOptions { persist: s.servers.persist, ..Default::default() })
+                        .with_context(|| format!("starting {n} {kind} server(s) for {}", info.name))?;
+                let e = c.endpoints();
+                (Some(Arc::new(c) as Arc<dyn Servers>), e)
+            }
+        }
+    };
+    let env = BackendEnv { dir: work.clone(), endpoints, ..Default::default() };
+    let backend = info.open(&env).with_context(|| format!("opening backend {}", info.name))?;
+    let version = servers.as_ref().and_then(|s| s.version());
+    Ok(Ok(Prepared { backend, servers, version, work }))
 }
 
 fn parse_dur(s: &str) -> Result<Duration, String> {
@@ -90,10 +178,7 @@ pub fn shipped_scenarios(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading scenario folder {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "toml")
-                && p.file_stem().is_some_and(|s| s != "expected")
-        })
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.file_stem().is_some_and(|s| s != "expected"))
         .collect();
     v.sort();
     Ok(v)
@@ -110,10 +195,7 @@ fn resolve_scenario(arg: &str) -> PathBuf {
 /// Parse arguments, run, and return the process exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -145,10 +227,7 @@ fn list() -> Result<()> {
     for p in shipped_scenarios(&scenarios_dir())? {
         match Scenario::load(&p) {
             Ok(s) => println!("  {:<20} {}", s.name, s.description),
-            Err(e) => println!(
-                "  {:<20} INVALID: {e}",
-                p.file_stem().unwrap_or_default().to_string_lossy()
-            ),
+            Err(e) => println!("  {:<20} INVALID: {e}", p.file_stem().unwrap_or_default().to_string_lossy()),
         }
     }
     println!("\nBackends:");
@@ -164,11 +243,19 @@ fn availability(b: &BackendInfo) -> String {
         return "not compiled in (cargo feature off)".into();
     }
     match b.needs {
-        lockbench_backends::Needs::Embedded => "available (embedded)".into(),
-        lockbench_backends::Needs::Servers { kind, n } => {
-            format!("needs {n} {kind} server(s): not available yet")
-        }
+        Needs::Embedded => "available (embedded)".into(),
+        Needs::Servers { kind, n } if kind.installed() => format!("available ({n} local {kind} server(s))"),
+        Needs::Servers { kind, .. } => format!("{} not installed: run {}", kind.program().0, kind.program().1),
     }
+}
+
+/// Can this backend run here (given the providers)?
+fn runnable(b: &BackendInfo, p: &Providers) -> bool {
+    b.compiled
+        && match b.needs {
+            Needs::Embedded => true,
+            Needs::Servers { kind, .. } => p.external.contains_key(&kind) || kind.installed(),
+        }
 }
 
 struct Bar(ProgressBar, Option<Duration>);
@@ -197,11 +284,7 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
     if paths.is_empty() {
         bail!("no scenario files found in {}", scenarios_dir().display());
     }
-    let overrides = Overrides {
-        clients: args.clients,
-        duration: args.duration,
-        seed: args.seed,
-    };
+    let overrides = Overrides { clients: args.clients, duration: args.duration, seed: args.seed };
     let mut scenarios = Vec::new();
     for p in &paths {
         let mut s = Scenario::load(p)?;
@@ -209,12 +292,9 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
         scenarios.push(s);
     }
     // 2. Every backend exists and can run here.
+    let providers = Providers::from_args(&args)?;
     let names: Vec<String> = if args.backend.is_empty() {
-        registry()
-            .into_iter()
-            .filter(|b| b.is_embedded())
-            .map(|b| b.name.to_owned())
-            .collect()
+        registry().into_iter().filter(|b| b.is_embedded()).map(|b| b.name.to_owned()).collect()
     } else {
         args.backend.clone()
     };
@@ -222,12 +302,9 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
     for n in &names {
         let Some(info) = lockbench_backends::lookup(n) else {
             let known: Vec<&str> = registry().iter().map(|b| b.name).collect();
-            bail!(
-                "--backend: unknown backend `{n}` (known: {})",
-                known.join(", ")
-            );
+            bail!("--backend: unknown backend `{n}` (known: {})", known.join(", "));
         };
-        if !info.compiled || !info.is_embedded() {
+        if !runnable(&info, &providers) {
             bail!("--backend: `{n}` cannot run here: {}", availability(&info));
         }
         backends.push(info);
@@ -246,11 +323,11 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
 
     tokio::spawn(async {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!(
-                "\ninterrupted: stopping the clients and writing what was recorded (Ctrl-C again to abort)"
-            );
+            eprintln!("\ninterrupted: stopping the clients and writing what was recorded (Ctrl-C again to abort)");
             INTERRUPTED.store(true, Ordering::Relaxed);
             if tokio::signal::ctrl_c().await.is_ok() {
+                // exit() skips destructors: stop the servers here.
+                kill_all();
                 std::process::exit(130);
             }
         }
@@ -262,34 +339,37 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
             break;
         }
         let mut runs: Vec<BackendRun> = Vec::new();
+        let mut skipped = Vec::new();
+        let mut versions = Vec::new();
         for info in &backends {
             if INTERRUPTED.load(Ordering::Relaxed) {
                 break;
             }
-            let work = tempdir(&format!("{}-{}", s.name, info.name))?;
-            let env = BackendEnv {
-                dir: work.clone(),
-                ..Default::default()
+            let prepared = match prepare(info, s, &providers)? {
+                Ok(p) => p,
+                Err(reason) => {
+                    println!("{}: not run on {}: {reason}", s.name, info.name);
+                    skipped.push(report::Skipped { backend: info.name.to_owned(), reason });
+                    continue;
+                }
             };
-            let backend: Arc<dyn LockBackend> = info
-                .open(&env)
-                .with_context(|| format!("opening backend {}", info.name))?;
             let bar = progress_bar(s, info.name);
-            let r = run::run_backend(s, backend, &bar).await;
+            let r = run::run_backend(s, prepared.backend.clone(), prepared.servers.clone(), &bar).await;
             bar.0.finish_and_clear();
-            let _ = std::fs::remove_dir_all(&work);
+            versions.push(prepared.version.clone());
+            drop(prepared);
             runs.push(r);
         }
         if runs.is_empty() {
-            break;
+            if INTERRUPTED.load(Ordering::Relaxed) {
+                break;
+            }
+            continue;
         }
         let meta = Summary {
             schema_version: report::summary::SCHEMA_VERSION,
             lockbench_version: env!("CARGO_PKG_VERSION").to_owned(),
-            run_id: out
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            run_id: out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
             scenario: s.name.clone(),
             description: s.description.clone(),
             scenario_toml: s.to_toml(),
@@ -299,9 +379,12 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
             interrupted: false,
             machine: Machine::here(),
             backends: Vec::new(),
-            skipped: Vec::new(),
+            skipped,
         };
-        let (summary, lats) = report::summarize(meta, &runs);
+        let (mut summary, lats) = report::summarize(meta, &runs);
+        for (b, v) in summary.backends.iter_mut().zip(versions) {
+            b.server_version = v;
+        }
         report::write(out, &summary, &runs, &lats)?;
         println!("{} → {}", s.name, out.display());
         for b in &summary.backends {
@@ -321,11 +404,7 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
         eprintln!("interrupted: results so far are written and marked `interrupted`");
         return Ok(130);
     }
-    Ok(if args.fail_on_violation && any_unsafe {
-        3
-    } else {
-        0
-    })
+    Ok(if args.fail_on_violation && any_unsafe { 3 } else { 0 })
 }
 
 fn verdict_line(b: &report::BackendSummary) -> String {
@@ -355,12 +434,7 @@ fn progress_bar(s: &Scenario, backend: &str) -> Bar {
 
 /// The command that reproduces a scenario's run.
 fn reproduce(s: &Scenario, backends: &[String], a: &RunArgs) -> String {
-    let mut c = format!(
-        "lockbench run {} --backend {} --seed {}",
-        s.path.display(),
-        backends.join(","),
-        s.seed
-    );
+    let mut c = format!("lockbench run {} --backend {} --seed {}", s.path.display(), backends.join(","), s.seed);
     if let Some(d) = a.duration {
         c.push_str(&format!(" --duration {}", Dur(d)));
     }
@@ -374,10 +448,7 @@ fn unique(p: &Path) -> PathBuf {
     if !p.exists() {
         return p.to_owned();
     }
-    (2..)
-        .map(|i| PathBuf::from(format!("{}-{i}", p.display())))
-        .find(|q| !q.exists())
-        .unwrap_or_else(|| p.to_owned())
+    (2..).map(|i| PathBuf::from(format!("{}-{i}", p.display()))).find(|q| !q.exists()).unwrap_or_else(|| p.to_owned())
 }
 
 fn tempdir(tag: &str) -> Result<PathBuf> {

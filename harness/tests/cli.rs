@@ -4,19 +4,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn lockbench(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lockbench"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run lockbench")
+    Command::new(env!("CARGO_BIN_EXE_lockbench")).args(args).current_dir(cwd).output().expect("run lockbench")
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 fn scenarios() -> std::path::PathBuf {
@@ -27,57 +19,30 @@ fn scenarios() -> std::path::PathBuf {
 fn a_malformed_scenario_exits_non_zero_naming_file_line_and_field_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "clients = 4\nduration = \"1s\"\n[keys]\ncount = 3\n[lock]\nlease = \"1s\"\nwiat = \"2s\"\n").unwrap();
+    std::fs::write(&bad, "clients = 4\nduration = \"1s\"\n[keys]\ncount = 3\n[lock]\nlease = \"1s\"\nwiat = \"2s\"\n")
+        .unwrap();
     let out_dir = dir.path().join("out");
-    let o = lockbench(
-        &[
-            "run",
-            bad.to_str().unwrap(),
-            "--out",
-            out_dir.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let o = lockbench(&["run", bad.to_str().unwrap(), "--out", out_dir.to_str().unwrap()], dir.path());
     let t = text(&o);
     assert!(!o.status.success(), "{t}");
     assert!(t.contains("bad.toml:7:1:"), "{t}");
     assert!(t.contains("unknown field `wiat`"), "{t}");
     assert!(!out_dir.exists(), "a refused run wrote output");
 
-    std::fs::write(
-        &bad,
-        "clients = 0\nduration = \"1s\"\n[keys]\ncount = 3\n[lock]\nlease = \"1s\"\n",
-    )
-    .unwrap();
+    std::fs::write(&bad, "clients = 0\nduration = \"1s\"\n[keys]\ncount = 3\n[lock]\nlease = \"1s\"\n").unwrap();
     let t = text(&lockbench(&["run", bad.to_str().unwrap()], dir.path()));
-    assert!(
-        t.contains("bad.toml:1:11: field `clients`: must be at least 1"),
-        "{t}"
-    );
-    assert!(
-        !dir.path().join("results").exists(),
-        "a refused run wrote output"
-    );
+    assert!(t.contains("bad.toml:1:11: field `clients`: must be at least 1"), "{t}");
+    assert!(!dir.path().join("results").exists(), "a refused run wrote output");
 }
 
 #[test]
 fn bad_flags_are_refused_with_the_flag_named() {
     let dir = tempfile::tempdir().unwrap();
     let storm = scenarios().join("contention-storm.toml");
-    let o = lockbench(
-        &["run", storm.to_str().unwrap(), "--backend", "zookeepr"],
-        dir.path(),
-    );
+    let o = lockbench(&["run", storm.to_str().unwrap(), "--backend", "zookeepr"], dir.path());
     assert!(!o.status.success());
-    assert!(
-        text(&o).contains("unknown backend `zookeepr`"),
-        "{}",
-        text(&o)
-    );
-    let o = lockbench(
-        &["run", storm.to_str().unwrap(), "--duration", "5 fortnights"],
-        dir.path(),
-    );
+    assert!(text(&o).contains("unknown backend `zookeepr`"), "{}", text(&o));
+    let o = lockbench(&["run", storm.to_str().unwrap(), "--duration", "5 fortnights"], dir.path());
     assert!(!o.status.success());
     assert!(text(&o).contains("--duration"), "{}", text(&o));
     let o = lockbench(&["run", "no-such-scenario"], dir.path());
@@ -109,14 +74,7 @@ fn a_run_writes_a_whole_result_folder() {
     );
     // lease-too-short must show violations, so --fail-on-violation says so.
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    for f in [
-        "summary.json",
-        "history.jsonl",
-        "inprocess.hlog",
-        "sqlite.hlog",
-        "report.html",
-        "scenario.toml",
-    ] {
+    for f in ["summary.json", "history.jsonl", "inprocess.hlog", "sqlite.hlog", "report.html", "scenario.toml"] {
         assert!(out.join(f).is_file(), "{f} missing: {}", text(&o));
     }
     let s: serde_json::Value =
@@ -140,10 +98,7 @@ fn a_run_writes_a_whole_result_folder() {
         assert!(!b[k].is_null(), "summary lacks {k}");
     }
     for p in ["p50", "p99", "p999", "max"] {
-        assert!(
-            b["acquire_latency_us"][p].as_u64().is_some(),
-            "acquire_latency_us.{p}"
-        );
+        assert!(b["acquire_latency_us"][p].as_u64().is_some(), "acquire_latency_us.{p}");
     }
     assert!(b["grants"].as_u64().unwrap() > 0);
     assert!(b["violations"]["after_expiry"].as_u64().unwrap() > 0);
@@ -151,10 +106,7 @@ fn a_run_writes_a_whole_result_folder() {
     // Each violation names its events.
     let ov = &b["overlaps"][0];
     assert!(ov["first"]["events"].as_array().unwrap().len() >= 2, "{ov}");
-    assert!(
-        ov["second"]["events"].as_array().unwrap().len() >= 2,
-        "{ov}"
-    );
+    assert!(ov["second"]["events"].as_array().unwrap().len() >= 2, "{ov}");
     assert!(s["command"].as_str().unwrap().contains("--seed 7"));
     let hlog = std::fs::read_to_string(out.join("inprocess.hlog")).unwrap();
     assert!(hlog.contains("Tag=acquire-ok"), "{hlog}");
@@ -171,20 +123,10 @@ fn a_run_writes_a_whole_result_folder() {
 
 #[test]
 fn list_names_scenarios_and_backends() {
-    let o = lockbench(
-        &["list"],
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("..").as_path(),
-    );
+    let o = lockbench(&["list"], Path::new(env!("CARGO_MANIFEST_DIR")).join("..").as_path());
     let t = text(&o);
     assert!(o.status.success(), "{t}");
-    for w in [
-        "contention-storm",
-        "many-keys",
-        "lease-too-short",
-        "inprocess",
-        "sqlite-naive",
-        "available (embedded)",
-    ] {
+    for w in ["contention-storm", "many-keys", "lease-too-short", "inprocess", "sqlite-naive", "available (embedded)"] {
         assert!(t.contains(w), "list lacks {w}: {t}");
     }
 }

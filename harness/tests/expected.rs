@@ -28,25 +28,16 @@ fn matches(expect: &str, v: &Verdict) -> Result<bool, String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_scenario_gives_its_expected_verdict_on_every_embedded_backend() {
     let dir = common::scenarios_dir();
-    let table: Table =
-        toml::from_str(&std::fs::read_to_string(dir.join("expected.toml")).unwrap()).unwrap();
-    let embedded: Vec<&str> = registry()
-        .iter()
-        .filter(|b| b.is_embedded())
-        .map(|b| b.name)
-        .collect();
+    let table: Table = toml::from_str(&std::fs::read_to_string(dir.join("expected.toml")).unwrap()).unwrap();
+    let embedded: Vec<&str> = registry().iter().filter(|b| b.is_embedded()).map(|b| b.name).collect();
     let mut failures = Vec::new();
     let mut checked = 0;
     for path in shipped_scenarios(&dir).unwrap() {
         let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-        let row = table
-            .get(&s.name)
-            .unwrap_or_else(|| panic!("expected.toml has no [{}] table", s.name));
+        let row = table.get(&s.name).unwrap_or_else(|| panic!("expected.toml has no [{}] table", s.name));
         let s = common::short(s, Duration::from_millis(600));
         for b in &embedded {
-            let expect = row
-                .get(*b)
-                .unwrap_or_else(|| panic!("expected.toml [{}] does not name {b}", s.name));
+            let expect = row.get(*b).unwrap_or_else(|| panic!("expected.toml [{}] does not name {b}", s.name));
             let (_, v) = common::run_on(&s, b).await;
             let ok = matches(expect, &v).unwrap();
             eprintln!(
@@ -68,11 +59,7 @@ async fn every_scenario_gives_its_expected_verdict_on_every_embedded_backend() {
         }
     }
     assert!(checked > 0);
-    assert!(
-        failures.is_empty(),
-        "verdicts differ from scenarios/expected.toml:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "verdicts differ from scenarios/expected.toml:\n{}", failures.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -82,12 +69,7 @@ async fn same_seed_same_schedule() {
     let s = common::short(s, Duration::from_millis(200));
     let keys = |r: &lockbench::run::BackendRun| -> BTreeMap<u32, Vec<u32>> {
         let mut per: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-        for e in r
-            .history
-            .events
-            .iter()
-            .filter(|e| e.op == Op::Acquire && e.kind == Kind::Invoke)
-        {
+        for e in r.history.events.iter().filter(|e| e.op == Op::Acquire && e.kind == Kind::Invoke) {
             per.entry(e.client).or_default().push(e.key);
         }
         per
@@ -110,10 +92,7 @@ async fn same_seed_same_schedule() {
     let (b, _) = common::run_on(&s, "sqlite").await;
     let (a, b) = (keys(&a), keys(&b));
     let (equal, compared) = same(&a, &b);
-    assert!(
-        equal && compared > 100,
-        "same seed, different keys (compared {compared})"
-    );
+    assert!(equal && compared > 100, "same seed, different keys (compared {compared})");
     let mut other = s.clone();
     other.seed += 1;
     let (c, _) = common::run_on(&other, "inprocess").await;

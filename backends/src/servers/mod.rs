@@ -2,9 +2,15 @@
 //!
 //! A provider hands out running servers and, where it can, fault controls on them.
 //! `local` starts the programs that `scripts/setup` installed as child processes on
-//! loopback; `external` takes endpoints the user gives and offers no server faults.
+//! free loopback ports, each with its own temp directory, and always stops them;
+//! `external` takes endpoints the user gives (a real cluster) and offers no server
+//! faults. This module must not know about scenarios or histories.
+
+pub mod local;
 
 use std::fmt;
+
+use crate::{BackendError, Result};
 
 /// The kinds of server program a backend may need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -13,10 +19,107 @@ pub enum ServerKind {
     Redis,
 }
 
+impl ServerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerKind::Redis => "redis",
+        }
+    }
+
+    /// The program the local provider runs, and how to install it.
+    pub fn program(self) -> (&'static str, &'static str) {
+        match self {
+            ServerKind::Redis => ("redis-server", "scripts/setup (Debian package redis-server)"),
+        }
+    }
+
+    /// Is the program installed here?
+    pub fn installed(self) -> bool {
+        local::which(self.program().0).is_some()
+    }
+}
+
 impl fmt::Display for ServerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ServerKind::Redis => f.write_str("redis"),
+        f.write_str(self.name())
+    }
+}
+
+/// A fault on one server of a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerFault {
+    /// SIGKILL; the server stays down until restarted.
+    Kill,
+    /// SIGSTOP: the process is frozen, connections stay open.
+    Pause,
+    /// SIGCONT after a pause.
+    Resume,
+    /// Kill (if running) and start again on the same port and data directory.
+    Restart,
+}
+
+/// Running servers for one backend, from some provider.
+pub trait Servers: Send + Sync {
+    /// `host:port` of each server.
+    fn endpoints(&self) -> Vec<String>;
+    /// Whether faults can be applied (the local provider: yes; external: no).
+    fn can_fault(&self) -> bool;
+    /// Apply a fault to server `i`.
+    fn fault(&self, i: usize, f: ServerFault) -> Result<()>;
+    /// The server program's version, for the report.
+    fn version(&self) -> Option<String>;
+}
+
+/// Endpoints the user gave: a real cluster. No faults.
+#[derive(Debug)]
+pub struct External {
+    pub endpoints: Vec<String>,
+}
+
+impl External {
+    /// Parse `host:port[,host:port...]`, refusing anything else with the text named.
+    pub fn parse(kind: ServerKind, s: &str) -> Result<External> {
+        let mut endpoints = Vec::new();
+        for e in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let ok = e.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !ok {
+                return Err(BackendError::Config(format!("{kind} endpoint `{e}` is not host:port")));
+            }
+            endpoints.push(e.to_owned());
         }
+        if endpoints.is_empty() {
+            return Err(BackendError::Config(format!("no {kind} endpoints given")));
+        }
+        Ok(External { endpoints })
+    }
+}
+
+impl Servers for External {
+    fn endpoints(&self) -> Vec<String> {
+        self.endpoints.clone()
+    }
+    fn can_fault(&self) -> bool {
+        false
+    }
+    fn fault(&self, _: usize, f: ServerFault) -> Result<()> {
+        Err(BackendError::Config(format!("{f:?}: external servers take no server faults")))
+    }
+    fn version(&self) -> Option<String> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_endpoints_are_checked() {
+        let e = External::parse(ServerKind::Redis, "127.0.0.1:6379, 127.0.0.2:6380").unwrap();
+        assert_eq!(e.endpoints, vec!["127.0.0.1:6379", "127.0.0.2:6380"]);
+        let err = External::parse(ServerKind::Redis, "127.0.0.1:6379,localhost").unwrap_err().to_string();
+        assert!(err.contains("`localhost` is not host:port"), "{err}");
+        assert!(External::parse(ServerKind::Redis, "h:0").is_err());
+        assert!(External::parse(ServerKind::Redis, "").is_err());
     }
 }

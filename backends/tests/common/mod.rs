@@ -24,14 +24,8 @@ pub async fn targets() -> Vec<Target> {
         match info.needs {
             Needs::Embedded => {
                 let dir = tempfile::tempdir().expect("temp dir");
-                let env = BackendEnv {
-                    dir: dir.path().to_owned(),
-                    ..Default::default()
-                };
-                out.push(Target {
-                    backend: info.open(&env).expect("embedded backend opens"),
-                    _dir: Some(dir),
-                });
+                let env = BackendEnv { dir: dir.path().to_owned(), ..Default::default() };
+                out.push(Target { backend: info.open(&env).expect("embedded backend opens"), _dir: Some(dir) });
             }
             Needs::Servers { kind, n } => {
                 if std::env::var("LOCKBENCH_SKIP_SERVERS").as_deref() == Ok("1") {
@@ -39,14 +33,8 @@ pub async fn targets() -> Vec<Target> {
                     continue;
                 }
                 let endpoints = servers::endpoints(kind, n).await;
-                let env = BackendEnv {
-                    endpoints,
-                    ..Default::default()
-                };
-                out.push(Target {
-                    backend: info.open(&env).expect("server backend opens"),
-                    _dir: None,
-                });
+                let env = BackendEnv { endpoints, ..Default::default() };
+                out.push(Target { backend: info.open(&env).expect("server backend opens"), _dir: None });
             }
         }
     }
@@ -54,10 +42,23 @@ pub async fn targets() -> Vec<Target> {
 }
 
 pub mod servers {
-    use lockbench_backends::servers::ServerKind;
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
 
-    /// Endpoints of `n` running servers of `kind`, started once per test binary.
+    use lockbench_backends::servers::local::{LocalCluster, ServerOptions};
+    use lockbench_backends::servers::{ServerKind, Servers};
+
+    /// Endpoints of `n` running servers of `kind`, started once per test binary and
+    /// killed when it exits (the local provider's parent-death signal).
     pub async fn endpoints(kind: ServerKind, n: usize) -> Vec<String> {
-        panic!("no provider for {kind} servers yet (n = {n})");
+        static CLUSTERS: OnceLock<Mutex<HashMap<(ServerKind, usize), &'static LocalCluster>>> = OnceLock::new();
+        let mut m = CLUSTERS.get_or_init(Default::default).lock().unwrap();
+        let c = m.entry((kind, n)).or_insert_with(|| {
+            let c = LocalCluster::start(kind, n, ServerOptions::default()).unwrap_or_else(|e| {
+                panic!("cannot start {n} {kind} server(s): {e}\n(run scripts/setup, or LOCKBENCH_SKIP_SERVERS=1 to test the embedded backends only)")
+            });
+            Box::leak(Box::new(c))
+        });
+        c.endpoints()
     }
 }

@@ -164,8 +164,7 @@ pub fn holds(h: &History) -> Vec<Hold> {
                 });
             }
             (Op::Renew, Kind::Ok) => {
-                if let (Some(&hi), Some(&j)) = (by_owner.get(&e.owner), last_invoke.get(&e.client))
-                {
+                if let (Some(&hi), Some(&j)) = (by_owner.get(&e.owner), last_invoke.get(&e.client)) {
                     let inv = &h.events[j];
                     // Renewed: valid for `a` from the renew's invoke.
                     out[hi].expires = out[hi].expires.max(inv.t + inv.a);
@@ -259,11 +258,8 @@ fn mutual_exclusion(h: &History, holds: &[Hold], v: &mut Verdict) {
                     OverlapClass::AfterExpiry => v.after_expiry += 1,
                 }
                 if v.overlaps.len() < MAX_EXAMPLES {
-                    let fs = faults
-                        .iter()
-                        .filter(|(s, e, _)| *s <= from && *e >= a.start)
-                        .map(|f| f.2.clone())
-                        .collect();
+                    let fs =
+                        faults.iter().filter(|(s, e, _)| *s <= from && *e >= a.start).map(|f| f.2.clone()).collect();
                     v.overlaps.push(Overlap {
                         key,
                         class,
@@ -303,11 +299,7 @@ fn fencing(holds: &[Hold], v: &mut Verdict) {
             {
                 v.token_regressions += 1;
                 if v.regressions.len() < MAX_EXAMPLES {
-                    v.regressions.push(TokenRegression {
-                        key,
-                        earlier: b.clone(),
-                        later: cur.clone(),
-                    });
+                    v.regressions.push(TokenRegression { key, earlier: b.clone(), later: cur.clone() });
                 }
             }
         }
@@ -350,11 +342,7 @@ fn register(h: &History, holds: &[Hold], v: &mut Verdict) {
                     }
                 }
             }
-            Kind::Fail
-                if e.msg
-                    .as_deref()
-                    .is_some_and(|m| m.starts_with("stale token")) =>
-            {
+            Kind::Fail if e.msg.as_deref().is_some_and(|m| m.starts_with("stale token")) => {
                 v.stale_writes_refused += 1;
             }
             _ => {}
@@ -385,9 +373,7 @@ fn liveness(h: &History, v: &mut Verdict) {
                     v.longest_wait_ns = v.longest_wait_ns.max(e.t.saturating_sub(from));
                 }
             }
-            (Op::Acquire, Kind::Fail) if e.msg.as_deref() == Some("timeout") => {
-                v.acquire_timeouts += 1
-            }
+            (Op::Acquire, Kind::Fail) if e.msg.as_deref() == Some("timeout") => v.acquire_timeouts += 1,
             (Op::Acquire, Kind::Fail) => v.acquire_errors += 1,
             (Op::Crash, _) => crashes.push((e.t, e.key)),
             _ => {}
@@ -396,10 +382,7 @@ fn liveness(h: &History, v: &mut Verdict) {
     v.crashes = crashes.len() as u64;
     for (t, key) in crashes {
         // Grants of a key are in time order: the first one after the crash.
-        if let Some(g) = grants_by_key
-            .get(&key)
-            .and_then(|g| g.iter().find(|&&g| g > t))
-        {
+        if let Some(g) = grants_by_key.get(&key).and_then(|g| g.iter().find(|&&g| g > t)) {
             v.crash_recovery_ns.push(g - t);
         }
     }

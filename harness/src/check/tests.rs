@@ -5,26 +5,14 @@ use super::*;
 use crate::record::read_jsonl;
 
 fn fixture(text: &str) -> History {
-    let events: Vec<Event> = read_jsonl(text.as_bytes())
-        .expect("fixture parses")
-        .into_iter()
-        .map(|(_, e)| e)
-        .collect();
+    let events: Vec<Event> = read_jsonl(text.as_bytes()).expect("fixture parses").into_iter().map(|(_, e)| e).collect();
     let end = events.iter().map(|e| e.t).max().unwrap_or(0) + 1;
-    History {
-        events,
-        start: 0,
-        end,
-    }
+    History { events, start: 0, end }
 }
 
 macro_rules! fx {
     ($name:literal) => {
-        fixture(include_str!(concat!(
-            "../../tests/fixtures/",
-            $name,
-            ".jsonl"
-        )))
+        fixture(include_str!(concat!("../../tests/fixtures/", $name, ".jsonl")))
     };
 }
 
@@ -83,14 +71,7 @@ fn a_token_below_an_earlier_grant_is_a_regression() {
 fn a_write_over_an_unread_version_is_a_lost_update() {
     let v = check(&fx!("lost-update"));
     assert_eq!(v.lost_updates, 1, "{v:#?}");
-    assert_eq!(
-        (
-            v.lost[0].owner,
-            v.lost[0].read_version,
-            v.lost[0].wrote_version
-        ),
-        (51, 0, 2)
-    );
+    assert_eq!((v.lost[0].owner, v.lost[0].read_version, v.lost[0].wrote_version), (51, 0, 2));
     assert_eq!(v.lost[0].events, vec![10, 11]);
     assert_eq!(v.within_lease, 1);
 }

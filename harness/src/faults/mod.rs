@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use lockbench_backends::clock::mono_ns;
+use lockbench_backends::servers::{ServerFault, Servers};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -46,6 +47,30 @@ pub enum FaultSpec {
         #[serde(default = "one")]
         count: u32,
     },
+    /// SIGKILL server `server`; start it again after `down` if given.
+    ServerKill {
+        at: Dur,
+        every: Option<Dur>,
+        #[serde(default)]
+        server: usize,
+        down: Option<Dur>,
+    },
+    /// SIGSTOP server `server` for `pause`, then SIGCONT.
+    ServerPause {
+        at: Dur,
+        every: Option<Dur>,
+        #[serde(default)]
+        server: usize,
+        pause: Dur,
+    },
+    /// Kill server `server` and start it again at once on the same port and data
+    /// directory. Without persistence (`[servers] persist`) it comes back empty.
+    ServerRestart {
+        at: Dur,
+        every: Option<Dur>,
+        #[serde(default)]
+        server: usize,
+    },
 }
 
 impl FaultSpec {
@@ -53,20 +78,39 @@ impl FaultSpec {
         match self {
             FaultSpec::CrashHolder { .. } => "crash-holder",
             FaultSpec::PauseHolder { .. } => "pause-holder",
+            FaultSpec::ServerKill { .. } => "server-kill",
+            FaultSpec::ServerPause { .. } => "server-pause",
+            FaultSpec::ServerRestart { .. } => "server-restart",
+        }
+    }
+
+    /// The server a fault acts on, for faults that need servers.
+    pub fn server(&self) -> Option<usize> {
+        match self {
+            FaultSpec::ServerKill { server, .. }
+            | FaultSpec::ServerPause { server, .. }
+            | FaultSpec::ServerRestart { server, .. } => Some(*server),
+            _ => None,
         }
     }
 
     fn at(&self) -> Duration {
         match self {
-            FaultSpec::CrashHolder { at, .. } | FaultSpec::PauseHolder { at, .. } => at.0,
+            FaultSpec::CrashHolder { at, .. }
+            | FaultSpec::PauseHolder { at, .. }
+            | FaultSpec::ServerKill { at, .. }
+            | FaultSpec::ServerPause { at, .. }
+            | FaultSpec::ServerRestart { at, .. } => at.0,
         }
     }
 
     fn every(&self) -> Option<Duration> {
         match self {
-            FaultSpec::CrashHolder { every, .. } | FaultSpec::PauseHolder { every, .. } => {
-                every.map(|d| d.0)
-            }
+            FaultSpec::CrashHolder { every, .. }
+            | FaultSpec::PauseHolder { every, .. }
+            | FaultSpec::ServerKill { every, .. }
+            | FaultSpec::ServerPause { every, .. }
+            | FaultSpec::ServerRestart { every, .. } => every.map(|d| d.0),
         }
     }
 
@@ -81,14 +125,10 @@ impl FaultSpec {
             FaultSpec::CrashHolder { count, .. } | FaultSpec::PauseHolder { count, .. }
                 if *count == 0 || *count > s.clients() =>
             {
-                Err(format!(
-                    "{}: `count` must be between 1 and clients ({})",
-                    self.name(),
-                    s.clients()
-                ))
+                Err(format!("{}: `count` must be between 1 and clients ({})", self.name(), s.clients()))
             }
-            FaultSpec::PauseHolder { pause, .. } if pause.0.is_zero() => {
-                Err("pause-holder: `pause` must be above zero".into())
+            FaultSpec::PauseHolder { pause, .. } | FaultSpec::ServerPause { pause, .. } if pause.0.is_zero() => {
+                Err(format!("{}: `pause` must be above zero", self.name()))
             }
             _ => Ok(()),
         }
@@ -109,11 +149,8 @@ impl FaultSpec {
 
 /// The schedule, flattened: (when, which fault). Same seed, same schedule.
 pub fn schedule(faults: &[FaultSpec], until: Duration) -> Vec<(Duration, usize)> {
-    let mut v: Vec<(Duration, usize)> = faults
-        .iter()
-        .enumerate()
-        .flat_map(|(i, f)| f.times(until).into_iter().map(move |t| (t, i)))
-        .collect();
+    let mut v: Vec<(Duration, usize)> =
+        faults.iter().enumerate().flat_map(|(i, f)| f.times(until).into_iter().map(move |t| (t, i))).collect();
     v.sort();
     v
 }
@@ -128,6 +165,7 @@ pub async fn nemesis(
     seed: u64,
     controls: Vec<Arc<Control>>,
     shared: Arc<Shared>,
+    servers: Option<Arc<dyn Servers>>,
 ) {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6E65_6D65_7369_73);
     for (n, (at, i)) in schedule(&faults, until).into_iter().enumerate() {
@@ -140,62 +178,100 @@ pub async fn nemesis(
             break;
         }
         let f = &faults[i];
-        let (count, cmd, window) = match f {
-            FaultSpec::CrashHolder {
-                count,
-                restart_after,
-                ..
-            } => (
-                *count,
-                Command::Crash {
-                    restart_after: restart_after.0,
-                },
-                Duration::ZERO,
-            ),
+        let (desc, window) = match f {
+            FaultSpec::CrashHolder { count, restart_after, .. } => {
+                let cmd = Command::Crash { restart_after: restart_after.0 };
+                (hit_holders(f, *count, cmd, &controls, &shared, &mut rng).await, Duration::ZERO)
+            }
             FaultSpec::PauseHolder { count, pause, .. } => {
-                (*count, Command::Pause(pause.0), pause.0)
+                (hit_holders(f, *count, Command::Pause(pause.0), &controls, &shared, &mut rng).await, pause.0)
+            }
+            FaultSpec::ServerKill { server, down, .. } => {
+                let d = on_server(&servers, *server, ServerFault::Kill, f);
+                if let Some(down) = down {
+                    let servers = servers.clone();
+                    let (server, down) = (*server, down.0);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(down).await;
+                        if let Some(s) = servers {
+                            let _ = tokio::task::block_in_place(|| s.fault(server, ServerFault::Restart));
+                        }
+                    });
+                }
+                (d, down.map_or(Duration::ZERO, |d| d.0))
+            }
+            FaultSpec::ServerPause { server, pause, .. } => {
+                let d = on_server(&servers, *server, ServerFault::Pause, f);
+                let servers = servers.clone();
+                let (server, pause) = (*server, pause.0);
+                tokio::spawn(async move {
+                    tokio::time::sleep(pause).await;
+                    if let Some(s) = servers {
+                        let _ = s.fault(server, ServerFault::Resume);
+                    }
+                });
+                (d, pause)
+            }
+            FaultSpec::ServerRestart { server, .. } => {
+                let t = mono_ns();
+                let d = tokio::task::block_in_place(|| on_server(&servers, *server, ServerFault::Restart, f));
+                (d, Duration::from_nanos(mono_ns() - t))
             }
         };
-        // Wait briefly for holders to exist: under light load there may be none at
-        // the exact instant.
-        let mut targets = Vec::new();
-        for _ in 0..200 {
-            targets = controls
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.holding.load(Ordering::Relaxed) != 0)
-                .map(|(i, _)| i)
-                .collect();
-            if !targets.is_empty() || shared.stop.load(Ordering::Relaxed) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        targets.shuffle(&mut rng);
-        targets.truncate(count as usize);
-        let desc = if targets.is_empty() {
-            format!("{}: no holder to hit", f.name())
-        } else {
-            let who: Vec<String> = targets.iter().map(|c| format!("client {c}")).collect();
-            format!("{}: {}", f.name(), who.join(", "))
-        };
-        let t0 = mono_ns();
-        for &c in &targets {
-            controls[c].send(cmd);
-        }
+        let t0 = mono_ns() - if matches!(f, FaultSpec::ServerRestart { .. }) { window.as_nanos() as u64 } else { 0 };
         let mut inv = Event::new(t0, n as u32, Kind::Invoke, Op::Fault, 0).with_msg(desc.clone());
         inv.a = window.as_nanos() as u64;
-        let end = Event::new(
-            t0 + window.as_nanos() as u64,
-            n as u32,
-            Kind::Ok,
-            Op::Fault,
-            0,
-        )
-        .with_msg(desc);
-        out.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend([inv, end]);
+        let end = Event::new(t0 + window.as_nanos() as u64, n as u32, Kind::Ok, Op::Fault, 0).with_msg(desc);
+        out.lock().unwrap_or_else(|p| p.into_inner()).extend([inv, end]);
+    }
+}
+
+/// Apply a server fault; the description says what happened (or why not).
+fn on_server(servers: &Option<Arc<dyn Servers>>, i: usize, what: ServerFault, f: &FaultSpec) -> String {
+    match servers {
+        None => format!("{}: no servers to act on", f.name()),
+        Some(s) => match s.fault(i, what) {
+            Ok(()) => format!("{}: server {i}", f.name()),
+            Err(e) => format!("{}: server {i} failed: {e}", f.name()),
+        },
+    }
+}
+
+/// Send `cmd` to up to `count` clients that hold a lock now, chosen with the seeded
+/// RNG; the description names them.
+async fn hit_holders(
+    f: &FaultSpec,
+    count: u32,
+    cmd: Command,
+    controls: &[Arc<Control>],
+    shared: &Shared,
+    rng: &mut StdRng,
+) -> String {
+    // Wait briefly for holders to exist: under light load there may be none at the
+    // exact instant.
+    let mut targets = Vec::new();
+    for _ in 0..200 {
+        targets = controls
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.holding.load(Ordering::Relaxed) != 0)
+            .map(|(i, _)| i)
+            .collect();
+        if !targets.is_empty() || shared.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    targets.shuffle(rng);
+    targets.truncate(count as usize);
+    for &c in &targets {
+        controls[c].send(cmd);
+    }
+    if targets.is_empty() {
+        format!("{}: no holder to hit", f.name())
+    } else {
+        let who: Vec<String> = targets.iter().map(|c| format!("client {c}")).collect();
+        format!("{}: {}", f.name(), who.join(", "))
     }
 }
 

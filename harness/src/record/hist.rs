@@ -31,14 +31,8 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 6] = [
-        Metric::AcquireOk,
-        Metric::AcquireFailed,
-        Metric::Wait,
-        Metric::Release,
-        Metric::Renew,
-        Metric::Hold,
-    ];
+    pub const ALL: [Metric; 6] =
+        [Metric::AcquireOk, Metric::AcquireFailed, Metric::Wait, Metric::Release, Metric::Renew, Metric::Hold];
     pub fn name(self) -> &'static str {
         match self {
             Metric::AcquireOk => "acquire-ok",
@@ -124,16 +118,10 @@ impl Latencies {
 
     fn record(&mut self, m: Metric, start: u64, at: u64, ns: u64) {
         let us = (ns / 1_000).max(1);
-        self.total
-            .get_mut(&m)
-            .expect("every metric has a histogram")
-            .saturating_record(us);
+        self.total.get_mut(&m).expect("every metric has a histogram").saturating_record(us);
         let s = (at.saturating_sub(start) / 1_000_000_000) as usize;
         let seconds = self.seconds;
-        let v = self
-            .per_second
-            .entry(m)
-            .or_insert_with(|| (0..seconds).map(|_| new_hist()).collect());
+        let v = self.per_second.entry(m).or_insert_with(|| (0..seconds).map(|_| new_hist()).collect());
         if let Some(h) = v.get_mut(s.min(seconds - 1)) {
             h.saturating_record(us);
         }
@@ -160,13 +148,8 @@ impl Latencies {
                 if h.is_empty() {
                     continue;
                 }
-                log.write_histogram(
-                    h,
-                    Duration::from_secs(i as u64),
-                    Duration::from_secs(1),
-                    tag,
-                )
-                .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+                log.write_histogram(h, Duration::from_secs(i as u64), Duration::from_secs(1), tag)
+                    .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
             }
         }
         Ok(())
@@ -231,10 +214,7 @@ mod tests {
         };
         let l = Latencies::from_history(&h);
         assert_eq!(l.get(Metric::AcquireOk).len(), 1);
-        assert_eq!(
-            l.get(Metric::AcquireOk).max(),
-            l.get(Metric::AcquireOk).highest_equivalent(2_000)
-        );
+        assert_eq!(l.get(Metric::AcquireOk).max(), l.get(Metric::AcquireOk).highest_equivalent(2_000));
         assert_eq!(l.get(Metric::AcquireFailed).len(), 1);
         assert!(l.get(Metric::AcquireFailed).min() >= 1_497_000);
         assert_eq!(l.get(Metric::Hold).len(), 1);

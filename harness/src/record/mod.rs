@@ -86,18 +86,7 @@ fn is_zero(v: &u64) -> bool {
 impl Event {
     #[inline]
     pub fn new(t: u64, client: u32, kind: Kind, op: Op, key: u32) -> Self {
-        Event {
-            t,
-            client,
-            kind,
-            op,
-            key,
-            owner: 0,
-            token: 0,
-            a: 0,
-            b: 0,
-            msg: None,
-        }
+        Event { t, client, kind, op, key, owner: 0, token: 0, a: 0, b: 0, msg: None }
     }
     pub fn with_msg(mut self, msg: impl Into<Box<str>>) -> Self {
         self.msg = Some(msg.into());
@@ -154,12 +143,8 @@ pub fn read_jsonl(r: impl BufRead) -> io::Result<Vec<(String, Event)>> {
         if line.trim().is_empty() {
             continue;
         }
-        let l: Line = serde_json::from_str(&line).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("history line {}: {e}", i + 1),
-            )
-        })?;
+        let l: Line = serde_json::from_str(&line)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("history line {}: {e}", i + 1)))?;
         out.push((l.backend, l.e));
     }
     Ok(out)
@@ -173,9 +158,7 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn with_capacity(n: usize) -> Self {
-        Recorder {
-            events: Vec::with_capacity(n),
-        }
+        Recorder { events: Vec::with_capacity(n) }
     }
     #[inline]
     pub fn push(&mut self, e: Event) {
@@ -194,32 +177,19 @@ mod tests {
         e.token = 2;
         e.a = 1000;
         let f = Event::new(7, 2, Kind::Fail, Op::Write, 3).with_msg("stale token");
-        let h = History {
-            events: vec![e.clone(), f.clone()],
-            start: 0,
-            end: 10,
-        };
+        let h = History { events: vec![e.clone(), f.clone()], start: 0, end: 10 };
         let mut buf = Vec::new();
         h.write_jsonl("inprocess", &mut buf).unwrap();
         let text = String::from_utf8(buf.clone()).unwrap();
         assert!(text.contains("\"type\":\"ok\""), "{text}");
         let back = read_jsonl(&buf[..]).unwrap();
-        assert_eq!(
-            back,
-            vec![("inprocess".to_string(), e), ("inprocess".to_string(), f)]
-        );
+        assert_eq!(back, vec![("inprocess".to_string(), e), ("inprocess".to_string(), f)]);
     }
 
     #[test]
     fn merge_orders_by_time_and_keeps_client_order() {
-        let a = vec![
-            Event::new(1, 0, Kind::Invoke, Op::Acquire, 0),
-            Event::new(3, 0, Kind::Ok, Op::Acquire, 0),
-        ];
-        let b = vec![
-            Event::new(2, 1, Kind::Invoke, Op::Acquire, 0),
-            Event::new(3, 1, Kind::Fail, Op::Acquire, 0),
-        ];
+        let a = vec![Event::new(1, 0, Kind::Invoke, Op::Acquire, 0), Event::new(3, 0, Kind::Ok, Op::Acquire, 0)];
+        let b = vec![Event::new(2, 1, Kind::Invoke, Op::Acquire, 0), Event::new(3, 1, Kind::Fail, Op::Acquire, 0)];
         let h = History::merge(vec![a, b], 0, 4);
         let ts: Vec<(u64, u32)> = h.events.iter().map(|e| (e.t, e.client)).collect();
         assert_eq!(ts, vec![(1, 0), (2, 1), (3, 0), (3, 1)]);

@@ -37,11 +37,7 @@ pub fn us(v: u64) -> String {
 }
 
 fn count(v: u64) -> String {
-    if v == 0 {
-        "0".into()
-    } else {
-        format!("<span class=\"bad\">{v}</span>")
-    }
+    if v == 0 { "0".into() } else { format!("<span class=\"bad\">{v}</span>") }
 }
 
 pub fn render(s: &Summary) -> String {
@@ -58,34 +54,17 @@ pub fn render(s: &Summary) -> String {
         mem = s.machine.memory_bytes as f64 / (1u64 << 30) as f64,
         os = esc(&s.machine.os),
         v = esc(&s.lockbench_version),
-        int = if s.interrupted {
-            " · <span class=\"bad\">interrupted</span>"
-        } else {
-            ""
-        },
+        int = if s.interrupted { " · <span class=\"bad\">interrupted</span>" } else { "" },
         cmd = esc(&s.command),
     );
     for sk in &s.skipped {
-        let _ = write!(
-            header,
-            "<p class=\"meta\">Not run on <b>{}</b>: {}</p>",
-            esc(&sk.backend),
-            esc(&sk.reason)
-        );
+        let _ = write!(header, "<p class=\"meta\">Not run on <b>{}</b>: {}</p>", esc(&sk.backend), esc(&sk.reason));
     }
-    let unsafe_ones: Vec<&str> = s
-        .backends
-        .iter()
-        .filter(|b| !b.safe)
-        .map(|b| b.name.as_str())
-        .collect();
+    let unsafe_ones: Vec<&str> = s.backends.iter().filter(|b| !b.safe).map(|b| b.name.as_str()).collect();
     let verdict = if unsafe_ones.is_empty() {
         "<div class=\"verdict good\">No safety violation on any backend: no overlapping holds, no fencing token going backwards, no lost update.</div>".to_owned()
     } else {
-        format!(
-            "<div class=\"verdict bad\">Unsafe: {}. Details below.</div>",
-            esc(&unsafe_ones.join(", "))
-        )
+        format!("<div class=\"verdict bad\">Unsafe: {}. Details below.</div>", esc(&unsafe_ones.join(", ")))
     };
     TEMPLATE
         .replace("{{title}}", &esc(&title))
@@ -130,11 +109,7 @@ fn table(bs: &[BackendSummary]) -> String {
             b.stale_writes_refused,
             count(b.token_regressions),
             name = esc(&b.name),
-            naive = if b.capabilities.naive {
-                " <small>(naive)</small>"
-            } else {
-                ""
-            },
+            naive = if b.capabilities.naive { " <small>(naive)</small>" } else { "" },
             gps = b.grants_per_s,
             fair = b.fairness.map_or("–".into(), |f| format!("{f:.3}")),
         );
@@ -148,11 +123,7 @@ fn hold(h: &HoldReport) -> String {
         "client {} (owner {}, token {}): granted at {:.6} s, lease believed valid until {:.6} s, held until {:.6} s ({})",
         h.client,
         h.owner,
-        if h.token == 0 {
-            "none".to_owned()
-        } else {
-            h.token.to_string()
-        },
+        if h.token == 0 { "none".to_owned() } else { h.token.to_string() },
         h.granted_s,
         h.lease_until_s,
         h.held_until_s,
@@ -171,11 +142,7 @@ fn violations(bs: &[BackendSummary]) -> String {
     let mut o = String::new();
     for b in bs {
         if b.safe {
-            let _ = write!(
-                o,
-                "<p><b>{}</b>: <span class=\"good\">no violation</span>.</p>",
-                esc(&b.name)
-            );
+            let _ = write!(o, "<p><b>{}</b>: <span class=\"good\">no violation</span>.</p>", esc(&b.name));
             continue;
         }
         let _ = write!(
@@ -194,11 +161,8 @@ fn violations(bs: &[BackendSummary]) -> String {
                 OverlapClass::WithinLease => "within both leases",
                 OverlapClass::AfterExpiry => "after a lease expired",
             };
-            let faults = if v.faults.is_empty() {
-                String::new()
-            } else {
-                format!(" · faults: {}", esc(&v.faults.join("; ")))
-            };
+            let faults =
+                if v.faults.is_empty() { String::new() } else { format!(" · faults: {}", esc(&v.faults.join("; "))) };
             let _ = write!(
                 o,
                 "<details id=\"v-{n}-{i}\"{open}><summary>key {k}: overlap {class} from {:.6} s to {:.6} s{faults}</summary>\

@@ -38,15 +38,12 @@ pub fn summarize(meta: Summary, runs: &[BackendRun]) -> (Summary, Vec<Latencies>
 pub fn write(dir: &Path, summary: &Summary, runs: &[BackendRun], lats: &[Latencies]) -> Result<()> {
     let partial = partial_name(dir);
     if partial.exists() {
-        fs::remove_dir_all(&partial)
-            .with_context(|| format!("removing a stale {}", partial.display()))?;
+        fs::remove_dir_all(&partial).with_context(|| format!("removing a stale {}", partial.display()))?;
     }
     fs::create_dir_all(&partial).with_context(|| format!("creating {}", partial.display()))?;
     let file = |name: &str| -> Result<BufWriter<fs::File>> {
         let p = partial.join(name);
-        Ok(BufWriter::new(
-            fs::File::create(&p).with_context(|| format!("creating {}", p.display()))?,
-        ))
+        Ok(BufWriter::new(fs::File::create(&p).with_context(|| format!("creating {}", p.display()))?))
     };
     let mut w = file("summary.json")?;
     serde_json::to_writer_pretty(&mut w, summary)?;
@@ -67,16 +64,12 @@ pub fn write(dir: &Path, summary: &Summary, runs: &[BackendRun], lats: &[Latenci
     if dir.exists() {
         fs::remove_dir_all(dir).with_context(|| format!("replacing {}", dir.display()))?;
     }
-    fs::rename(&partial, dir)
-        .with_context(|| format!("renaming {} to {}", partial.display(), dir.display()))?;
+    fs::rename(&partial, dir).with_context(|| format!("renaming {} to {}", partial.display(), dir.display()))?;
     Ok(())
 }
 
 fn partial_name(dir: &Path) -> PathBuf {
-    let mut name = dir
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
+    let mut name = dir.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".partial");
     dir.with_file_name(name)
 }
@@ -85,19 +78,16 @@ fn partial_name(dir: &Path) -> PathBuf {
 pub fn rebuild(dir: &Path) -> Result<PathBuf> {
     let p = dir.join("summary.json");
     let text = fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-    let summary: Summary = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a lockbench summary", p.display()))?;
+    let summary: Summary =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a lockbench summary", p.display()))?;
     let out = dir.join("report.html");
-    fs::write(&out, html::render(&summary))
-        .with_context(|| format!("writing {}", out.display()))?;
+    fs::write(&out, html::render(&summary)).with_context(|| format!("writing {}", out.display()))?;
     Ok(out)
 }
 
 /// Now as RFC 3339 UTC, and as a compact id (`20261123-014502`).
 pub fn now_stamps() -> (String, String) {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -110,8 +100,5 @@ pub fn now_stamps() -> (String, String) {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let mo = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(mo <= 2);
-    (
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z"),
-        format!("{y:04}{mo:02}{d:02}-{h:02}{m:02}{s:02}"),
-    )
+    (format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z"), format!("{y:04}{mo:02}{d:02}-{h:02}{m:02}{s:02}"))
 }

@@ -61,17 +61,10 @@ impl Machine {
         let os = std::fs::read_to_string("/etc/os-release")
             .ok()
             .and_then(|s| {
-                s.lines().find_map(|l| {
-                    l.strip_prefix("PRETTY_NAME=")
-                        .map(|v| v.trim_matches('"').to_owned())
-                })
+                s.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_owned()))
             })
             .unwrap_or_else(|| std::env::consts::OS.to_owned());
-        Machine {
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            memory_bytes,
-            os,
-        }
+        Machine { cores: std::thread::available_parallelism().map_or(1, |n| n.get()), memory_bytes, os }
     }
 }
 
@@ -94,6 +87,9 @@ pub struct Capabilities {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BackendSummary {
     pub name: String,
+    /// The server program's version, where the backend has servers.
+    #[serde(default)]
+    pub server_version: Option<String>,
     pub capabilities: Capabilities,
     /// No overlap, no token regression, no lost update.
     pub safe: bool,
@@ -205,17 +201,7 @@ impl BackendSummary {
         let p99_per_second_us = l
             .per_second
             .get(&Metric::AcquireOk)
-            .map(|v| {
-                v.iter()
-                    .map(|h| {
-                        if h.is_empty() {
-                            0
-                        } else {
-                            h.value_at_quantile(0.99)
-                        }
-                    })
-                    .collect()
-            })
+            .map(|v| v.iter().map(|h| if h.is_empty() { 0 } else { h.value_at_quantile(0.99) }).collect())
             .unwrap_or_else(|| vec![0; l.seconds]);
         let mut faults = Vec::new();
         let mut open = std::collections::HashMap::new();
@@ -236,6 +222,7 @@ impl BackendSummary {
         }
         BackendSummary {
             name: run.backend.clone(),
+            server_version: None,
             capabilities: Capabilities {
                 lease: c.lease,
                 renew: c.renew,
@@ -255,10 +242,7 @@ impl BackendSummary {
             release_latency_us: Percentiles::of(l.get(Metric::Release)),
             renew_latency_us: Percentiles::of(l.get(Metric::Renew)),
             hold_us: Percentiles::of(l.get(Metric::Hold)),
-            violations: Violations {
-                within_lease: v.within_lease,
-                after_expiry: v.after_expiry,
-            },
+            violations: Violations { within_lease: v.within_lease, after_expiry: v.after_expiry },
             lost_updates: v.lost_updates,
             stale_writes_refused: v.stale_writes_refused,
             late_writes_accepted: v.late_writes_accepted,
@@ -269,11 +253,7 @@ impl BackendSummary {
             longest_wait_us: v.longest_wait_ns / 1_000,
             fairness: v.fairness,
             crashes: v.crashes,
-            crash_to_next_grant_ms: v
-                .crash_recovery_ns
-                .iter()
-                .map(|n| *n as f64 / 1e6)
-                .collect(),
+            crash_to_next_grant_ms: v.crash_recovery_ns.iter().map(|n| *n as f64 / 1e6).collect(),
             grants_per_second: l.grants_per_second.clone(),
             p99_per_second_us,
             faults,

@@ -45,15 +45,13 @@ pub struct Plan {
 impl Plan {
     /// This client's share of `ops`.
     fn ops_for(&self, client: u32) -> Option<u64> {
-        self.ops
-            .map(|n| n / self.clients as u64 + u64::from((client as u64) < n % self.clients as u64))
+        self.ops.map(|n| n / self.clients as u64 + u64::from((client as u64) < n % self.clients as u64))
     }
 }
 
 /// The seed of client `id`'s RNG: distinct per client, fixed per run seed.
 pub fn client_seed(seed: u64, id: u32) -> u64 {
-    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .wrapping_add(id as u64 + 1)
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(id as u64 + 1)
 }
 
 /// A fault the nemesis asks of an in-task client while it holds a lock.
@@ -81,10 +79,7 @@ impl Control {
         self.wake.notify_one();
     }
     fn take(&self) -> Option<Command> {
-        self.command
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
+        self.command.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 
@@ -122,14 +117,7 @@ pub struct Client {
 impl Client {
     pub fn new(id: u32, plan: Arc<Plan>, shared: Arc<Shared>, control: Arc<Control>) -> Self {
         let rng = StdRng::seed_from_u64(client_seed(plan.seed, id));
-        Client {
-            id,
-            plan,
-            shared,
-            control,
-            rec: Recorder::with_capacity(1024),
-            rng,
-        }
+        Client { id, plan, shared, control, rec: Recorder::with_capacity(1024), rng }
     }
 
     #[inline]
@@ -147,18 +135,17 @@ impl Client {
         let mut session = match connect().await {
             Ok(s) => s,
             Err(e) => {
-                let ev = self
-                    .ev(Kind::Fail, Op::Acquire, 0)
-                    .with_msg(format!("no session: {e}"));
+                let ev = self.ev(Kind::Fail, Op::Acquire, 0).with_msg(format!("no session: {e}"));
                 self.rec.push(ev);
                 return self.rec;
             }
         };
         let mut left = self.plan.ops_for(self.id);
         // Open model: this client's slots, offset so clients do not start together.
-        let mut slot = self.plan.open_interval.map(|iv| {
-            self.plan.start + (iv.as_nanos() as u64 * self.id as u64) / self.plan.clients as u64
-        });
+        let mut slot = self
+            .plan
+            .open_interval
+            .map(|iv| self.plan.start + (iv.as_nanos() as u64 * self.id as u64) / self.plan.clients as u64);
         loop {
             if self.shared.stop.load(Ordering::Relaxed) || left == Some(0) {
                 break;
@@ -189,9 +176,7 @@ impl Client {
                     session = match connect().await {
                         Ok(s) => s,
                         Err(e) => {
-                            let ev = self
-                                .ev(Kind::Fail, Op::Acquire, 0)
-                                .with_msg(format!("no session: {e}"));
+                            let ev = self.ev(Kind::Fail, Op::Acquire, 0).with_msg(format!("no session: {e}"));
                             self.rec.push(ev);
                             return self.rec;
                         }
@@ -207,21 +192,12 @@ impl Client {
 
     /// One acquire, and if granted the guarded write and the release: the whole
     /// recorded cycle, which `benches/recorder.rs` measures.
-    pub async fn cycle(
-        &mut self,
-        s: &mut dyn LockSession,
-        key: u32,
-        hold: Duration,
-        intended: u64,
-    ) -> HoldEnd {
+    pub async fn cycle(&mut self, s: &mut dyn LockSession, key: u32, hold: Duration, intended: u64) -> HoldEnd {
         let name = &self.plan.key_names[key as usize];
         let mut inv = self.ev(Kind::Invoke, Op::Acquire, key);
         inv.a = intended;
         self.rec.push(inv);
-        self.shared
-            .progress
-            .attempts
-            .fetch_add(1, Ordering::Relaxed);
+        self.shared.progress.attempts.fetch_add(1, Ordering::Relaxed);
         match s.acquire(name, self.plan.lease, &self.plan.wait).await {
             Ok(Some(lease)) => {
                 let mut ok = self.ev(Kind::Ok, Op::Acquire, key);
@@ -240,11 +216,7 @@ impl Client {
             Err(e) => {
                 // Unknown (a timeout or lost connection mid-request): the grant may
                 // have happened, so this is info, never fail.
-                let kind = if e.is_indeterminate() {
-                    Kind::Info
-                } else {
-                    Kind::Fail
-                };
+                let kind = if e.is_indeterminate() { Kind::Info } else { Kind::Fail };
                 let ev = self.ev(kind, Op::Acquire, key).with_msg(e.to_string());
                 self.rec.push(ev);
                 HoldEnd::Done
@@ -252,26 +224,14 @@ impl Client {
         }
     }
 
-    async fn hold(
-        &mut self,
-        s: &mut dyn LockSession,
-        key: u32,
-        lease: &Lease,
-        hold: Duration,
-    ) -> HoldEnd {
+    async fn hold(&mut self, s: &mut dyn LockSession, key: u32, lease: &Lease, hold: Duration) -> HoldEnd {
         self.control.holding.store(lease.owner, Ordering::Relaxed);
         let end = self.hold_inner(s, key, lease, hold).await;
         self.control.holding.store(0, Ordering::Relaxed);
         end
     }
 
-    async fn hold_inner(
-        &mut self,
-        s: &mut dyn LockSession,
-        key: u32,
-        lease: &Lease,
-        hold: Duration,
-    ) -> HoldEnd {
+    async fn hold_inner(&mut self, s: &mut dyn LockSession, key: u32, lease: &Lease, hold: Duration) -> HoldEnd {
         let token = lease.fencing_token.unwrap_or(0);
         let with = |mut e: Event| {
             e.owner = lease.owner;
@@ -323,19 +283,13 @@ impl Client {
                 match s.renew(lease, self.plan.lease).await {
                     Ok(true) => self.rec.push(with(self.ev(Kind::Ok, Op::Renew, key))),
                     Ok(false) => {
-                        self.rec
-                            .push(with(self.ev(Kind::Fail, Op::Renew, key)).with_msg("lease lost"));
+                        self.rec.push(with(self.ev(Kind::Fail, Op::Renew, key)).with_msg("lease lost"));
                         lost = true;
                         break;
                     }
                     Err(e) => {
-                        let kind = if e.is_indeterminate() {
-                            Kind::Info
-                        } else {
-                            Kind::Fail
-                        };
-                        self.rec
-                            .push(with(self.ev(kind, Op::Renew, key)).with_msg(e.to_string()));
+                        let kind = if e.is_indeterminate() { Kind::Info } else { Kind::Fail };
+                        self.rec.push(with(self.ev(kind, Op::Renew, key)).with_msg(e.to_string()));
                     }
                 }
             }
@@ -368,13 +322,9 @@ impl Client {
         self.rec.push(with(self.ev(Kind::Invoke, Op::Release, key)));
         let ev = match s.release(lease).await {
             Ok(true) => with(self.ev(Kind::Ok, Op::Release, key)),
-            Ok(false) => {
-                with(self.ev(Kind::Fail, Op::Release, key)).with_msg("not the owner any more")
-            }
+            Ok(false) => with(self.ev(Kind::Fail, Op::Release, key)).with_msg("not the owner any more"),
             // Unknown: the release may have happened; the key may still be held.
-            Err(e) if e.is_indeterminate() => {
-                with(self.ev(Kind::Info, Op::Release, key)).with_msg(e.to_string())
-            }
+            Err(e) if e.is_indeterminate() => with(self.ev(Kind::Info, Op::Release, key)).with_msg(e.to_string()),
             Err(e) => with(self.ev(Kind::Fail, Op::Release, key)).with_msg(e.to_string()),
         };
         self.rec.push(ev);

@@ -73,20 +73,12 @@ mod tests {
         for _ in 0..10_000 {
             counts[c.next(&mut rng) as usize] += 1;
         }
-        assert!(
-            counts[0] > counts[1] && counts[1] > counts[10],
-            "{:?}",
-            &counts[..12]
-        );
+        assert!(counts[0] > counts[1] && counts[1] > counts[10], "{:?}", &counts[..12]);
     }
 
     #[test]
     fn hot_keys_get_their_share() {
-        let c = KeyChooser::Hot {
-            n: 1000,
-            hot: 2,
-            share: 0.9,
-        };
+        let c = KeyChooser::Hot { n: 1000, hot: 2, share: 0.9 };
         let mut rng = StdRng::seed_from_u64(7);
         let hot = (0..10_000).filter(|_| c.next(&mut rng) < 2).count();
         assert!((8_900..9_200).contains(&hot), "{hot}");
@@ -95,12 +87,8 @@ mod tests {
     #[test]
     fn same_seed_same_keys() {
         let c = KeyChooser::Uniform(100_000);
-        let a: Vec<u32> = (0..100)
-            .scan(StdRng::seed_from_u64(3), |r, _| Some(c.next(r)))
-            .collect();
-        let b: Vec<u32> = (0..100)
-            .scan(StdRng::seed_from_u64(3), |r, _| Some(c.next(r)))
-            .collect();
+        let a: Vec<u32> = (0..100).scan(StdRng::seed_from_u64(3), |r, _| Some(c.next(r))).collect();
+        let b: Vec<u32> = (0..100).scan(StdRng::seed_from_u64(3), |r, _| Some(c.next(r))).collect();
         assert_eq!(a, b);
     }
 }

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use lockbench_backends::clock::mono_ns;
+use lockbench_backends::servers::Servers;
 use lockbench_backends::{Capabilities, LockBackend, Wait};
 
 use crate::faults;
@@ -44,9 +45,7 @@ impl Observer for () {}
 pub fn plan(s: &Scenario, start: u64) -> Plan {
     let key_names = Arc::new((0..s.key_count()).map(key_name).collect());
     let open_interval = match (*s.load.model.get_ref(), &s.load.rate) {
-        (LoadModel::Open, Some(rate)) => Some(Duration::from_secs_f64(
-            s.clients() as f64 / *rate.get_ref(),
-        )),
+        (LoadModel::Open, Some(rate)) => Some(Duration::from_secs_f64(s.clients() as f64 / *rate.get_ref())),
         _ => None,
     };
     Plan {
@@ -74,20 +73,16 @@ pub fn plan(s: &Scenario, start: u64) -> Plan {
 pub async fn run_backend(
     s: &Scenario,
     backend: Arc<dyn LockBackend>,
+    servers: Option<Arc<dyn Servers>>,
     observer: &dyn Observer,
 ) -> BackendRun {
     // Give tasks a moment to be spawned before the clock starts, so that client 0
     // does not get a head start over client 63.
     let start = mono_ns() + 5_000_000;
     let plan = Arc::new(plan(s, start));
-    let shared = Arc::new(Shared {
-        stop: AtomicBool::new(false),
-        progress: Progress::default(),
-        register: Default::default(),
-    });
-    let controls: Vec<Arc<Control>> = (0..s.clients())
-        .map(|_| Arc::new(Control::default()))
-        .collect();
+    let shared =
+        Arc::new(Shared { stop: AtomicBool::new(false), progress: Progress::default(), register: Default::default() });
+    let controls: Vec<Arc<Control>> = (0..s.clients()).map(|_| Arc::new(Control::default())).collect();
 
     let mut tasks = Vec::with_capacity(controls.len());
     for (id, control) in controls.iter().enumerate() {
@@ -109,6 +104,7 @@ pub async fn run_backend(
         s.seed,
         controls.clone(),
         shared.clone(),
+        servers,
     ));
 
     // Watch the clock, the progress and Ctrl-C until the load is over.
@@ -117,10 +113,7 @@ pub async fn run_backend(
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let now = mono_ns();
-        observer.tick(
-            Duration::from_nanos(now.saturating_sub(start)),
-            &shared.progress,
-        );
+        observer.tick(Duration::from_nanos(now.saturating_sub(start)), &shared.progress);
         if INTERRUPTED.load(Ordering::Relaxed) {
             interrupted = true;
             break;
@@ -139,9 +132,7 @@ pub async fn run_backend(
     }
     nemesis.abort();
     let _ = nemesis.await;
-    parts.push(std::mem::take(
-        &mut *fault_events.lock().unwrap_or_else(|p| p.into_inner()),
-    ));
+    parts.push(std::mem::take(&mut *fault_events.lock().unwrap_or_else(|p| p.into_inner())));
     let end = end.max(parts.iter().flatten().map(|e| e.t).max().unwrap_or(end));
     BackendRun {
         backend: backend.name().to_owned(),

@@ -19,13 +19,10 @@ impl FromStr for Dur {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        let split = s
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(s.len());
+        let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let v: f64 = num.parse().map_err(|_| {
-            format!("`{s}` is not a duration: write a number and a unit, e.g. \"250ms\"")
-        })?;
+        let v: f64 =
+            num.parse().map_err(|_| format!("`{s}` is not a duration: write a number and a unit, e.g. \"250ms\""))?;
         let scale = match unit.trim() {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -34,9 +31,7 @@ impl FromStr for Dur {
             "m" | "min" => 60.0,
             "" if v == 0.0 => 0.0,
             u => {
-                return Err(format!(
-                    "`{s}`: unknown unit `{u}` (use ns, us, ms, s or m)"
-                ));
+                return Err(format!("`{s}`: unknown unit `{u}` (use ns, us, ms, s or m)"));
             }
         };
         let secs = v * scale;
@@ -134,9 +129,7 @@ impl FromStr for DurDist {
         };
         if let Some(a) = args("uniform") {
             let [lo, hi] = a[..] else {
-                return Err(format!(
-                    "`{s}`: uniform takes two durations: uniform(1ms, 5ms)"
-                ));
+                return Err(format!("`{s}`: uniform takes two durations: uniform(1ms, 5ms)"));
             };
             let (lo, hi) = (lo.parse::<Dur>()?.0, hi.parse::<Dur>()?.0);
             if lo > hi {
@@ -186,14 +179,8 @@ mod tests {
 
     #[test]
     fn durations_parse_and_print() {
-        assert_eq!(
-            "250ms".parse::<Dur>().unwrap().0,
-            Duration::from_millis(250)
-        );
-        assert_eq!(
-            "1.5s".parse::<Dur>().unwrap().0,
-            Duration::from_millis(1500)
-        );
+        assert_eq!("250ms".parse::<Dur>().unwrap().0, Duration::from_millis(250));
+        assert_eq!("1.5s".parse::<Dur>().unwrap().0, Duration::from_millis(1500));
         assert_eq!("0".parse::<Dur>().unwrap().0, Duration::ZERO);
         assert_eq!(Dur(Duration::from_millis(250)).to_string(), "250ms");
         assert!("5".parse::<Dur>().is_err());
@@ -209,10 +196,7 @@ mod tests {
             assert!(v >= Duration::from_millis(1) && v <= Duration::from_millis(5));
         }
         let e: DurDist = "exp(2ms)".parse().unwrap();
-        let mean = (0..20_000)
-            .map(|_| e.sample(&mut rng).as_secs_f64())
-            .sum::<f64>()
-            / 20_000.0;
+        let mean = (0..20_000).map(|_| e.sample(&mut rng).as_secs_f64()).sum::<f64>() / 20_000.0;
         assert!((mean - 0.002).abs() < 0.0002, "mean {mean}");
         assert!("uniform(5ms, 1ms)".parse::<DurDist>().is_err());
         assert_eq!(d.to_string(), "uniform(1ms, 5ms)");

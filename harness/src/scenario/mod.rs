@@ -56,6 +56,17 @@ pub struct Scenario {
     pub load: Load,
     #[serde(default)]
     pub faults: Vec<Spanned<FaultSpec>>,
+    #[serde(default)]
+    pub servers: ServerSettings,
+}
+
+/// How the local provider runs a backend's servers for this scenario.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Keep data across a server restart (Redis: append-only file, fsync always).
+    #[serde(default)]
+    pub persist: bool,
 }
 
 fn default_seed() -> u64 {
@@ -160,11 +171,7 @@ pub struct Load {
 
 impl Default for Load {
     fn default() -> Self {
-        Load {
-            model: Spanned::new(0..0, LoadModel::Closed),
-            think: DurDist::default(),
-            rate: None,
-        }
+        Load { model: Spanned::new(0..0, LoadModel::Closed), think: DurDist::default(), rate: None }
     }
 }
 
@@ -212,12 +219,7 @@ struct Problems<'a> {
 impl Problems<'_> {
     fn at(&mut self, span: Range<usize>, field: &str, msg: impl fmt::Display) {
         if self.first.is_none() {
-            self.first = Some(error_at(
-                self.path,
-                self.src,
-                Some(span),
-                format!("field `{field}`: {msg}"),
-            ));
+            self.first = Some(error_at(self.path, self.src, Some(span), format!("field `{field}`: {msg}")));
         }
     }
 }
@@ -229,15 +231,8 @@ fn error_at(path: &Path, src: &str, span: Option<Range<usize>>, message: String)
         let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
         (line, col)
     });
-    let snippet = at
-        .and_then(|(l, _)| src.lines().nth(l - 1))
-        .map(|s| s.to_owned());
-    ScenarioError {
-        path: path.to_owned(),
-        at,
-        message,
-        snippet,
-    }
+    let snippet = at.and_then(|(l, _)| src.lines().nth(l - 1)).map(|s| s.to_owned());
+    ScenarioError { path: path.to_owned(), at, message, snippet }
 }
 
 impl Scenario {
@@ -249,24 +244,17 @@ impl Scenario {
             message: format!("cannot read: {e}"),
             snippet: None,
         })?;
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         Self::parse(&src, path, &name)
     }
 
     /// Parse and validate scenario text; `path` is only used in messages.
     pub fn parse(src: &str, path: &Path, name: &str) -> Result<Scenario, ScenarioError> {
-        let mut s: Scenario = toml::from_str(src)
-            .map_err(|e| error_at(path, src, e.span(), e.message().trim().to_owned()))?;
+        let mut s: Scenario =
+            toml::from_str(src).map_err(|e| error_at(path, src, e.span(), e.message().trim().to_owned()))?;
         s.name = name.to_owned();
         s.path = path.to_owned();
-        let mut p = Problems {
-            src,
-            path,
-            first: None,
-        };
+        let mut p = Problems { src, path, first: None };
         s.validate(&mut p);
         match p.first {
             Some(e) => Err(e),
@@ -279,18 +267,12 @@ impl Scenario {
             p.at(self.clients.span(), "clients", "must be at least 1");
         }
         if *self.clients.get_ref() > 10_000 {
-            p.at(
-                self.clients.span(),
-                "clients",
-                "at most 10000 (each is a task or a process)",
-            );
+            p.at(self.clients.span(), "clients", "at most 10000 (each is a task or a process)");
         }
         match (&self.duration, &self.ops) {
             (None, None) => p.at(0..1, "duration", "one of `duration` and `ops` is required"),
             (Some(d), Some(_)) => p.at(d.span(), "duration", "give `duration` or `ops`, not both"),
-            (Some(d), None) if d.get_ref().0.is_zero() => {
-                p.at(d.span(), "duration", "must be above zero")
-            }
+            (Some(d), None) if d.get_ref().0.is_zero() => p.at(d.span(), "duration", "must be above zero"),
             (None, Some(o)) if *o.get_ref() == 0 => p.at(o.span(), "ops", "must be at least 1"),
             _ => {}
         }
@@ -303,16 +285,10 @@ impl Scenario {
             (Some(s), KeyDist::Zipf) if !(*s.get_ref() > 0.0 && s.get_ref().is_finite()) => {
                 p.at(s.span(), "keys.zipf_s", "must be a number above 0")
             }
-            (Some(s), d) if d != KeyDist::Zipf => p.at(
-                s.span(),
-                "keys.zipf_s",
-                "only goes with distribution = \"zipf\"",
-            ),
-            (None, KeyDist::Zipf) => p.at(
-                k.distribution.span(),
-                "keys.zipf_s",
-                "zipf needs zipf_s (e.g. 1.0)",
-            ),
+            (Some(s), d) if d != KeyDist::Zipf => {
+                p.at(s.span(), "keys.zipf_s", "only goes with distribution = \"zipf\"")
+            }
+            (None, KeyDist::Zipf) => p.at(k.distribution.span(), "keys.zipf_s", "zipf needs zipf_s (e.g. 1.0)"),
             _ => {}
         }
         for (f, name) in [(&k.hot_share, "keys.hot_share")] {
@@ -320,34 +296,19 @@ impl Scenario {
                 (Some(s), KeyDist::Hot) if !(0.0..=1.0).contains(s.get_ref()) => {
                     p.at(s.span(), name, "must be in 0..1")
                 }
-                (Some(s), d) if d != KeyDist::Hot => {
-                    p.at(s.span(), name, "only goes with distribution = \"hot\"")
-                }
-                (None, KeyDist::Hot) => p.at(
-                    k.distribution.span(),
-                    name,
-                    "hot needs hot_share and hot_count",
-                ),
+                (Some(s), d) if d != KeyDist::Hot => p.at(s.span(), name, "only goes with distribution = \"hot\""),
+                (None, KeyDist::Hot) => p.at(k.distribution.span(), name, "hot needs hot_share and hot_count"),
                 _ => {}
             }
         }
         match (&k.hot_count, dist) {
-            (Some(c), KeyDist::Hot) if *c.get_ref() == 0 || c.get_ref() > k.count.get_ref() => p
-                .at(
-                    c.span(),
-                    "keys.hot_count",
-                    "must be between 1 and keys.count",
-                ),
-            (Some(c), d) if d != KeyDist::Hot => p.at(
-                c.span(),
-                "keys.hot_count",
-                "only goes with distribution = \"hot\"",
-            ),
-            (None, KeyDist::Hot) => p.at(
-                k.distribution.span(),
-                "keys.hot_count",
-                "hot needs hot_share and hot_count",
-            ),
+            (Some(c), KeyDist::Hot) if *c.get_ref() == 0 || c.get_ref() > k.count.get_ref() => {
+                p.at(c.span(), "keys.hot_count", "must be between 1 and keys.count")
+            }
+            (Some(c), d) if d != KeyDist::Hot => {
+                p.at(c.span(), "keys.hot_count", "only goes with distribution = \"hot\"")
+            }
+            (None, KeyDist::Hot) => p.at(k.distribution.span(), "keys.hot_count", "hot needs hot_share and hot_count"),
             _ => {}
         }
         let l = &self.lock;
@@ -355,34 +316,20 @@ impl Scenario {
             p.at(l.lease.span(), "lock.lease", "must be above zero");
         }
         if l.backoff_max.get_ref().0 < l.backoff_min.0 {
-            p.at(
-                l.backoff_max.span(),
-                "lock.backoff_max",
-                "must not be below lock.backoff_min",
-            );
+            p.at(l.backoff_max.span(), "lock.backoff_max", "must not be below lock.backoff_min");
         }
         if let Some(r) = &l.renew_every
             && (r.get_ref().0.is_zero() || r.get_ref().0 >= l.lease.get_ref().0)
         {
-            p.at(
-                r.span(),
-                "lock.renew_every",
-                "must be above zero and below lock.lease",
-            );
+            p.at(r.span(), "lock.renew_every", "must be above zero and below lock.lease");
         }
         let load = &self.load;
         match (*load.model.get_ref(), &load.rate) {
-            (LoadModel::Open, None) => p.at(
-                load.model.span(),
-                "load.rate",
-                "the open model needs a rate (acquires/s)",
-            ),
+            (LoadModel::Open, None) => p.at(load.model.span(), "load.rate", "the open model needs a rate (acquires/s)"),
             (LoadModel::Open, Some(r)) if !(*r.get_ref() > 0.0 && r.get_ref().is_finite()) => {
                 p.at(r.span(), "load.rate", "must be a number above 0")
             }
-            (LoadModel::Closed, Some(r)) => {
-                p.at(r.span(), "load.rate", "only goes with model = \"open\"")
-            }
+            (LoadModel::Closed, Some(r)) => p.at(r.span(), "load.rate", "only goes with model = \"open\""),
             _ => {}
         }
         for f in &self.faults {
@@ -406,6 +353,14 @@ impl Scenario {
     }
     pub fn hold(&self) -> DurDist {
         *self.work.hold.get_ref()
+    }
+    /// Does any fault act on servers (so embedded backends cannot run it)?
+    pub fn needs_servers(&self) -> Option<&'static str> {
+        self.faults.iter().find(|f| f.get_ref().server().is_some()).map(|f| f.get_ref().name())
+    }
+    /// The highest server index a fault names.
+    pub fn max_server(&self) -> Option<usize> {
+        self.faults.iter().filter_map(|f| f.get_ref().server()).max()
     }
     pub fn key_count(&self) -> u32 {
         *self.keys.count.get_ref()

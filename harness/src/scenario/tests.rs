@@ -33,89 +33,49 @@ fn an_unknown_field_is_named_with_its_line() {
 
 #[test]
 fn a_bad_value_is_named_with_its_line_and_field() {
-    let e = parse(&GOOD.replace("count = 10", "count = 0"))
-        .unwrap_err()
-        .to_string();
+    let e = parse(&GOOD.replace("count = 10", "count = 0")).unwrap_err().to_string();
     assert!(e.starts_with("scenarios/t.toml:5:"), "{e}");
     assert!(e.contains("field `keys.count`: must be at least 1"), "{e}");
-    let e = parse(&GOOD.replace("\"100ms\"", "\"100 parsecs\""))
-        .unwrap_err()
-        .to_string();
+    let e = parse(&GOOD.replace("\"100ms\"", "\"100 parsecs\"")).unwrap_err().to_string();
     assert!(e.contains(":7:") && e.contains("unknown unit"), "{e}");
     assert!(e.contains("lease = \"100 parsecs\""), "{e}");
 }
 
 #[test]
 fn cross_field_rules_are_enforced() {
-    let e = parse(&GOOD.replace("duration = \"1s\"", ""))
-        .unwrap_err()
-        .to_string();
+    let e = parse(&GOOD.replace("duration = \"1s\"", "")).unwrap_err().to_string();
     assert!(e.contains("one of `duration` and `ops`"), "{e}");
-    let e = parse(&format!("{GOOD}[load]\nmodel = \"open\"\n"))
-        .unwrap_err()
-        .to_string();
+    let e = parse(&format!("{GOOD}[load]\nmodel = \"open\"\n")).unwrap_err().to_string();
     assert!(e.contains("field `load.rate`") && e.contains(":9:"), "{e}");
-    let e = parse(&GOOD.replace("count = 10", "count = 10\ndistribution = \"zipf\""))
+    let e = parse(&GOOD.replace("count = 10", "count = 10\ndistribution = \"zipf\"")).unwrap_err().to_string();
+    assert!(e.contains("zipf needs zipf_s"), "{e}");
+    let e = parse(&GOOD.replace("lease = \"100ms\"", "lease = \"100ms\"\nrenew_every = \"200ms\""))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("zipf needs zipf_s"), "{e}");
-    let e = parse(&GOOD.replace(
-        "lease = \"100ms\"",
-        "lease = \"100ms\"\nrenew_every = \"200ms\"",
-    ))
-    .unwrap_err()
-    .to_string();
-    assert!(
-        e.contains("field `lock.renew_every`") && e.contains(":8:"),
-        "{e}"
-    );
+    assert!(e.contains("field `lock.renew_every`") && e.contains(":8:"), "{e}");
 }
 
 #[test]
 fn faults_are_checked() {
     let ok = format!("{GOOD}[[faults]]\nkind = \"crash-holder\"\nat = \"100ms\"\n");
     assert_eq!(parse(&ok).unwrap().faults.len(), 1);
-    let e = parse(&format!(
-        "{GOOD}[[faults]]\nkind = \"crash-holder\"\nat = \"1s\"\ncount = 9\n"
-    ))
-    .unwrap_err()
-    .to_string();
-    assert!(
-        e.contains("`count` must be between 1 and clients (4)"),
-        "{e}"
-    );
-    let e = parse(&format!(
-        "{GOOD}[[faults]]\nkind = \"meteor\"\nat = \"1s\"\n"
-    ))
-    .unwrap_err()
-    .to_string();
+    let e =
+        parse(&format!("{GOOD}[[faults]]\nkind = \"crash-holder\"\nat = \"1s\"\ncount = 9\n")).unwrap_err().to_string();
+    assert!(e.contains("`count` must be between 1 and clients (4)"), "{e}");
+    let e = parse(&format!("{GOOD}[[faults]]\nkind = \"meteor\"\nat = \"1s\"\n")).unwrap_err().to_string();
     assert!(e.contains("meteor"), "{e}");
-    let e = parse(&format!(
-        "{GOOD}[[faults]]\nkind = \"pause-holder\"\nat = \"1s\"\npause = \"1s\"\nextra = 1\n"
-    ))
-    .unwrap_err()
-    .to_string();
+    let e = parse(&format!("{GOOD}[[faults]]\nkind = \"pause-holder\"\nat = \"1s\"\npause = \"1s\"\nextra = 1\n"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("extra"), "{e}");
 }
 
 #[test]
 fn overrides_apply_and_bad_ones_name_the_flag() {
     let mut s = parse(GOOD).unwrap();
-    s.apply_overrides(&Overrides {
-        clients: Some(2),
-        duration: Some(Duration::from_millis(300)),
-        seed: Some(9),
-    })
-    .unwrap();
-    assert_eq!(
-        (s.clients(), s.duration(), s.seed),
-        (2, Some(Duration::from_millis(300)), 9)
-    );
-    let e = s
-        .apply_overrides(&Overrides {
-            clients: Some(0),
-            ..Default::default()
-        })
-        .unwrap_err();
+    s.apply_overrides(&Overrides { clients: Some(2), duration: Some(Duration::from_millis(300)), seed: Some(9) })
+        .unwrap();
+    assert_eq!((s.clients(), s.duration(), s.seed), (2, Some(Duration::from_millis(300)), 9));
+    let e = s.apply_overrides(&Overrides { clients: Some(0), ..Default::default() }).unwrap_err();
     assert!(e.contains("--clients"), "{e}");
 }

@@ -17,24 +17,15 @@ pub fn scenarios_dir() -> PathBuf {
 
 /// Every duration shrunk: the run lasts `d`, and that is all a scenario's shape needs.
 pub fn short(mut s: Scenario, d: Duration) -> Scenario {
-    s.apply_overrides(&Overrides {
-        duration: Some(d),
-        ..Default::default()
-    })
-    .expect("override");
+    s.apply_overrides(&Overrides { duration: Some(d), ..Default::default() }).expect("override");
     s
 }
 
 pub async fn run_on(s: &Scenario, backend: &str) -> (BackendRun, Verdict) {
     let dir = tempfile::tempdir().unwrap();
     let info = lookup(backend).unwrap_or_else(|| panic!("no backend {backend}"));
-    let b = info
-        .open(&BackendEnv {
-            dir: dir.path().to_owned(),
-            ..Default::default()
-        })
-        .expect("open");
-    let r = run_backend(s, b, &()).await;
+    let b = info.open(&BackendEnv { dir: dir.path().to_owned(), ..Default::default() }).expect("open");
+    let r = run_backend(s, b, None, &()).await;
     let v = check(&r.history);
     (r, v)
 }

@@ -1,0 +1,231 @@
+//! `redis` and `redis-naive`: one Redis server.
+//!
+//! `redis` is the single-instance recipe of the Redis documentation:
+//! acquire = `SET key owner NX PX ttl`, release and renew = compare-and-delete /
+//! compare-and-pexpire in Lua (EVALSHA). The fencing token is an `INCR` of a per-key
+//! counter inside the same script as the SET, so a token exists exactly when a grant
+//! does. The counter lives in memory like everything else: a restart without
+//! persistence resets it, and the checker will see tokens go backwards.
+//!
+//! `redis-naive` is the recipe many posts show: `SETNX`, then `PEXPIRE` as a second
+//! command (a crash in between leaves a lock that never expires), and `DEL` without
+//! an owner check (a holder whose lease ran out deletes its successor's lock).
+//!
+//! Each session has its own connection (a crashed session is a dropped connection);
+//! the connection manager reconnects after a server restart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisError, Script};
+
+use crate::{BackendEnv, BackendError, Capabilities, Clock, Lease, LockBackend, LockSession, Result, new_owner};
+
+/// How long one command may take before its outcome is called unknown. Loopback
+/// answers in well under a millisecond; a second means the server is stuck.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+const ACQUIRE: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return redis.call('INCR', KEYS[2])
+end
+return 0";
+
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0";
+
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0";
+
+/// The scripts, hashed once.
+pub(crate) struct Scripts {
+    pub acquire: Script,
+    pub release: Script,
+    pub renew: Script,
+}
+
+impl Scripts {
+    pub fn new() -> Self {
+        Scripts { acquire: Script::new(ACQUIRE), release: Script::new(RELEASE), renew: Script::new(RENEW) }
+    }
+}
+
+/// A write's error, classified. Refused connections certainly did nothing; a
+/// timeout or a dropped connection may have delivered the command: unknown.
+pub(crate) fn classify(e: RedisError) -> BackendError {
+    if e.is_connection_refusal() {
+        BackendError::Unavailable(e.to_string())
+    } else if e.is_timeout() || e.is_connection_dropped() || e.is_io_error() {
+        BackendError::Unknown(e.to_string())
+    } else {
+        BackendError::Rejected(e.to_string())
+    }
+}
+
+/// A connection to one server, reconnecting on its own.
+pub(crate) fn connect(endpoint: &str, timeout: Duration) -> Result<ConnectionManager> {
+    let client = redis::Client::open(format!("redis://{endpoint}/"))
+        .map_err(|e| BackendError::Config(format!("redis endpoint `{endpoint}`: {e}")))?;
+    let cfg = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(timeout))
+        .set_connection_timeout(Some(timeout))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_millis(100));
+    ConnectionManager::new_lazy_with_config(client, cfg).map_err(|e| BackendError::Config(format!("{endpoint}: {e}")))
+}
+
+pub(crate) fn lock_key(key: &str) -> String {
+    format!("lockbench:{key}")
+}
+
+pub(crate) fn owner_value(owner: u64) -> String {
+    format!("{owner:016x}")
+}
+
+pub struct Redis {
+    endpoint: String,
+    naive: bool,
+    clock: Clock,
+    scripts: Arc<Scripts>,
+}
+
+fn open(env: &BackendEnv, naive: bool) -> Result<Arc<dyn LockBackend>> {
+    let endpoint = env.endpoints.first().ok_or_else(|| BackendError::Config("redis needs one endpoint".into()))?;
+    Ok(Arc::new(Redis {
+        endpoint: endpoint.clone(),
+        naive,
+        clock: env.clock.clone(),
+        scripts: Arc::new(Scripts::new()),
+    }))
+}
+
+pub(crate) fn open_safe(env: &BackendEnv) -> Result<Arc<dyn LockBackend>> {
+    open(env, false)
+}
+
+pub(crate) fn open_naive(env: &BackendEnv) -> Result<Arc<dyn LockBackend>> {
+    open(env, true)
+}
+
+#[async_trait]
+impl LockBackend for Redis {
+    fn name(&self) -> &str {
+        if self.naive { "redis-naive" } else { "redis" }
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            lease: true,
+            renew: true,
+            fencing: !self.naive,
+            multi_process: true,
+            naive: self.naive,
+            ..Default::default()
+        }
+    }
+    async fn session(&self) -> Result<Box<dyn LockSession>> {
+        Ok(Box::new(Session {
+            conn: connect(&self.endpoint, RESPONSE_TIMEOUT)?,
+            naive: self.naive,
+            clock: self.clock.clone(),
+            scripts: self.scripts.clone(),
+        }))
+    }
+}
+
+struct Session {
+    conn: ConnectionManager,
+    naive: bool,
+    clock: Clock,
+    scripts: Arc<Scripts>,
+}
+
+#[async_trait]
+impl LockSession for Session {
+    async fn try_acquire(&mut self, key: &str, lease: Duration) -> Result<Option<Lease>> {
+        let owner = new_owner();
+        let value = owner_value(owner);
+        let k = lock_key(key);
+        let ttl = lease.as_millis().max(1) as u64;
+        // The lease's clock starts before the request leaves: the server's TTL
+        // starts later, so this estimate can only be early, never late.
+        let now = self.clock.now_ns();
+        let token: Option<u64> = if self.naive {
+            let set: bool =
+                redis::cmd("SETNX").arg(&k).arg(&value).query_async(&mut self.conn).await.map_err(classify)?;
+            if !set {
+                return Ok(None);
+            }
+            // The second round trip: a crash right here leaves a lock without TTL.
+            let _: bool = redis::cmd("PEXPIRE").arg(&k).arg(ttl).query_async(&mut self.conn).await.map_err(classify)?;
+            None
+        } else {
+            let t: u64 = self
+                .scripts
+                .acquire
+                .key(&k)
+                .key(format!("{k}:token"))
+                .arg(&value)
+                .arg(ttl)
+                .invoke_async(&mut self.conn)
+                .await
+                .map_err(classify)?;
+            if t == 0 {
+                return Ok(None);
+            }
+            Some(t)
+        };
+        Ok(Some(Lease {
+            key: key.to_owned(),
+            owner,
+            fencing_token: token,
+            granted_at: now,
+            expires_at: now + lease.as_nanos() as u64,
+        }))
+    }
+
+    async fn renew(&mut self, lease: &Lease, extend: Duration) -> Result<bool> {
+        let n: i64 = if self.naive {
+            // No owner check: extends whoever holds the key now.
+            redis::cmd("PEXPIRE")
+                .arg(lock_key(&lease.key))
+                .arg(extend.as_millis().max(1) as u64)
+                .query_async(&mut self.conn)
+                .await
+                .map_err(classify)?
+        } else {
+            self.scripts
+                .renew
+                .key(lock_key(&lease.key))
+                .arg(owner_value(lease.owner))
+                .arg(extend.as_millis().max(1) as u64)
+                .invoke_async(&mut self.conn)
+                .await
+                .map_err(classify)?
+        };
+        Ok(n == 1)
+    }
+
+    async fn release(&mut self, lease: &Lease) -> Result<bool> {
+        let n: i64 = if self.naive {
+            // No owner check: deletes whoever holds the key now.
+            redis::cmd("DEL").arg(lock_key(&lease.key)).query_async(&mut self.conn).await.map_err(classify)?
+        } else {
+            self.scripts
+                .release
+                .key(lock_key(&lease.key))
+                .arg(owner_value(lease.owner))
+                .invoke_async(&mut self.conn)
+                .await
+                .map_err(classify)?
+        };
+        Ok(n == 1)
+    }
+}

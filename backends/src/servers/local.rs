@@ -1,0 +1,291 @@
+//! The `local` provider: server programs as child processes on loopback.
+//!
+//! Each server gets a free port on 127.0.0.1 and a temp directory of its own. No
+//! server may outlive the harness, so three things stop them:
+//! - `Drop` of [`LocalCluster`] (the end of a run, and unwinding on panic);
+//! - [`kill_all`], which the CLI calls when it exits early (a second Ctrl-C);
+//! - `PR_SET_PDEATHSIG`: the kernel sends SIGKILL to a server when the thread that
+//!   forked it dies, even if the harness itself is SIGKILLed. Because that signal
+//!   follows the forking *thread*, every server is forked from one spawner thread
+//!   that lives as long as the process, never from a pool thread that may retire.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::{ServerFault, ServerKind, Servers};
+use crate::{BackendError, Result};
+
+/// How long a server may take to answer after it starts.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Options for the servers of one cluster.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServerOptions {
+    /// Keep data across a restart (Redis: AOF with fsync on every write).
+    pub persist: bool,
+    /// Run under libfaketime with this FAKETIME value (e.g. "+10s", "x1.5").
+    pub faketime: Option<String>,
+}
+
+struct Proc {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// `n` servers of one kind, started here, stopped on drop.
+pub struct LocalCluster {
+    kind: ServerKind,
+    opts: ServerOptions,
+    base: PathBuf,
+    procs: Mutex<Vec<Proc>>,
+}
+
+/// Pids of every server this process started and has not stopped.
+static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// SIGKILL every server this process started. For exits that skip destructors.
+pub fn kill_all() {
+    let pids = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|p| p.into_inner()));
+    for pid in pids {
+        // SAFETY: kill(2) with a pid we started; at worst the pid is gone (ESRCH).
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+}
+
+fn live(pid: u32, add: bool) {
+    let mut l = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+    if add {
+        l.push(pid);
+    } else {
+        l.retain(|p| *p != pid);
+    }
+}
+
+/// Find a program on PATH (and in the sbin folders Debian uses for servers).
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+type SpawnReq = (Command, mpsc::Sender<std::io::Result<Child>>);
+
+/// Fork from one long-lived thread (see the module doc for why).
+fn spawn(cmd: Command) -> std::io::Result<Child> {
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnReq>>> = OnceLock::new();
+    let tx = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnReq>();
+        std::thread::Builder::new()
+            .name("lockbench-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .expect("spawn the spawner thread");
+        Mutex::new(tx)
+    });
+    let (rtx, rrx) = mpsc::channel();
+    tx.lock().unwrap_or_else(|p| p.into_inner()).send((cmd, rtx)).map_err(std::io::Error::other)?;
+    rrx.recv().map_err(std::io::Error::other)?
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> Result<u16> {
+    let l = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| BackendError::Config(format!("no free loopback port: {e}")))?;
+    Ok(l.local_addr().map_err(|e| BackendError::Config(e.to_string()))?.port())
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let v: Vec<&str> = text.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+impl LocalCluster {
+    /// Start `n` servers of `kind` and wait until each answers.
+    pub fn start(kind: ServerKind, n: usize, opts: ServerOptions) -> Result<LocalCluster> {
+        let (program, how) = kind.program();
+        if which(program).is_none() {
+            return Err(BackendError::Config(format!("{program} is not installed: run {how}")));
+        }
+        let base = std::env::temp_dir().join(format!("lockbench-{}-{}-{}", kind, std::process::id(), free_port()?));
+        std::fs::create_dir_all(&base).map_err(|e| BackendError::Config(format!("{}: {e}", base.display())))?;
+        let c = LocalCluster { kind, opts, base, procs: Mutex::new(Vec::new()) };
+        for i in 0..n {
+            let dir = c.base.join(format!("{i}"));
+            std::fs::create_dir_all(&dir).map_err(|e| BackendError::Config(format!("{}: {e}", dir.display())))?;
+            let mut p = Proc { port: free_port()?, dir, child: None };
+            c.launch(&mut p)?;
+            c.procs().push(p);
+        }
+        Ok(c)
+    }
+
+    fn procs(&self) -> std::sync::MutexGuard<'_, Vec<Proc>> {
+        self.procs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn command(&self, p: &Proc) -> Command {
+        let (program, _) = self.kind.program();
+        let mut cmd = match &self.opts.faketime {
+            Some(ft) => {
+                let mut c = Command::new("faketime");
+                c.arg("-f").arg(ft).arg(program);
+                c
+            }
+            None => Command::new(program),
+        };
+        match self.kind {
+            ServerKind::Redis => {
+                cmd.args(["--port", &p.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+                    .args(["--daemonize", "no", "--protected-mode", "yes", "--maxclients", "10000"])
+                    .arg("--dir")
+                    .arg(&p.dir)
+                    .arg("--logfile")
+                    .arg(p.dir.join("server.log"));
+                if self.opts.persist {
+                    cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+                } else {
+                    cmd.args(["--appendonly", "no"]);
+                }
+            }
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let parent = std::process::id() as i32;
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                // The parent may have died before prctl took effect.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+        cmd
+    }
+
+    fn launch(&self, p: &mut Proc) -> Result<()> {
+        let log = p.dir.join("server.log");
+        let child = spawn(self.command(p))
+            .map_err(|e| BackendError::Config(format!("starting {}: {e}", self.kind.program().0)))?;
+        live(child.id(), true);
+        p.child = Some(child);
+        let t0 = Instant::now();
+        loop {
+            if ping(self.kind, p.port) {
+                return Ok(());
+            }
+            if let Some(Ok(Some(status))) = p.child.as_mut().map(|c| c.try_wait()) {
+                p.child = None;
+                return Err(BackendError::Config(format!(
+                    "{} on port {} exited at start ({status}); its log ends:\n{}",
+                    self.kind,
+                    p.port,
+                    tail(&log, 15)
+                )));
+            }
+            if t0.elapsed() > READY_TIMEOUT {
+                stop(p);
+                return Err(BackendError::Config(format!(
+                    "{} on port {} did not answer within {:?}; its log ends:\n{}",
+                    self.kind,
+                    p.port,
+                    READY_TIMEOUT,
+                    tail(&log, 15)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Pids of the running servers (for tests that check nothing outlives us).
+    pub fn pids(&self) -> Vec<u32> {
+        self.procs().iter().filter_map(|p| p.child.as_ref().map(|c| c.id())).collect()
+    }
+}
+
+fn signal(p: &Proc, sig: i32) -> Result<()> {
+    let Some(c) = &p.child else {
+        return Err(BackendError::Unavailable(format!("server on port {} is not running", p.port)));
+    };
+    // SAFETY: kill(2) on our own child.
+    if unsafe { libc::kill(c.id() as i32, sig) } != 0 {
+        return Err(BackendError::Unavailable(std::io::Error::last_os_error().to_string()));
+    }
+    Ok(())
+}
+
+fn stop(p: &mut Proc) {
+    if let Some(mut c) = p.child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+        live(c.id(), false);
+    }
+}
+
+/// Does a server answer on this port?
+fn ping(kind: ServerKind, port: u16) -> bool {
+    let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into();
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    match kind {
+        ServerKind::Redis => {
+            let mut buf = [0u8; 16];
+            s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+        }
+    }
+}
+
+impl Servers for LocalCluster {
+    fn endpoints(&self) -> Vec<String> {
+        self.procs().iter().map(|p| format!("127.0.0.1:{}", p.port)).collect()
+    }
+    fn can_fault(&self) -> bool {
+        true
+    }
+    fn fault(&self, i: usize, f: ServerFault) -> Result<()> {
+        let mut procs = self.procs();
+        let n = procs.len();
+        let p = procs.get_mut(i).ok_or_else(|| BackendError::Config(format!("no server {i} (there are {n})")))?;
+        match f {
+            ServerFault::Kill => {
+                stop(p);
+                Ok(())
+            }
+            ServerFault::Pause => signal(p, libc::SIGSTOP),
+            ServerFault::Resume => signal(p, libc::SIGCONT),
+            ServerFault::Restart => {
+                stop(p);
+                self.launch(p)
+            }
+        }
+    }
+    fn version(&self) -> Option<String> {
+        let out = Command::new(self.kind.program().0).arg("--version").output().ok()?;
+        Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for p in self.procs().iter_mut() {
+            // A stopped process must be continued to die promptly on some kernels.
+            let _ = signal(p, libc::SIGCONT);
+            stop(p);
+        }
+        let _ = std::fs::remove_dir_all(&self.base);
+    }
+}
