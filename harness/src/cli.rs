@@ -20,7 +20,7 @@ use lockbench_backends::{BackendEnv, BackendInfo, LockBackend, Needs, registry};
 use crate::report::{self, Machine, Summary};
 use crate::run::client::Progress;
 use crate::run::{self, BackendRun, INTERRUPTED, Observer};
-use crate::scenario::{Dur, Overrides, Scenario};
+use crate::scenario::{ClientMode, Dur, Overrides, Scenario};
 
 #[derive(Parser, Debug)]
 #[command(name = "lockbench", version, about = "Measure distributed lock backends side by side and try to break them")]
@@ -35,6 +35,9 @@ pub enum Command {
     Run(RunArgs),
     /// List the shipped scenarios and the backends, with whether each can run here.
     List,
+    /// (internal) Run one client in this process for a parent `lockbench run`.
+    #[command(hide = true)]
+    Worker,
     /// Rebuild report.html of a finished run from its summary.json.
     Report {
         /// A result folder (results/<run-id>).
@@ -106,6 +109,7 @@ impl Providers {
 /// A backend opened for one scenario, with its servers and scratch folder.
 struct Prepared {
     backend: Arc<dyn LockBackend>,
+    env: BackendEnv,
     servers: Option<Arc<dyn Servers>>,
     version: Option<String>,
     work: PathBuf,
@@ -155,8 +159,12 @@ fn prepare(info: &BackendInfo, s: &Scenario, p: &Providers) -> Result<std::resul
     };
     let env = BackendEnv { dir: work.clone(), endpoints, ..Default::default() };
     let backend = info.open(&env).with_context(|| format!("opening backend {}", info.name))?;
+    if s.client_mode == ClientMode::Process && !backend.capabilities().multi_process {
+        let _ = std::fs::remove_dir_all(&work);
+        return Ok(Err("client_mode = \"process\" needs a backend shared across processes".into()));
+    }
     let version = servers.as_ref().and_then(|s| s.version());
-    Ok(Ok(Prepared { backend, servers, version, work }))
+    Ok(Ok(Prepared { backend, env, servers, version, work }))
 }
 
 fn parse_dur(s: &str) -> Result<Duration, String> {
@@ -206,6 +214,7 @@ pub fn main() -> i32 {
         match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
             Command::Run(args) => run_cmd(args).await,
             Command::List => list().map(|_| 0),
+            Command::Worker => run::worker::worker_main().await.map(|_| 0),
             Command::Report { dir } => {
                 let p = report::rebuild(&dir)?;
                 println!("{}", p.display());
@@ -354,7 +363,7 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
                 }
             };
             let bar = progress_bar(s, info.name);
-            let r = run::run_backend(s, prepared.backend.clone(), prepared.servers.clone(), &bar).await;
+            let r = run::run_backend(s, prepared.backend.clone(), &prepared.env, prepared.servers.clone(), &bar).await;
             bar.0.finish_and_clear();
             versions.push(prepared.version.clone());
             drop(prepared);

@@ -59,6 +59,32 @@ pub fn kill_all() {
     }
 }
 
+/// Spawn a child that cannot outlive this process: it gets SIGKILL when the process
+/// dies (however it dies), and [`kill_all`] knows it. Call [`forget`] once it has
+/// been waited for.
+pub fn spawn_guarded(mut cmd: Command) -> std::io::Result<Child> {
+    let parent = std::process::id() as i32;
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // The parent may have died before prctl took effect.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    let child = spawn(cmd)?;
+    live(child.id(), true);
+    Ok(child)
+}
+
+/// A guarded child has exited and been waited for.
+pub fn forget(pid: u32) {
+    live(pid, false);
+}
+
 fn live(pid: u32, add: bool) {
     let mut l = LIVE.lock().unwrap_or_else(|p| p.into_inner());
     if add {
@@ -162,26 +188,13 @@ impl LocalCluster {
             }
         }
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-        let parent = std::process::id() as i32;
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                // The parent may have died before prctl took effect.
-                if libc::getppid() != parent {
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
-        }
         cmd
     }
 
     fn launch(&self, p: &mut Proc) -> Result<()> {
         let log = p.dir.join("server.log");
-        let child = spawn(self.command(p))
+        let child = spawn_guarded(self.command(p))
             .map_err(|e| BackendError::Config(format!("starting {}: {e}", self.kind.program().0)))?;
-        live(child.id(), true);
         p.child = Some(child);
         let t0 = Instant::now();
         loop {
@@ -232,7 +245,7 @@ fn stop(p: &mut Proc) {
     if let Some(mut c) = p.child.take() {
         let _ = c.kill();
         let _ = c.wait();
-        live(c.id(), false);
+        forget(c.id());
     }
 }
 

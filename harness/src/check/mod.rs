@@ -32,7 +32,8 @@ pub struct Hold {
     pub start: u64,
     /// The release's invoke, the crash, or the end of the run: the hold ends.
     pub end: u64,
-    /// When the holder believed its lease ran out: invoke + validity, moved by renewals.
+    /// When the holder believed its lease ran out: the grant + what was left of
+    /// the lease then, moved by renewals.
     pub expires: u64,
     /// How the hold ended: "release", "crash", "run-end".
     pub ended_by: String,
@@ -158,7 +159,8 @@ pub fn holds(h: &History) -> Vec<Hold> {
                     invoked: inv_t,
                     start: e.t,
                     end: 0,
-                    expires: inv_t + e.a,
+                    // `a` is what was left of the lease at the grant.
+                    expires: e.t + e.a,
                     ended_by: String::new(),
                     events: inv_i.into_iter().chain([i]).collect(),
                 });

@@ -65,8 +65,9 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub token: u64,
     /// acquire invoke: the intended start (open loop; else = t).
-    /// acquire ok / renew invoke: how long the client believes its lease is valid,
-    ///   counted from the invoke (ns).
+    /// acquire ok: how much of the lease the client believes is left at this
+    ///   moment (ns, by its own clock); renew invoke: the extension asked for,
+    ///   counted from this invoke.
     /// read ok / write invoke: the register's value; write ok: the value written.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub a: u64,
@@ -150,19 +151,25 @@ pub fn read_jsonl(r: impl BufRead) -> io::Result<Vec<(String, Event)>> {
     Ok(out)
 }
 
-/// A client's recorder: events pushed in order, nothing else.
+/// A client's recorder: events pushed in order, nothing else. A worker process
+/// streams each event to its parent the moment it happens instead (`stream`), so a
+/// SIGKILL loses nothing that the client had already done.
 #[derive(Default)]
 pub struct Recorder {
     pub events: Vec<Event>,
+    pub stream: Option<fn(Event)>,
 }
 
 impl Recorder {
     pub fn with_capacity(n: usize) -> Self {
-        Recorder { events: Vec::with_capacity(n) }
+        Recorder { events: Vec::with_capacity(n), stream: None }
     }
     #[inline]
     pub fn push(&mut self, e: Event) {
-        self.events.push(e);
+        match self.stream {
+            None => self.events.push(e),
+            Some(send) => send(e),
+        }
     }
 }
 

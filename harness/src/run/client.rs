@@ -17,7 +17,7 @@ use rand::rngs::StdRng;
 use tokio::sync::Notify;
 
 use super::keys::KeyChooser;
-use super::register::Register;
+use super::register::Guarded;
 use crate::record::{Event, Kind, Op, Recorder};
 use crate::scenario::DurDist;
 
@@ -40,6 +40,8 @@ pub struct Plan {
     pub ops: Option<u64>,
     /// True time the load starts (ns).
     pub start: u64,
+    /// The clock clients read lease time from (skewed in clock-skew scenarios).
+    pub clock: lockbench_backends::Clock,
 }
 
 impl Plan {
@@ -81,6 +83,15 @@ impl Control {
     fn take(&self) -> Option<Command> {
         self.command.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
+    /// Wait for the nemesis's next command (a worker's supervisor acts on it).
+    pub async fn next_command(&self) -> Command {
+        loop {
+            if let Some(c) = self.take() {
+                return c;
+            }
+            self.wake.notified().await;
+        }
+    }
 }
 
 /// Counters the progress bar reads.
@@ -94,7 +105,7 @@ pub struct Progress {
 pub struct Shared {
     pub stop: AtomicBool,
     pub progress: Progress,
-    pub register: Register,
+    pub register: Guarded,
 }
 
 /// How a hold ended (public for the recorder bench).
@@ -203,7 +214,9 @@ impl Client {
                 let mut ok = self.ev(Kind::Ok, Op::Acquire, key);
                 ok.owner = lease.owner;
                 ok.token = lease.fencing_token.unwrap_or(0);
-                ok.a = lease.expires_at.saturating_sub(lease.granted_at);
+                // What is left of the lease as this client counts it: the attempt
+                // that got it may have started long after this acquire's invoke.
+                ok.a = lease.expires_at.saturating_sub(self.plan.clock.now_ns());
                 self.rec.push(ok);
                 self.shared.progress.grants.fetch_add(1, Ordering::Relaxed);
                 self.hold(s, key, &lease, hold).await
@@ -241,7 +254,7 @@ impl Client {
         // Read the guarded register.
         let inv = with(self.ev(Kind::Invoke, Op::Read, key));
         self.rec.push(inv);
-        let (value, version) = self.shared.register.read(key);
+        let (value, version) = self.shared.register.read(key).await;
         let mut ok = with(self.ev(Kind::Ok, Op::Read, key));
         ok.a = value;
         ok.b = version;
@@ -303,7 +316,7 @@ impl Client {
             inv.b = version;
             self.rec.push(inv);
             let fence = (self.plan.fencing && token != 0).then_some(token);
-            match self.shared.register.write(key, value + 1, fence) {
+            match self.shared.register.write(key, value + 1, fence).await {
                 Ok(v) => {
                     let mut ok = with(self.ev(Kind::Ok, Op::Write, key));
                     ok.a = value + 1;

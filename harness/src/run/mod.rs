@@ -7,6 +7,7 @@
 pub mod client;
 pub mod keys;
 pub mod register;
+pub mod worker;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,11 +15,11 @@ use std::time::Duration;
 
 use lockbench_backends::clock::mono_ns;
 use lockbench_backends::servers::Servers;
-use lockbench_backends::{Capabilities, LockBackend, Wait};
+use lockbench_backends::{BackendEnv, Capabilities, LockBackend, Wait};
 
 use crate::faults;
 use crate::record::History;
-use crate::scenario::{LoadModel, Scenario};
+use crate::scenario::{ClientMode, LoadModel, Scenario};
 use client::{Client, Control, Plan, Progress, Shared};
 use keys::{KeyChooser, key_name};
 
@@ -66,6 +67,7 @@ pub fn plan(s: &Scenario, start: u64) -> Plan {
         open_interval,
         ops: s.ops(),
         start,
+        clock: lockbench_backends::Clock::monotonic(),
     }
 }
 
@@ -73,6 +75,7 @@ pub fn plan(s: &Scenario, start: u64) -> Plan {
 pub async fn run_backend(
     s: &Scenario,
     backend: Arc<dyn LockBackend>,
+    env: &BackendEnv,
     servers: Option<Arc<dyn Servers>>,
     observer: &dyn Observer,
 ) -> BackendRun {
@@ -86,12 +89,30 @@ pub async fn run_backend(
 
     let mut tasks = Vec::with_capacity(controls.len());
     for (id, control) in controls.iter().enumerate() {
-        let client = Client::new(id as u32, plan.clone(), shared.clone(), control.clone());
-        let backend = backend.clone();
-        tasks.push(tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_nanos(start.saturating_sub(mono_ns()))).await;
-            client.run(|| backend.session()).await
-        }));
+        let id = id as u32;
+        let (shared, control) = (shared.clone(), control.clone());
+        match s.client_mode {
+            ClientMode::Task => {
+                let client = Client::new(id, plan.clone(), shared, control);
+                let backend = backend.clone();
+                tasks.push(tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_nanos(start.saturating_sub(mono_ns()))).await;
+                    client.run(|| backend.session()).await.events
+                }));
+            }
+            ClientMode::Process => {
+                let spec = worker::WorkerSpec {
+                    scenario_toml: s.to_toml(),
+                    scenario_name: s.name.clone(),
+                    client: id,
+                    backend: backend.name().to_owned(),
+                    endpoints: env.endpoints.clone(),
+                    dir: env.dir.clone(),
+                    start,
+                };
+                tasks.push(tokio::spawn(worker::Supervisor { id, spec, shared, control }.run()));
+            }
+        }
     }
     let until = s.duration().unwrap_or(Duration::from_secs(86_400));
     let fault_specs: Vec<_> = s.faults.iter().map(|f| f.get_ref().clone()).collect();
@@ -128,7 +149,7 @@ pub async fn run_backend(
     for t in tasks {
         // A client task that panicked is a harness bug; its events are lost, which
         // the summary would hide, so fail loudly.
-        parts.push(t.await.expect("client task panicked").events);
+        parts.push(t.await.expect("client task panicked"));
     }
     nemesis.abort();
     let _ = nemesis.await;

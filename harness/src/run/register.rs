@@ -73,3 +73,31 @@ mod tests {
         assert_eq!(r.read(2), (0, 0));
     }
 }
+
+/// The register as a client reaches it: in this process, or in the parent of a
+/// worker process over its pipe.
+pub enum Guarded {
+    Local(Register),
+    Remote(super::worker::RemoteRegister),
+}
+
+impl Default for Guarded {
+    fn default() -> Self {
+        Guarded::Local(Register::default())
+    }
+}
+
+impl Guarded {
+    pub async fn read(&self, key: u32) -> (u64, u64) {
+        match self {
+            Guarded::Local(r) => r.read(key),
+            Guarded::Remote(r) => r.read(key).await,
+        }
+    }
+    pub async fn write(&self, key: u32, value: u64, token: Option<u64>) -> Result<u64, StaleToken> {
+        match self {
+            Guarded::Local(r) => r.write(key, value, token),
+            Guarded::Remote(r) => r.write(key, value, token).await,
+        }
+    }
+}

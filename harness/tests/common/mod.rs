@@ -24,8 +24,9 @@ pub fn short(mut s: Scenario, d: Duration) -> Scenario {
 pub async fn run_on(s: &Scenario, backend: &str) -> (BackendRun, Verdict) {
     let dir = tempfile::tempdir().unwrap();
     let info = lookup(backend).unwrap_or_else(|| panic!("no backend {backend}"));
-    let b = info.open(&BackendEnv { dir: dir.path().to_owned(), ..Default::default() }).expect("open");
-    let r = run_backend(s, b, None, &()).await;
+    let env = BackendEnv { dir: dir.path().to_owned(), ..Default::default() };
+    let b = info.open(&env).expect("open");
+    let r = run_backend(s, b, &env, None, &()).await;
     let v = check(&r.history);
     (r, v)
 }

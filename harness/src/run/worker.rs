@@ -1,0 +1,302 @@
+//! Holder processes: clients in child processes (`lockbench worker`), so that the
+//! nemesis can SIGKILL or SIGSTOP a real process that holds a lock.
+//!
+//! The parent keeps what must survive a kill: the guarded register and the history.
+//! A worker streams every event to the parent the moment it happens (one JSON line
+//! on stdout) and reaches the register through the same pipe; the parent answers
+//! on the worker's stdin. Timestamps are CLOCK_MONOTONIC, shared by both processes.
+//!
+//! Up (worker → parent):  {"ev": Event} | {"read": key} | {"write": [key, value, token]}
+//! Down (parent → worker): first a [`WorkerSpec`] line, then {"read": [value, version]}
+//!                         | {"written": {"Ok": version} or {"Err": seen}} | "stop"
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use lockbench_backends::clock::mono_ns;
+use lockbench_backends::servers::local::{forget, spawn_guarded};
+use lockbench_backends::{BackendEnv, LockBackend};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{Mutex, mpsc};
+
+use super::client::{Client, Command, Control, Progress, Shared};
+use super::register::{Guarded, StaleToken};
+use crate::record::{Event, Kind, Op};
+use crate::scenario::Scenario;
+
+/// Everything a worker needs to be one client of a run.
+#[derive(Serialize, Deserialize)]
+pub struct WorkerSpec {
+    pub scenario_toml: String,
+    pub scenario_name: String,
+    pub client: u32,
+    pub backend: String,
+    pub endpoints: Vec<String>,
+    pub dir: PathBuf,
+    /// The run's start on CLOCK_MONOTONIC (the open-loop schedule counts from it).
+    pub start: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Up {
+    Ev(Event),
+    Read(u32),
+    Write(u32, u64, u64),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Down {
+    Read(u64, u64),
+    Written(std::result::Result<u64, u64>),
+    Stop,
+}
+
+/// The program to run as `lockbench worker`: this binary, unless
+/// LOCKBENCH_WORKER_EXE names another (tests run from a test binary).
+fn exe() -> Result<PathBuf> {
+    match std::env::var_os("LOCKBENCH_WORKER_EXE") {
+        Some(p) => Ok(PathBuf::from(p)),
+        None => std::env::current_exe().context("finding the lockbench binary for worker processes"),
+    }
+}
+
+// ---- worker side ----
+
+fn send_up(u: &Up) {
+    let mut out = std::io::stdout().lock();
+    // A parent that is gone cannot be told anything more: stop.
+    if serde_json::to_writer(&mut out, u).is_err() || out.write_all(b"\n").is_err() || out.flush().is_err() {
+        std::process::exit(0);
+    }
+}
+
+fn stream_event(e: Event) {
+    send_up(&Up::Ev(e));
+}
+
+/// The register in the parent, seen from a worker.
+pub struct RemoteRegister {
+    replies: Mutex<mpsc::UnboundedReceiver<Down>>,
+}
+
+impl RemoteRegister {
+    async fn ask(&self, u: Up) -> Down {
+        let mut r = self.replies.lock().await;
+        send_up(&u);
+        // No reply: the parent is gone; a worker has nothing to do without it.
+        r.recv().await.unwrap_or_else(|| std::process::exit(0))
+    }
+    pub async fn read(&self, key: u32) -> (u64, u64) {
+        match self.ask(Up::Read(key)).await {
+            Down::Read(v, ver) => (v, ver),
+            _ => std::process::exit(2),
+        }
+    }
+    pub async fn write(&self, key: u32, value: u64, token: Option<u64>) -> std::result::Result<u64, StaleToken> {
+        match self.ask(Up::Write(key, value, token.unwrap_or(0))).await {
+            Down::Written(r) => r.map_err(|seen| StaleToken { seen }),
+            _ => std::process::exit(2),
+        }
+    }
+}
+
+/// `lockbench worker`: read the spec from stdin, run one client until told to stop.
+pub async fn worker_main() -> Result<()> {
+    let mut stdin = BufReader::new(tokio::io::stdin());
+    let mut line = String::new();
+    stdin.read_line(&mut line).await.context("reading the worker spec")?;
+    let spec: WorkerSpec = serde_json::from_str(&line).context("parsing the worker spec")?;
+    let scenario = Scenario::parse(&spec.scenario_toml, std::path::Path::new("<parent>"), &spec.scenario_name)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let info = lockbench_backends::lookup(&spec.backend).context("unknown backend")?;
+    let backend: Arc<dyn LockBackend> =
+        info.open(&BackendEnv { dir: spec.dir.clone(), endpoints: spec.endpoints.clone(), ..Default::default() })?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        stop: AtomicBool::new(false),
+        progress: Progress::default(),
+        register: Guarded::Remote(RemoteRegister { replies: Mutex::new(rx) }),
+    });
+    // Everything after the spec on stdin: register replies, or "stop".
+    let s2 = shared.clone();
+    tokio::spawn(async move {
+        let mut lines = stdin.lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            match serde_json::from_str::<Down>(&l) {
+                // Stop starting new operations; a hold in progress still needs
+                // its register replies, so keep reading.
+                Ok(Down::Stop) => s2.stop.store(true, Ordering::Relaxed),
+                Ok(d) => {
+                    let _ = tx.send(d);
+                }
+                Err(_) => break,
+            }
+        }
+        // The parent closed our stdin: it is gone.
+        s2.stop.store(true, Ordering::Relaxed);
+    });
+    let plan = Arc::new(super::plan(&scenario, spec.start));
+    let mut client = Client::new(spec.client, plan, shared, Arc::new(Control::default()));
+    client.rec.stream = Some(stream_event);
+    client.run(|| backend.session()).await;
+    let _ = std::io::stdout().flush();
+    // Done. Exit now: the stdin reader sits in a blocking read that would keep the
+    // runtime from shutting down.
+    std::process::exit(0)
+}
+
+// ---- parent side ----
+
+/// What the supervisor of one worker needs from the run.
+pub struct Supervisor {
+    pub id: u32,
+    pub spec: WorkerSpec,
+    pub shared: Arc<Shared>,
+    pub control: Arc<Control>,
+}
+
+impl Supervisor {
+    /// Run the worker (again after each crash) until the run stops; returns the
+    /// events it streamed, and the crashes the nemesis caused.
+    pub async fn run(self) -> Vec<Event> {
+        let mut events = Vec::new();
+        let spec_line = match serde_json::to_string(&self.spec) {
+            Ok(s) => s,
+            Err(e) => {
+                events.push(Event::new(mono_ns(), self.id, Kind::Fail, Op::Acquire, 0).with_msg(format!("{e}")));
+                return events;
+            }
+        };
+        while !self.shared.stop.load(Ordering::Relaxed) {
+            match self.incarnation(&spec_line, &mut events).await {
+                Ok(Some(restart_after)) => tokio::time::sleep(restart_after).await,
+                Ok(None) => break,
+                Err(e) => {
+                    let msg = format!("worker process: {e:#}");
+                    events.push(Event::new(mono_ns(), self.id, Kind::Fail, Op::Acquire, 0).with_msg(msg));
+                    break;
+                }
+            }
+        }
+        events
+    }
+
+    /// One worker process from start to exit. `Some(delay)`: it was crashed on
+    /// purpose and comes back after `delay`.
+    async fn incarnation(&self, spec_line: &str, events: &mut Vec<Event>) -> Result<Option<Duration>> {
+        let mut cmd = std::process::Command::new(exe()?);
+        cmd.arg("worker").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = spawn_guarded(cmd).context("starting a worker process")?;
+        let pid = child.id();
+        let mut stdin = tokio::process::ChildStdin::from_std(child.stdin.take().context("worker stdin")?)?;
+        let stdout = tokio::process::ChildStdout::from_std(child.stdout.take().context("worker stdout")?)?;
+        stdin.write_all(format!("{spec_line}\n").as_bytes()).await?;
+        let mut lines = BufReader::new(stdout).lines();
+        // The key and owner this worker holds, as its events say.
+        let mut holding: Option<(u32, u64, u64)> = None;
+        // After "stop", a worker finishes its hold; one that takes longer than this
+        // is stuck and gets killed, so that a run always ends.
+        const STOP_GRACE: Duration = Duration::from_secs(15);
+        let mut stopping = false;
+        let mut stop_deadline = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+        let mut outcome = None;
+        loop {
+            tokio::select! {
+                line = lines.next_line() => {
+                    let Some(line) = line? else { break };
+                    let Ok(up) = serde_json::from_str::<Up>(&line) else { continue };
+                    match up {
+                        Up::Ev(e) => {
+                            self.track(&e, &mut holding);
+                            events.push(e);
+                        }
+                        Up::Read(k) => {
+                            let (v, ver) = self.shared.register.read(k).await;
+                            reply(&mut stdin, &Down::Read(v, ver)).await;
+                        }
+                        Up::Write(k, v, t) => {
+                            let r = self.shared.register.write(k, v, (t != 0).then_some(t)).await;
+                            reply(&mut stdin, &Down::Written(r.map_err(|s| s.seen))).await;
+                        }
+                    }
+                }
+                cmd = self.control.next_command(), if outcome.is_none() => match cmd {
+                    Command::Crash { restart_after } => {
+                        // SAFETY: kill(2) on our own child.
+                        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                        let t = mono_ns();
+                        if let Some((key, owner, token)) = holding.take() {
+                            let mut e = Event::new(t, self.id, Kind::Ok, Op::Crash, key);
+                            e.owner = owner;
+                            e.token = token;
+                            events.push(e);
+                        }
+                        self.control.holding.store(0, Ordering::Relaxed);
+                        outcome = Some(restart_after);
+                    }
+                    Command::Pause(d) => {
+                        // SAFETY: as above.
+                        unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+                        tokio::time::sleep(d).await;
+                        unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+                    }
+                },
+                _ = tokio::time::sleep(Duration::from_millis(20)), if !stopping => {
+                    if self.shared.stop.load(Ordering::Relaxed) {
+                        stopping = true;
+                        stop_deadline = tokio::time::Instant::now() + STOP_GRACE;
+                        reply(&mut stdin, &Down::Stop).await;
+                    }
+                }
+                _ = tokio::time::sleep_until(stop_deadline), if stopping => {
+                    // SAFETY: kill(2) on our own child.
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                    let e = Event::new(mono_ns(), self.id, Kind::Info, Op::Crash, 0)
+                        .with_msg(format!("worker did not stop within {STOP_GRACE:?}: killed"));
+                    events.push(e);
+                    stop_deadline += Duration::from_secs(86_400);
+                }
+            }
+        }
+        // Its stdout closed: it exited or was killed. Reap it.
+        let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+        forget(pid);
+        self.control.holding.store(0, Ordering::Relaxed);
+        Ok(outcome)
+    }
+
+    fn track(&self, e: &Event, holding: &mut Option<(u32, u64, u64)>) {
+        let p = &self.shared.progress;
+        match (e.op, e.kind) {
+            (Op::Acquire, Kind::Invoke) => {
+                p.attempts.fetch_add(1, Ordering::Relaxed);
+            }
+            (Op::Acquire, Kind::Ok) => {
+                p.grants.fetch_add(1, Ordering::Relaxed);
+                *holding = Some((e.key, e.owner, e.token));
+                self.control.holding.store(e.owner, Ordering::Relaxed);
+            }
+            (Op::Release, Kind::Invoke) => {
+                *holding = None;
+                self.control.holding.store(0, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn reply(stdin: &mut tokio::process::ChildStdin, d: &Down) {
+    if let Ok(mut s) = serde_json::to_string(d) {
+        s.push('\n');
+        // A dead worker cannot read: its stdout will close and end the loop.
+        let _ = stdin.write_all(s.as_bytes()).await;
+    }
+}
