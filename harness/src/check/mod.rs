@@ -377,7 +377,7 @@ fn liveness(h: &History, v: &mut Verdict) {
             }
             (Op::Acquire, Kind::Fail) if e.msg.as_deref() == Some("timeout") => v.acquire_timeouts += 1,
             (Op::Acquire, Kind::Fail) => v.acquire_errors += 1,
-            (Op::Crash, _) => crashes.push((e.t, e.key)),
+            (Op::Crash, Kind::Ok) => crashes.push((e.t, e.key)),
             _ => {}
         }
     }

@@ -115,6 +115,8 @@ pub async fn run_backend(
         }
     }
     let until = s.duration().unwrap_or(Duration::from_secs(86_400));
+    // The servers live as long as the run, whatever the nemesis does with its copy.
+    let _servers = servers.clone();
     let fault_specs: Vec<_> = s.faults.iter().map(|f| f.get_ref().clone()).collect();
     let fault_events = Arc::new(std::sync::Mutex::new(Vec::new()));
     let nemesis = tokio::spawn(faults::nemesis(

@@ -1,32 +1,73 @@
-//! Helpers for scenario tests: shrink a scenario so it runs in well under a second,
-//! and run it on an embedded backend through the library.
+//! Helpers for scenario tests: shrink a scenario so it runs in a second or two, and
+//! run it through the library on any backend, starting local servers as needed.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use lockbench::check::{Verdict, check};
 use lockbench::run::{BackendRun, run_backend};
 use lockbench::scenario::{Overrides, Scenario};
-use lockbench_backends::{BackendEnv, lookup};
+use lockbench_backends::servers::Servers;
+use lockbench_backends::servers::local::{LocalCluster, ServerOptions};
+use lockbench_backends::{BackendEnv, Needs, lookup};
 
 pub fn scenarios_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
 }
 
-/// Every duration shrunk: the run lasts `d`, and that is all a scenario's shape needs.
+pub fn load(name: &str) -> Scenario {
+    Scenario::load(&scenarios_dir().join(format!("{name}.toml"))).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The run lasts `d` (faults scheduled later simply do not fire).
 pub fn short(mut s: Scenario, d: Duration) -> Scenario {
     s.apply_overrides(&Overrides { duration: Some(d), ..Default::default() }).expect("override");
     s
 }
 
+/// Server backends are tested unless LOCKBENCH_SKIP_SERVERS=1.
+pub fn servers_wanted() -> bool {
+    std::env::var("LOCKBENCH_SKIP_SERVERS").as_deref() != Ok("1")
+}
+
+/// Can `backend` run scenario `s` at all (embedded backends take no server faults;
+/// worker processes need a backend shared across processes)?
+pub fn can_run(s: &Scenario, backend: &str) -> bool {
+    let info = lookup(backend).unwrap_or_else(|| panic!("no backend {backend}"));
+    let embedded = info.needs == Needs::Embedded;
+    if embedded && s.needs_servers().is_some() {
+        return false;
+    }
+    if !embedded && !servers_wanted() {
+        return false;
+    }
+    // inprocess is the only backend that lives in one process's memory.
+    !(s.client_mode == lockbench::scenario::ClientMode::Process && backend == "inprocess")
+}
+
+/// Run `s` on `backend`, with fresh local servers if it needs them.
 pub async fn run_on(s: &Scenario, backend: &str) -> (BackendRun, Verdict) {
+    // Worker processes are this workspace's lockbench binary, not the test binary.
+    // SAFETY (of set_var): set before any worker is spawned, same value every time.
+    unsafe { std::env::set_var("LOCKBENCH_WORKER_EXE", env!("CARGO_BIN_EXE_lockbench")) };
     let dir = tempfile::tempdir().unwrap();
     let info = lookup(backend).unwrap_or_else(|| panic!("no backend {backend}"));
-    let env = BackendEnv { dir: dir.path().to_owned(), ..Default::default() };
+    let (cluster, endpoints) = match info.needs {
+        Needs::Embedded => (None, Vec::new()),
+        Needs::Servers { kind, n } => {
+            let opts = ServerOptions { persist: s.servers.persist, ..Default::default() };
+            let c = LocalCluster::start(kind, n, opts)
+                .unwrap_or_else(|e| panic!("starting {kind} for {backend}: {e} (run scripts/setup)"));
+            let e = c.endpoints();
+            (Some(Arc::new(c) as Arc<dyn Servers>), e)
+        }
+    };
+    let env = BackendEnv { dir: dir.path().to_owned(), endpoints, ..Default::default() };
     let b = info.open(&env).expect("open");
-    let r = run_backend(s, b, &env, None, &()).await;
+    let r = run_backend(s, b, &env, cluster, &()).await;
     let v = check(&r.history);
     (r, v)
 }
