@@ -28,10 +28,6 @@ pub async fn targets() -> Vec<Target> {
                 out.push(Target { backend: info.open(&env).expect("embedded backend opens"), _dir: Some(dir) });
             }
             Needs::Servers { kind, n } => {
-                if std::env::var("LOCKBENCH_SKIP_SERVERS").as_deref() == Ok("1") {
-                    eprintln!("LOCKBENCH_SKIP_SERVERS=1: not testing {}", info.name);
-                    continue;
-                }
                 let endpoints = servers::endpoints(kind, n).await;
                 let env = BackendEnv { endpoints, ..Default::default() };
                 out.push(Target { backend: info.open(&env).expect("server backend opens"), _dir: None });
@@ -55,7 +51,7 @@ pub mod servers {
         let mut m = CLUSTERS.get_or_init(Default::default).lock().unwrap();
         let c = m.entry((kind, n)).or_insert_with(|| {
             let c = LocalCluster::start(kind, n, ServerOptions::default()).unwrap_or_else(|e| {
-                panic!("cannot start {n} {kind} server(s): {e}\n(run scripts/setup, or LOCKBENCH_SKIP_SERVERS=1 to test the embedded backends only)")
+                panic!("cannot start {n} {kind} server(s): {e}\n(run scripts/setup)")
             });
             Box::leak(Box::new(c))
         });

@@ -28,20 +28,12 @@ pub fn short(mut s: Scenario, d: Duration) -> Scenario {
     s
 }
 
-/// Server backends are tested unless LOCKBENCH_SKIP_SERVERS=1.
-pub fn servers_wanted() -> bool {
-    std::env::var("LOCKBENCH_SKIP_SERVERS").as_deref() != Ok("1")
-}
-
 /// Can `backend` run scenario `s` at all (embedded backends take no server faults;
 /// worker processes need a backend shared across processes)?
 pub fn can_run(s: &Scenario, backend: &str) -> bool {
     let info = lookup(backend).unwrap_or_else(|| panic!("no backend {backend}"));
     let embedded = info.needs == Needs::Embedded;
     if embedded && s.needs_servers().is_some() {
-        return false;
-    }
-    if !embedded && !servers_wanted() {
         return false;
     }
     // inprocess is the only backend that lives in one process's memory.
