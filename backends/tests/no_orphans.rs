@@ -20,7 +20,8 @@ fn alive(pid: u32) -> bool {
 #[test]
 fn servers_die_with_a_panicking_test() {
     if std::env::var(CHILD_ENV).is_ok() {
-        let c = LocalCluster::start(ServerKind::Redis, 3, ServerOptions::default()).expect("start redis (scripts/setup)");
+        let c =
+            LocalCluster::start(ServerKind::Redis, 3, ServerOptions::default()).expect("start redis (scripts/setup)");
         println!("PIDS {:?}", c.pids());
         // Leak it, so that no destructor runs: only the parent-death signal is left.
         std::mem::forget(c);
@@ -33,7 +34,8 @@ fn servers_die_with_a_panicking_test() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "the child was meant to panic:\n{text}");
-    let line = text.lines().find_map(|l| l.split_once("PIDS ").map(|x| x.1)).unwrap_or_else(|| panic!("no pids in:\n{text}"));
+    let line =
+        text.lines().find_map(|l| l.split_once("PIDS ").map(|x| x.1)).unwrap_or_else(|| panic!("no pids in:\n{text}"));
     let pids: Vec<u32> =
         line.trim_matches(|c| c == '[' || c == ']').split(',').filter_map(|p| p.trim().parse().ok()).collect();
     assert_eq!(pids.len(), 3, "{line}");

@@ -70,6 +70,10 @@ pub struct RunArgs {
     /// Exit with status 3 when any backend shows a safety violation.
     #[arg(long)]
     pub fail_on_violation: bool,
+    /// Threads that run the clients (default: one per core). Fewer leave more CPU
+    /// to servers running on the same machine.
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Use running servers instead of starting local ones: KIND=host:port[,host:port...]
     /// (e.g. redis=10.0.0.5:6379). Also from LOCKBENCH_<KIND>, e.g. LOCKBENCH_REDIS.
     /// Server faults cannot act on them.
@@ -203,7 +207,22 @@ fn resolve_scenario(arg: &str) -> PathBuf {
 /// Parse arguments, run, and return the process exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    match &cli.command {
+        Some(Command::Run(RunArgs { threads: Some(0), .. })) => {
+            eprintln!("error: --threads must be at least 1");
+            return 2;
+        }
+        Some(Command::Run(RunArgs { threads: Some(n), .. })) => {
+            builder.worker_threads(*n);
+        }
+        // A worker runs one client: one thread is plenty.
+        Some(Command::Worker) => {
+            builder.worker_threads(1);
+        }
+        _ => {}
+    }
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -119,7 +119,8 @@ fn ctrl_c_stops_the_run_writes_what_was_recorded_and_stops_every_child() {
     let o = run.wait_with_output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert_eq!(o.status.code(), Some(130), "{text}");
-    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s["interrupted"], true);
     assert!(s["backends"][0]["grants"].as_u64().unwrap() > 0, "nothing recorded before the interrupt");
     let left = wait_all_dead(&kids);

@@ -50,9 +50,8 @@ pub mod servers {
         static CLUSTERS: OnceLock<Mutex<HashMap<(ServerKind, usize), &'static LocalCluster>>> = OnceLock::new();
         let mut m = CLUSTERS.get_or_init(Default::default).lock().unwrap();
         let c = m.entry((kind, n)).or_insert_with(|| {
-            let c = LocalCluster::start(kind, n, ServerOptions::default()).unwrap_or_else(|e| {
-                panic!("cannot start {n} {kind} server(s): {e}\n(run scripts/setup)")
-            });
+            let c = LocalCluster::start(kind, n, ServerOptions::default())
+                .unwrap_or_else(|e| panic!("cannot start {n} {kind} server(s): {e}\n(run scripts/setup)"));
             Box::leak(Box::new(c))
         });
         c.endpoints()

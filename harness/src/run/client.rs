@@ -30,6 +30,8 @@ pub struct Plan {
     pub renew_every: Option<Duration>,
     /// Pass fencing tokens to the register.
     pub fencing: bool,
+    /// Only try-acquire: no wait, no register, no release.
+    pub acquire_only: bool,
     pub keys: KeyChooser,
     pub key_names: Arc<Vec<String>>,
     pub seed: u64,
@@ -209,7 +211,12 @@ impl Client {
         inv.a = intended;
         self.rec.push(inv);
         self.shared.progress.attempts.fetch_add(1, Ordering::Relaxed);
-        match s.acquire(name, self.plan.lease, &self.plan.wait).await {
+        let got = if self.plan.acquire_only {
+            s.try_acquire(name, self.plan.lease).await
+        } else {
+            s.acquire(name, self.plan.lease, &self.plan.wait).await
+        };
+        match got {
             Ok(Some(lease)) => {
                 let mut ok = self.ev(Kind::Ok, Op::Acquire, key);
                 ok.owner = lease.owner;
@@ -219,6 +226,9 @@ impl Client {
                 ok.a = lease.expires_at.saturating_sub(self.plan.clock.now_ns());
                 self.rec.push(ok);
                 self.shared.progress.grants.fetch_add(1, Ordering::Relaxed);
+                if self.plan.acquire_only {
+                    return HoldEnd::Done;
+                }
                 self.hold(s, key, &lease, hold).await
             }
             Ok(None) => {

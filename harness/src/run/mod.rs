@@ -60,6 +60,7 @@ pub fn plan(s: &Scenario, start: u64) -> Plan {
         think: s.load.think,
         renew_every: s.lock.renew_every.as_ref().map(|r| r.get_ref().0),
         fencing: s.fencing,
+        acquire_only: s.work.cycle == crate::scenario::Cycle::AcquireOnly,
         keys: KeyChooser::from_scenario(s),
         key_names,
         seed: s.seed,

@@ -143,12 +143,25 @@ pub struct Work {
     /// long, writes it back +1, then releases.
     #[serde(default = "unspanned")]
     pub hold: Spanned<DurDist>,
+    /// `full` (default): acquire, guarded read-modify-write, release.
+    /// `acquire-only`: one try-acquire per operation and nothing else (the grant
+    /// simply expires): the raw cost of taking a lock, for benchmarks.
+    #[serde(default)]
+    pub cycle: Cycle,
 }
 
 impl Default for Work {
     fn default() -> Self {
-        Work { hold: unspanned() }
+        Work { hold: unspanned(), cycle: Cycle::Full }
     }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cycle {
+    #[default]
+    Full,
+    AcquireOnly,
 }
 
 /// A default value with no place in the file (its span is empty).
