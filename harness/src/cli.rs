@@ -38,9 +38,24 @@ pub enum Command {
     /// (internal) Run one client in this process for a parent `lockbench run`.
     #[command(hide = true)]
     Worker,
-    /// Rebuild report.html of a finished run from its summary.json.
+    /// Rebuild report.html of a finished run from its summary.json and history.jsonl.
     Report {
         /// A result folder (results/<run-id>).
+        dir: PathBuf,
+    },
+    /// Set two runs side by side, with the change in every figure.
+    Compare {
+        /// The result folder of the first run (A).
+        a: PathBuf,
+        /// The result folder of the second run (B).
+        b: PathBuf,
+        /// Where to write the page (default: compare-<A>-vs-<B>.html beside A).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Write index.html listing the runs in a results folder.
+    Index {
+        #[arg(default_value = "results")]
         dir: PathBuf,
     },
 }
@@ -239,6 +254,19 @@ pub fn main() -> i32 {
                 println!("{}", p.display());
                 Ok(0)
             }
+            Command::Compare { a, b, out } => {
+                let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let out = out.unwrap_or_else(|| {
+                    a.parent().unwrap_or(Path::new(".")).join(format!("compare-{}-vs-{}.html", name(&a), name(&b)))
+                });
+                report::compare(&a, &b, &out)?;
+                println!("{}", out.display());
+                Ok(0)
+            }
+            Command::Index { dir } => {
+                println!("{}", report::write_index(&dir)?.display());
+                Ok(0)
+            }
         }
     });
     match result {
@@ -414,7 +442,10 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
             b.server_version = v;
         }
         report::write(out, &summary, &runs, &lats)?;
-        println!("{} → {}", s.name, out.display());
+        println!("{} → {}", s.name, out.join("report.html").display());
+        if args.out.is_none() {
+            report::write_index(&args.results)?;
+        }
         for b in &summary.backends {
             any_unsafe |= !b.safe;
             println!(

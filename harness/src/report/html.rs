@@ -1,15 +1,26 @@
-//! `report.html`: one self-contained page (no network) built from a summary.
+//! `report.html`: one self-contained page (no network) built from a summary and the
+//! per-backend figures drawn from the history ([`Extras`]).
 //!
 //! The page's frame is a template kept as a file (`report.html.tt`); this module
-//! only fills it. Everything is escaped: scenario descriptions and error messages
-//! come from outside.
+//! fills it. Everything from outside (descriptions, error messages, names) is
+//! escaped. The page stays small however long the run: the timeline shows a bounded
+//! sample of holds (every violating hold, then evenly spaced others), while every
+//! figure comes whole from the summary.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 
+use super::charts::{self, Band, Bar, Series};
 use super::summary::{BackendSummary, HoldReport, Summary};
-use crate::check::OverlapClass;
+use crate::check::{self, OverlapClass};
+use crate::record::History;
+use crate::record::hist::{Latencies, Metric};
 
 const TEMPLATE: &str = include_str!("report.html.tt");
+
+/// Keys per backend shown in the timeline, and holds drawn per key at most.
+const TIMELINE_KEYS: usize = 3;
+const TIMELINE_BARS: usize = 400;
 
 pub fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
@@ -36,17 +47,105 @@ pub fn us(v: u64) -> String {
     }
 }
 
-fn count(v: u64) -> String {
-    if v == 0 { "0".into() } else { format!("<span class=\"bad\">{v}</span>") }
+/// What the page draws from a backend's history beyond the summary's figures.
+pub struct Extras {
+    /// (quantile, µs) of granted acquires.
+    pub percentiles: Vec<(f64, f64)>,
+    /// Per busiest key: (key, clients, bars).
+    pub timelines: Vec<(u32, u32, Vec<Bar>)>,
+    /// Holds drawn / holds in those keys.
+    pub drawn: (usize, usize),
 }
 
-pub fn render(s: &Summary) -> String {
+/// The id of the timeline bar of the hold with this owner, in backend `b`.
+pub fn anchor(b: &str, owner: u64) -> String {
+    format!("tl-{}-{owner}", b.replace(|c: char| !c.is_ascii_alphanumeric(), "_"))
+}
+
+impl Extras {
+    pub fn from_history(b: &BackendSummary, h: &History) -> Extras {
+        let l = Latencies::from_history(h);
+        let hist = l.get(Metric::AcquireOk);
+        let percentiles = if hist.is_empty() {
+            Vec::new()
+        } else {
+            let mut v: Vec<(f64, f64)> =
+                [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99999]
+                    .iter()
+                    .map(|q| (*q, hist.value_at_quantile(*q) as f64))
+                    .collect();
+            v.push((0.999_999, hist.max() as f64));
+            v
+        };
+        // The holds that listed violations name: always drawn, red, with an id.
+        let marked: std::collections::HashSet<u64> =
+            b.overlaps.iter().flat_map(|o| [o.first.owner, o.second.owner]).collect();
+        let holds = check::holds(h);
+        let clients = holds.iter().map(|x| x.client + 1).max().unwrap_or(1);
+        let mut per_key: HashMap<u32, Vec<&check::Hold>> = HashMap::new();
+        for x in &holds {
+            per_key.entry(x.key).or_default().push(x);
+        }
+        // Keys with violations first, then the busiest. The first few keys also get
+        // an even sample of their other holds; later ones only their violating holds.
+        let mut keys: Vec<(u32, Vec<&check::Hold>)> =
+            per_key.into_iter().filter(|(_, v)| v.iter().any(|x| marked.contains(&x.owner))).collect();
+        keys.sort_by_key(|(k, _)| *k);
+        let mut busiest: Vec<(u32, usize)> = Vec::new();
+        {
+            let mut counts: HashMap<u32, usize> = HashMap::new();
+            for x in &holds {
+                *counts.entry(x.key).or_default() += 1;
+            }
+            busiest.extend(counts);
+            busiest.sort_by_key(|(k, n)| (std::cmp::Reverse(*n), *k));
+        }
+        for (k, _) in busiest {
+            if keys.len() >= TIMELINE_KEYS {
+                break;
+            }
+            if !keys.iter().any(|(kk, _)| *kk == k) {
+                keys.push((k, holds.iter().filter(|x| x.key == k).collect()));
+            }
+        }
+        let secs = |t: u64| (t as f64 - h.start as f64) / 1e9;
+        let (mut drawn, mut total) = (0, 0);
+        let timelines = keys
+            .into_iter()
+            .enumerate()
+            .map(|(n, (k, v))| {
+                total += v.len();
+                let mut pick: Vec<&check::Hold> = v.iter().filter(|x| marked.contains(&x.owner)).copied().collect();
+                if n < TIMELINE_KEYS {
+                    let room = TIMELINE_BARS.saturating_sub(pick.len());
+                    let stride = (v.len() / room.max(1)).max(1);
+                    pick.extend(v.iter().step_by(stride).filter(|x| !marked.contains(&x.owner)).take(room).copied());
+                }
+                drawn += pick.len();
+                let bars = pick
+                    .into_iter()
+                    .map(|x| Bar {
+                        client: x.client,
+                        from: secs(x.start),
+                        to: secs(x.end),
+                        lease_until: secs(x.expires),
+                        anchor: marked.contains(&x.owner).then(|| anchor(&b.name, x.owner)),
+                    })
+                    .collect();
+                (k, clients, bars)
+            })
+            .collect();
+        Extras { percentiles, timelines, drawn: (drawn, total) }
+    }
+}
+
+pub fn render(s: &Summary, extras: &[Extras]) -> String {
     let title = format!("lockbench — {}", s.scenario);
+    let duration = s.backends.iter().map(|b| b.duration_s).fold(0.0f64, f64::max);
     let mut header = String::new();
     let _ = write!(
         header,
-        "<p class=\"meta\">{desc}<br>seed {seed} · started {at} · {cores} cores, {mem:.1} GiB, {os} · lockbench {v}{int}</p>\
-         <p class=\"meta\">Reproduce: <code>{cmd}</code></p>",
+        "<p class=\"meta\">{desc}</p><p class=\"meta\">seed {seed} · {duration:.1} s · started {at} · {cores} cores, {mem:.1} GiB, {os} · lockbench {v}{int}</p>",
         desc = esc(&s.description),
         seed = s.seed,
         at = esc(&s.started_at),
@@ -55,8 +154,16 @@ pub fn render(s: &Summary) -> String {
         os = esc(&s.machine.os),
         v = esc(&s.lockbench_version),
         int = if s.interrupted { " · <span class=\"bad\">interrupted</span>" } else { "" },
-        cmd = esc(&s.command),
     );
+    let versions: Vec<String> = s
+        .backends
+        .iter()
+        .filter_map(|b| b.server_version.as_ref().map(|v| format!("{}: {}", esc(&b.name), esc(v))))
+        .collect();
+    if !versions.is_empty() {
+        let _ = write!(header, "<p class=\"meta\">Servers: {}</p>", versions.join(" · "));
+    }
+    let _ = write!(header, "<p class=\"meta\">Reproduce: <code>{}</code></p>", esc(&s.command));
     for sk in &s.skipped {
         let _ = write!(header, "<p class=\"meta\">Not run on <b>{}</b>: {}</p>", esc(&sk.backend), esc(&sk.reason));
     }
@@ -64,57 +171,155 @@ pub fn render(s: &Summary) -> String {
     let verdict = if unsafe_ones.is_empty() {
         "<div class=\"verdict good\">No safety violation on any backend: no overlapping holds, no fencing token going backwards, no lost update.</div>".to_owned()
     } else {
-        format!("<div class=\"verdict bad\">Unsafe: {}. Details below.</div>", esc(&unsafe_ones.join(", ")))
+        format!(
+            "<div class=\"verdict bad\">Unsafe: {}. <a href=\"#violations\">Details below.</a></div>",
+            esc(&unsafe_ones.join(", "))
+        )
     };
+    let toggles: String = s
+        .backends
+        .iter()
+        .map(|b| format!("<label><input type=\"checkbox\" checked data-toggle=\"{n}\"> {n}</label>", n = esc(&b.name)))
+        .collect();
     TEMPLATE
         .replace("{{title}}", &esc(&title))
         .replace("{{header}}", &header)
         .replace("{{verdict}}", &verdict)
+        .replace("{{toggles}}", &toggles)
         .replace("{{table}}", &table(&s.backends))
+        .replace("{{charts}}", &charts_of(s, extras))
+        .replace("{{timelines}}", &timelines(s, extras))
         .replace("{{violations}}", &violations(&s.backends))
         .replace("{{scenario}}", &esc(&s.scenario_toml))
 }
 
+fn charts_of(s: &Summary, extras: &[Extras]) -> String {
+    let names: Vec<&str> = s.backends.iter().map(|b| b.name.as_str()).collect();
+    let pct: Vec<Series> =
+        names.iter().zip(extras).map(|(n, e)| Series { name: n, points: e.percentiles.clone() }).collect();
+    let per_sec = |f: &dyn Fn(&BackendSummary) -> Vec<f64>| -> Vec<Series> {
+        s.backends
+            .iter()
+            .map(|b| Series {
+                name: &b.name,
+                points: f(b).into_iter().enumerate().map(|(i, v)| (i as f64 + 0.5, v)).collect(),
+            })
+            .collect()
+    };
+    let mut bands: Vec<Band> = Vec::new();
+    if let Some(b) = s.backends.first() {
+        for f in &b.faults {
+            bands.push(Band { from: f.start_s, to: f.end_s, label: &f.what });
+        }
+    }
+    let thr = per_sec(&|b| b.grants_per_second.iter().map(|v| *v as f64).collect());
+    let p99 = per_sec(&|b| b.p99_per_second_us.iter().map(|v| *v as f64).collect());
+    let points: Vec<(&str, f64, f64)> = s
+        .backends
+        .iter()
+        .map(|b| {
+            let v = (b.violations.within_lease + b.violations.after_expiry) as f64;
+            (b.name.as_str(), b.acquire_latency_us.p99.max(1) as f64, v * 1e6 / (b.grants.max(1) as f64))
+        })
+        .collect();
+    [
+        charts::percentile_plot("chart-percentiles", &pct),
+        charts::time_chart("chart-throughput", "Grants per second (faults shaded)", "grants/s", &thr, &bands, &|v| {
+            format!("{v:.0}")
+        }),
+        charts::time_chart(
+            "chart-p99",
+            "p99 acquire latency per second (faults shaded)",
+            "p99",
+            &p99,
+            &bands,
+            &charts::us_label,
+        ),
+        charts::safety_speed("chart-safety", &points),
+    ]
+    .join("\n")
+}
+
+fn timelines(s: &Summary, extras: &[Extras]) -> String {
+    let mut o = String::new();
+    for (b, e) in s.backends.iter().zip(extras) {
+        let _ = write!(o, "<section data-backend=\"{n}\"><h3>{n}</h3>", n = esc(&b.name));
+        if e.timelines.is_empty() {
+            o.push_str("<p class=\"meta\">No holds.</p></section>");
+            continue;
+        }
+        if e.drawn.0 < e.drawn.1 {
+            let _ = write!(
+                o,
+                "<p class=\"meta\">Showing {} of {} holds on these keys: every hold a listed violation names, and an even sample of the rest on the first {TIMELINE_KEYS} keys.</p>",
+                e.drawn.0, e.drawn.1
+            );
+        }
+        for (k, clients, bars) in &e.timelines {
+            let id = format!("timeline-{}-k{k}", b.name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+            o.push_str(&charts::timeline(&id, &format!("{}: key k{k}", b.name), *clients, b.duration_s, bars));
+        }
+        o.push_str("</section>");
+    }
+    o
+}
+
+fn cell(v: impl std::fmt::Display, sort: f64) -> String {
+    format!("<td data-v=\"{sort}\">{v}</td>")
+}
+
+fn bad_cell(v: u64, link: Option<&str>) -> String {
+    match (v, link) {
+        (0, _) => cell(0, 0.0),
+        (v, Some(l)) => format!("<td data-v=\"{v}\"><a class=\"bad\" href=\"{l}\">{v}</a></td>"),
+        (v, None) => format!("<td data-v=\"{v}\"><span class=\"bad\">{v}</span></td>"),
+    }
+}
+
 fn table(bs: &[BackendSummary]) -> String {
     let mut t = String::from(
-        "<table><thead><tr><th>backend</th><th>grants/s</th><th>acquire p50</th><th>p90</th><th>p99</th>\
+        "<div class=\"scroll\"><table class=\"sortable\" id=\"comparison-table\"><thead><tr><th>backend</th><th>grants/s</th><th>acquire p50</th><th>p90</th><th>p99</th>\
          <th>p99.9</th><th>max</th><th>release p99</th><th>timeouts</th><th>unknown</th>\
          <th>overlaps within lease</th><th>after expiry</th><th>lost updates</th><th>stale writes refused</th>\
          <th>token regressions</th><th>crash → next grant</th><th>fairness</th></tr></thead><tbody>",
     );
     for b in bs {
         let a = &b.acquire_latency_us;
-        let crash = if b.crash_to_next_grant_ms.is_empty() {
-            "–".to_owned()
+        let (crash, crash_v) = if b.crash_to_next_grant_ms.is_empty() {
+            ("–".to_owned(), -1.0)
         } else {
             let mut v = b.crash_to_next_grant_ms.clone();
             v.sort_by(f64::total_cmp);
-            format!("{:.0} ms (max {:.0})", v[v.len() / 2], v[v.len() - 1])
+            (format!("{:.0} ms (max {:.0})", v[v.len() / 2], v[v.len() - 1]), v[v.len() / 2])
+        };
+        // The first overlap of each class links to its place in the timeline.
+        let first = |c: OverlapClass| {
+            b.overlaps.iter().find(|o| o.class == c).map(|o| format!("#{}", anchor(&b.name, o.second.owner)))
         };
         let _ = write!(
             t,
-            "<tr><td><b>{name}</b>{naive}</td><td>{gps:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{crash}</td><td>{fair}</td></tr>",
-            us(a.p50),
-            us(a.p90),
-            us(a.p99),
-            us(a.p999),
-            us(a.max),
-            us(b.release_latency_us.p99),
-            b.acquire_timeouts,
-            b.unknown_outcomes,
-            count(b.violations.within_lease),
-            count(b.violations.after_expiry),
-            count(b.lost_updates),
-            b.stale_writes_refused,
-            count(b.token_regressions),
+            "<tr data-backend=\"{name}\"><td data-v=\"{name}\"><b>{name}</b>{naive}</td>{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}</tr>",
+            cell(format!("{:.0}", b.grants_per_s), b.grants_per_s),
+            cell(us(a.p50), a.p50 as f64),
+            cell(us(a.p90), a.p90 as f64),
+            cell(us(a.p99), a.p99 as f64),
+            cell(us(a.p999), a.p999 as f64),
+            cell(us(a.max), a.max as f64),
+            cell(us(b.release_latency_us.p99), b.release_latency_us.p99 as f64),
+            cell(b.acquire_timeouts, b.acquire_timeouts as f64),
+            cell(b.unknown_outcomes, b.unknown_outcomes as f64),
+            bad_cell(b.violations.within_lease, first(OverlapClass::WithinLease).as_deref()),
+            bad_cell(b.violations.after_expiry, first(OverlapClass::AfterExpiry).as_deref()),
+            bad_cell(b.lost_updates, None),
+            cell(b.stale_writes_refused, b.stale_writes_refused as f64),
+            bad_cell(b.token_regressions, None),
+            cell(crash, crash_v),
+            cell(b.fairness.map_or("–".into(), |f| format!("{f:.3}")), b.fairness.unwrap_or(-1.0)),
             name = esc(&b.name),
             naive = if b.capabilities.naive { " <small>(naive)</small>" } else { "" },
-            gps = b.grants_per_s,
-            fair = b.fairness.map_or("–".into(), |f| format!("{f:.3}")),
         );
     }
-    t.push_str("</tbody></table>");
+    t.push_str("</tbody></table></div>");
     t
 }
 
@@ -142,13 +347,17 @@ fn violations(bs: &[BackendSummary]) -> String {
     let mut o = String::new();
     for b in bs {
         if b.safe {
-            let _ = write!(o, "<p><b>{}</b>: <span class=\"good\">no violation</span>.</p>", esc(&b.name));
+            let _ = write!(
+                o,
+                "<p data-backend=\"{n}\"><b>{n}</b>: <span class=\"good\">no violation</span>.</p>",
+                n = esc(&b.name)
+            );
             continue;
         }
         let _ = write!(
             o,
-            "<h3 id=\"v-{n}\">{n}</h3><p>{} overlaps within lease, {} after expiry, {} token regressions, {} lost updates. \
-             The first {} overlaps:</p>",
+            "<section data-backend=\"{n}\"><h3 id=\"v-{n}\">{n}</h3><p>{} overlaps within lease, {} after expiry, {} token regressions, {} lost updates. \
+             The first {} overlaps follow, each with the events that prove it.</p>",
             b.violations.within_lease,
             b.violations.after_expiry,
             b.token_regressions,
@@ -161,25 +370,28 @@ fn violations(bs: &[BackendSummary]) -> String {
                 OverlapClass::WithinLease => "within both leases",
                 OverlapClass::AfterExpiry => "after a lease expired",
             };
-            let faults =
-                if v.faults.is_empty() { String::new() } else { format!(" · faults: {}", esc(&v.faults.join("; "))) };
+            let faults = if v.faults.is_empty() {
+                " · no fault active".to_owned()
+            } else {
+                format!(" · fault: {}", esc(&v.faults.join("; ")))
+            };
             let _ = write!(
                 o,
-                "<details id=\"v-{n}-{i}\"{open}><summary>key {k}: overlap {class} from {:.6} s to {:.6} s{faults}</summary>\
-                 <p>First: {}</p><p>Second: {}</p></details>",
+                "<details{open}><summary>key {k}: overlap {class} from {:.6} s to {:.6} s{faults} · <a class=\"tl\" href=\"#{a}\">timeline</a></summary>\
+                 <p>First holder: {}</p><p>Second holder: {}</p></details>",
                 v.from_s,
                 v.to_s,
                 hold(&v.first),
                 hold(&v.second),
-                n = esc(&b.name),
                 k = esc(&v.key),
+                a = anchor(&b.name, v.second.owner),
                 open = if i == 0 { " open" } else { "" },
             );
         }
         for r in &b.regressions {
             let _ = write!(
                 o,
-                "<details><summary>key {}: token {} granted after token {}</summary><p>Earlier: {}</p><p>Later: {}</p></details>",
+                "<details><summary>key {}: token {} granted after token {} had been</summary><p>Earlier: {}</p><p>Later: {}</p></details>",
                 esc(&r.key),
                 r.later.token,
                 r.earlier.token,
@@ -190,7 +402,7 @@ fn violations(bs: &[BackendSummary]) -> String {
         for l in &b.lost {
             let _ = write!(
                 o,
-                "<details><summary>key {}: client {} read version {} but its write made version {}</summary><pre>{}</pre></details>",
+                "<details><summary>key {}: client {} read version {} but its write made version {}: an update was lost</summary><pre>{}</pre></details>",
                 esc(&l.key),
                 l.client,
                 l.read_version,
@@ -203,6 +415,109 @@ fn violations(bs: &[BackendSummary]) -> String {
                     .join("\n"))
             );
         }
+        o.push_str("</section>");
     }
+    o
+}
+
+const PAGE_HEAD: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{{t}}</title><style>\
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:72em;padding:0 1em}\
+table{border-collapse:collapse}th,td{padding:.3em .6em;border-bottom:1px solid #e4e4e4;text-align:right;white-space:nowrap}\
+td:first-child,th:first-child{text-align:left}.bad{color:#b00020;font-weight:600}.good{color:#137333;font-weight:600}\
+.worse{color:#b00020}.better{color:#137333}</style></head><body>";
+
+/// `results/index.html`: every run in a results folder, newest first.
+pub fn index(runs: &[(String, Summary)]) -> String {
+    let mut o = PAGE_HEAD.replace("{{t}}", "lockbench results");
+    o.push_str("<h1>lockbench results</h1><table><thead><tr><th>run</th><th>scenario</th><th>started</th><th>backends</th><th>verdict</th></tr></thead><tbody>");
+    for (dir, s) in runs {
+        let unsafe_ones: Vec<&str> = s.backends.iter().filter(|b| !b.safe).map(|b| b.name.as_str()).collect();
+        let verdict = if unsafe_ones.is_empty() {
+            "<span class=\"good\">safe</span>".to_owned()
+        } else {
+            format!("<span class=\"bad\">unsafe: {}</span>", esc(&unsafe_ones.join(", ")))
+        };
+        let _ = write!(
+            o,
+            "<tr><td><a href=\"{d}/report.html\">{d}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{verdict}{int}</td></tr>",
+            esc(&s.scenario),
+            esc(&s.started_at),
+            esc(&s.backends.iter().map(|b| b.name.as_str()).collect::<Vec<_>>().join(", ")),
+            d = esc(dir),
+            int = if s.interrupted { " (interrupted)" } else { "" },
+        );
+    }
+    o.push_str("</tbody></table></body></html>\n");
+    o
+}
+
+/// A page that sets two runs side by side, with the change in every figure.
+pub fn compare(a: &Summary, b: &Summary) -> String {
+    let mut o = PAGE_HEAD.replace("{{t}}", &esc(&format!("lockbench: {} vs {}", a.run_id, b.run_id)));
+    let _ = write!(
+        o,
+        "<h1>{} → {}</h1><p>A: {} ({}, seed {}) · B: {} ({}, seed {})</p>",
+        esc(&a.run_id),
+        esc(&b.run_id),
+        esc(&a.scenario),
+        esc(&a.started_at),
+        a.seed,
+        esc(&b.scenario),
+        esc(&b.started_at),
+        b.seed
+    );
+    // (name, value, lower is better)
+    type Fig = (&'static str, fn(&BackendSummary) -> f64, bool);
+    let figs: [Fig; 12] = [
+        ("grants/s", |x| x.grants_per_s, false),
+        ("acquire p50 µs", |x| x.acquire_latency_us.p50 as f64, true),
+        ("acquire p99 µs", |x| x.acquire_latency_us.p99 as f64, true),
+        ("acquire p99.9 µs", |x| x.acquire_latency_us.p999 as f64, true),
+        ("acquire max µs", |x| x.acquire_latency_us.max as f64, true),
+        ("release p99 µs", |x| x.release_latency_us.p99 as f64, true),
+        ("timeouts", |x| x.acquire_timeouts as f64, true),
+        ("unknown outcomes", |x| x.unknown_outcomes as f64, true),
+        ("overlaps within lease", |x| x.violations.within_lease as f64, true),
+        ("overlaps after expiry", |x| x.violations.after_expiry as f64, true),
+        ("lost updates", |x| x.lost_updates as f64, true),
+        ("fairness", |x| x.fairness.unwrap_or(0.0), false),
+    ];
+    for ba in &a.backends {
+        let Some(bb) = b.backends.iter().find(|x| x.name == ba.name) else {
+            let _ = write!(o, "<h2>{}</h2><p>only in A</p>", esc(&ba.name));
+            continue;
+        };
+        let _ = write!(
+            o,
+            "<h2>{}</h2><table><thead><tr><th>figure</th><th>A</th><th>B</th><th>change</th></tr></thead><tbody>",
+            esc(&ba.name)
+        );
+        for (name, f, lower_better) in &figs {
+            let (va, vb) = (f(ba), f(bb));
+            let change = if va == vb {
+                "=".to_owned()
+            } else if va == 0.0 {
+                "new".to_owned()
+            } else {
+                format!("{:+.1}%", (vb - va) / va * 100.0)
+            };
+            let class = if va == vb {
+                ""
+            } else if (vb < va) == *lower_better {
+                "better"
+            } else {
+                "worse"
+            };
+            let _ = write!(
+                o,
+                "<tr><td>{name}</td><td>{va:.1}</td><td>{vb:.1}</td><td class=\"{class}\">{change}</td></tr>"
+            );
+        }
+        o.push_str("</tbody></table>");
+    }
+    for bb in b.backends.iter().filter(|x| !a.backends.iter().any(|y| y.name == x.name)) {
+        let _ = write!(o, "<h2>{}</h2><p>only in B</p>", esc(&bb.name));
+    }
+    o.push_str("</body></html>\n");
     o
 }

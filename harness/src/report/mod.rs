@@ -6,6 +6,7 @@
 //! A folder is written under a `.partial` name and renamed when complete, so a
 //! folder that exists is whole.
 
+pub mod charts;
 pub mod html;
 pub mod summary;
 
@@ -60,7 +61,9 @@ pub fn write(dir: &Path, summary: &Summary, runs: &[BackendRun], lats: &[Latenci
         w.flush()?;
     }
     fs::write(partial.join("scenario.toml"), &summary.scenario_toml)?;
-    fs::write(partial.join("report.html"), html::render(summary))?;
+    let extras: Vec<html::Extras> =
+        summary.backends.iter().zip(runs).map(|(b, r)| html::Extras::from_history(b, &r.history)).collect();
+    fs::write(partial.join("report.html"), html::render(summary, &extras))?;
     if dir.exists() {
         fs::remove_dir_all(dir).with_context(|| format!("replacing {}", dir.display()))?;
     }
@@ -74,15 +77,59 @@ fn partial_name(dir: &Path) -> PathBuf {
     dir.with_file_name(name)
 }
 
-/// Rebuild `report.html` of a finished run from its `summary.json`.
-pub fn rebuild(dir: &Path) -> Result<PathBuf> {
+/// Read a result folder's summary.
+pub fn read_summary(dir: &Path) -> Result<Summary> {
     let p = dir.join("summary.json");
     let text = fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-    let summary: Summary =
-        serde_json::from_str(&text).with_context(|| format!("{} is not a lockbench summary", p.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a lockbench summary", p.display()))
+}
+
+/// Rebuild `report.html` of a finished run from its `summary.json` and
+/// `history.jsonl`.
+pub fn rebuild(dir: &Path) -> Result<PathBuf> {
+    let summary = read_summary(dir)?;
+    let hp = dir.join("history.jsonl");
+    let f = fs::File::open(&hp).with_context(|| format!("reading {}", hp.display()))?;
+    let mut per: std::collections::HashMap<String, Vec<crate::record::Event>> = std::collections::HashMap::new();
+    for (b, e) in crate::record::read_jsonl(std::io::BufReader::new(f)).with_context(|| format!("{}", hp.display()))? {
+        per.entry(b).or_default().push(e);
+    }
+    let extras: Vec<html::Extras> = summary
+        .backends
+        .iter()
+        .map(|b| {
+            let h = crate::record::History {
+                events: per.remove(&b.name).unwrap_or_default(),
+                start: b.start_ns,
+                end: b.end_ns,
+            };
+            html::Extras::from_history(b, &h)
+        })
+        .collect();
     let out = dir.join("report.html");
-    fs::write(&out, html::render(&summary)).with_context(|| format!("writing {}", out.display()))?;
+    fs::write(&out, html::render(&summary, &extras)).with_context(|| format!("writing {}", out.display()))?;
     Ok(out)
+}
+
+/// Write `index.html` in a folder of result folders, newest first.
+pub fn write_index(results: &Path) -> Result<PathBuf> {
+    let mut runs = Vec::new();
+    for e in fs::read_dir(results).with_context(|| format!("reading {}", results.display()))?.flatten() {
+        let d = e.path();
+        if let Ok(s) = read_summary(&d) {
+            runs.push((e.file_name().to_string_lossy().into_owned(), s));
+        }
+    }
+    runs.sort_by(|a, b| b.1.started_at.cmp(&a.1.started_at).then(b.0.cmp(&a.0)));
+    let out = results.join("index.html");
+    fs::write(&out, html::index(&runs)).with_context(|| format!("writing {}", out.display()))?;
+    Ok(out)
+}
+
+/// Write a page comparing two runs.
+pub fn compare(a: &Path, b: &Path, out: &Path) -> Result<()> {
+    let (sa, sb) = (read_summary(a)?, read_summary(b)?);
+    fs::write(out, html::compare(&sa, &sb)).with_context(|| format!("writing {}", out.display()))
 }
 
 /// Now as RFC 3339 UTC, and as a compact id (`20261123-014502`).

@@ -94,6 +94,11 @@ pub struct BackendSummary {
     /// No overlap, no token regression, no lost update.
     pub safe: bool,
     pub duration_s: f64,
+    /// The load's start and end on CLOCK_MONOTONIC (ns), as in history.jsonl.
+    #[serde(default)]
+    pub start_ns: u64,
+    #[serde(default)]
+    pub end_ns: u64,
     pub acquire_attempts: u64,
     pub grants: u64,
     pub grants_per_s: f64,
@@ -233,6 +238,8 @@ impl BackendSummary {
             },
             safe: v.is_safe(),
             duration_s,
+            start_ns: h.start,
+            end_ns: h.end,
             acquire_attempts: v.acquire_attempts,
             grants: v.grants,
             grants_per_s: v.grants as f64 / duration_s,

@@ -1,0 +1,438 @@
+//! SVG chart builders for the report: pure functions from figures to markup.
+//!
+//! Every chart is an inline `<svg>` with an id, a `<title>`, axes with ticks, and
+//! one `data-backend` attribute per backend's marks so the page can hide a backend.
+//! No chart library, no network: the page must render offline, years later.
+
+use std::fmt::Write;
+
+use super::html::esc;
+
+pub const PALETTE: [&str; 8] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
+
+const W: f64 = 760.0;
+const H: f64 = 320.0;
+const L: f64 = 70.0; // left margin (y labels)
+const R: f64 = 150.0; // right margin (legend)
+const T: f64 = 28.0;
+const B: f64 = 44.0;
+
+pub fn color(i: usize) -> &'static str {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// A named line or set of points.
+pub struct Series<'a> {
+    pub name: &'a str,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// How an axis maps values to pixels.
+#[derive(Clone, Copy)]
+pub enum Scale {
+    Linear {
+        min: f64,
+        max: f64,
+    },
+    /// log10, for positive values.
+    Log {
+        min: f64,
+        max: f64,
+    },
+}
+
+impl Scale {
+    fn frac(&self, v: f64) -> f64 {
+        match *self {
+            Scale::Linear { min, max } => (v - min) / (max - min).max(f64::EPSILON),
+            Scale::Log { min, max } => {
+                let (a, b) = (min.max(1e-9).log10(), max.max(min * 10.0).log10());
+                (v.max(1e-9).log10() - a) / (b - a).max(f64::EPSILON)
+            }
+        }
+    }
+    fn x(&self, v: f64) -> f64 {
+        L + self.frac(v).clamp(0.0, 1.0) * (W - L - R)
+    }
+    fn y(&self, v: f64) -> f64 {
+        H - B - self.frac(v).clamp(0.0, 1.0) * (H - T - B)
+    }
+    /// A linear scale over the data with a little headroom, from zero.
+    pub fn linear_to(max: f64) -> Scale {
+        Scale::Linear { min: 0.0, max: if max > 0.0 { max * 1.1 } else { 1.0 } }
+    }
+    /// A log scale over whole decades around the data.
+    pub fn log_over(values: impl Iterator<Item = f64>) -> Scale {
+        let (mut lo, mut hi) = (f64::MAX, f64::MIN);
+        for v in values.filter(|v| *v > 0.0) {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        if lo > hi {
+            return Scale::Log { min: 1.0, max: 10.0 };
+        }
+        Scale::Log { min: 10f64.powf(lo.log10().floor()), max: 10f64.powf(hi.log10().ceil()).max(lo * 10.0) }
+    }
+    fn ticks(&self) -> Vec<f64> {
+        match *self {
+            Scale::Linear { min, max } => {
+                let span = (max - min).max(f64::EPSILON);
+                let raw = span / 5.0;
+                let mag = 10f64.powf(raw.log10().floor());
+                let step =
+                    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * mag).find(|s| span / s <= 6.0).unwrap_or(mag * 10.0);
+                let mut t = (min / step).ceil() * step;
+                let mut out = Vec::new();
+                while t <= max + step * 1e-9 {
+                    out.push(t);
+                    t += step;
+                }
+                out
+            }
+            Scale::Log { min, max } => {
+                let mut out = Vec::new();
+                let mut t = min;
+                while t <= max * 1.000_001 {
+                    out.push(t);
+                    t *= 10.0;
+                }
+                out
+            }
+        }
+    }
+}
+
+/// Microseconds as an axis label.
+pub fn us_label(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{}s", trim(v / 1e6))
+    } else if v >= 1e3 {
+        format!("{}ms", trim(v / 1e3))
+    } else {
+        format!("{}µs", trim(v))
+    }
+}
+
+fn trim(v: f64) -> String {
+    let s = format!("{v:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+fn frame(out: &mut String, id: &str, title: &str, x_label: &str, y_label: &str) {
+    let _ = write!(
+        out,
+        "<svg id=\"{id}\" class=\"chart\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\" \
+         xmlns=\"http://www.w3.org/2000/svg\"><title>{t}</title>\
+         <text x=\"{cx}\" y=\"16\" class=\"ct\" text-anchor=\"middle\">{t}</text>\
+         <text x=\"{cx}\" y=\"{xl}\" class=\"al\" text-anchor=\"middle\">{x}</text>\
+         <text x=\"14\" y=\"{cy}\" class=\"al\" text-anchor=\"middle\" transform=\"rotate(-90 14 {cy})\">{y}</text>",
+        t = esc(title),
+        cx = (L + W - R) / 2.0,
+        xl = H - 6.0,
+        cy = (T + H - B) / 2.0,
+        x = esc(x_label),
+        y = esc(y_label),
+    );
+}
+
+fn axes(out: &mut String, xs: &Scale, ys: &Scale, xfmt: &dyn Fn(f64) -> String, yfmt: &dyn Fn(f64) -> String) {
+    let _ = write!(out, "<g class=\"axis\"><line x1=\"{L}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\"/>", b = H - B, r = W - R);
+    let _ = write!(out, "<line x1=\"{L}\" y1=\"{T}\" x2=\"{L}\" y2=\"{b}\"/>", b = H - B);
+    for t in xs.ticks() {
+        let x = xs.x(t);
+        let _ = write!(
+            out,
+            "<line class=\"grid\" x1=\"{x:.1}\" y1=\"{T}\" x2=\"{x:.1}\" y2=\"{b}\"/><text x=\"{x:.1}\" y=\"{ty}\" text-anchor=\"middle\">{l}</text>",
+            b = H - B,
+            ty = H - B + 16.0,
+            l = esc(&xfmt(t))
+        );
+    }
+    for t in ys.ticks() {
+        let y = ys.y(t);
+        let _ = write!(
+            out,
+            "<line class=\"grid\" x1=\"{L}\" y1=\"{y:.1}\" x2=\"{r}\" y2=\"{y:.1}\"/><text x=\"{tx}\" y=\"{ty:.1}\" text-anchor=\"end\">{l}</text>",
+            r = W - R,
+            tx = L - 6.0,
+            ty = y + 4.0,
+            l = esc(&yfmt(t))
+        );
+    }
+    out.push_str("</g>");
+}
+
+fn legend(out: &mut String, names: &[&str]) {
+    for (i, n) in names.iter().enumerate() {
+        let y = T + 10.0 + i as f64 * 18.0;
+        let _ = write!(
+            out,
+            "<g data-backend=\"{n}\"><rect x=\"{x}\" y=\"{ry}\" width=\"12\" height=\"12\" fill=\"{c}\"/><text x=\"{tx}\" y=\"{ty}\">{n}</text></g>",
+            n = esc(n),
+            x = W - R + 12.0,
+            ry = y - 10.0,
+            c = color(i),
+            tx = W - R + 30.0,
+            ty = y
+        );
+    }
+}
+
+fn polyline(out: &mut String, i: usize, name: &str, pts: &[(f64, f64)], xs: &Scale, ys: &Scale) {
+    let mut d = String::new();
+    for (x, y) in pts {
+        let _ = write!(d, "{:.1},{:.1} ", xs.x(*x), ys.y(*y));
+    }
+    let _ = write!(
+        out,
+        "<polyline data-backend=\"{n}\" fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" points=\"{d}\"><title>{n}</title></polyline>",
+        n = esc(name),
+        c = color(i),
+        d = d.trim_end()
+    );
+}
+
+/// HdrHistogram-style percentile plot: x = percentile on a "nines" axis
+/// (−log10(1 − p): 90 % at 1, 99 % at 2, ...), y = latency (µs, log scale).
+pub fn percentile_plot(id: &str, series: &[Series<'_>]) -> String {
+    let nines = |p: f64| -(1.0 - p.min(0.999_999)).log10();
+    let top = series.iter().flat_map(|s| s.points.iter().map(|p| nines(p.0))).fold(3.0f64, f64::max).ceil();
+    let xs = Scale::Linear { min: 0.0, max: top };
+    let ys = Scale::log_over(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
+    let mut out = String::new();
+    frame(&mut out, id, "Acquire latency by percentile", "percentile", "latency");
+    let label = |x: f64| match x as i64 {
+        0 => "0%".to_owned(),
+        n => format!("{}%", trim(100.0 - 100.0 * 10f64.powi(-(n as i32)))),
+    };
+    axes(&mut out, &xs, &ys, &label, &us_label);
+    for (i, s) in series.iter().enumerate() {
+        let pts: Vec<(f64, f64)> = s.points.iter().map(|(p, v)| (nines(*p), *v)).collect();
+        polyline(&mut out, i, s.name, &pts, &xs, &ys);
+    }
+    legend(&mut out, &series.iter().map(|s| s.name).collect::<Vec<_>>());
+    out.push_str("</svg>");
+    out
+}
+
+/// A shaded, labelled window on a time chart.
+pub struct Band<'a> {
+    pub from: f64,
+    pub to: f64,
+    pub label: &'a str,
+}
+
+/// Values per second over the run, one line per backend, fault windows shaded.
+pub fn time_chart(
+    id: &str,
+    title: &str,
+    y_label: &str,
+    series: &[Series<'_>],
+    bands: &[Band<'_>],
+    yfmt: &dyn Fn(f64) -> String,
+) -> String {
+    let xmax = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).fold(1.0f64, f64::max);
+    let ymax = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(0.0f64, f64::max);
+    let xs = Scale::Linear { min: 0.0, max: xmax };
+    let ys = Scale::linear_to(ymax);
+    let mut out = String::new();
+    frame(&mut out, id, title, "seconds since start", y_label);
+    for b in bands {
+        let (x1, x2) = (xs.x(b.from), xs.x(b.to.max(b.from)));
+        let _ = write!(
+            out,
+            "<g class=\"fault\"><rect x=\"{x1:.1}\" y=\"{T}\" width=\"{w:.1}\" height=\"{h}\"><title>{l}</title></rect>\
+             <text x=\"{tx:.1}\" y=\"{ty}\">{l}</text></g>",
+            w = (x2 - x1).max(2.0),
+            h = H - T - B,
+            l = esc(b.label),
+            tx = x1 + 2.0,
+            ty = T + 10.0
+        );
+    }
+    axes(&mut out, &xs, &ys, &|v| trim(v), yfmt);
+    for (i, s) in series.iter().enumerate() {
+        polyline(&mut out, i, s.name, &s.points, &xs, &ys);
+    }
+    legend(&mut out, &series.iter().map(|s| s.name).collect::<Vec<_>>());
+    out.push_str("</svg>");
+    out
+}
+
+/// Safety against speed: one point per backend, x = p99 acquire latency (µs, log),
+/// y = violations per million grants (log(1 + y), so that zero sits on the axis).
+pub fn safety_speed(id: &str, points: &[(&str, f64, f64)]) -> String {
+    let xs = Scale::log_over(points.iter().map(|p| p.1));
+    let ymax = points.iter().map(|p| p.2).fold(0.0f64, f64::max);
+    let ys = Scale::Log { min: 1.0, max: 10f64.powf((1.0 + ymax).log10().ceil()).max(10.0) };
+    let mut out = String::new();
+    frame(&mut out, id, "Safety vs speed", "p99 acquire latency", "violations per 10⁶ grants");
+    // Ticks sit at 1 + y = 1, 10, 100, ...: label them 0, 10, 100 (the one lost at
+    // each decade is below a pixel).
+    axes(&mut out, &xs, &ys, &us_label, &|v| if v <= 1.0 { "0".to_owned() } else { trim(v) });
+    for (i, (name, x, y)) in points.iter().enumerate() {
+        let _ = write!(
+            out,
+            "<g data-backend=\"{n}\"><circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"7\" fill=\"{c}\"><title>{n}: p99 {lx}, {y:.1} violations per 10⁶ grants</title></circle>\
+             <text x=\"{tx:.1}\" y=\"{ty:.1}\">{n}</text></g>",
+            n = esc(name),
+            cx = xs.x(*x),
+            cy = ys.y(1.0 + y),
+            c = color(i),
+            lx = us_label(*x),
+            tx = xs.x(*x) + 10.0,
+            ty = ys.y(1.0 + y) - 8.0
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
+
+/// One bar of the holder timeline.
+pub struct Bar {
+    pub client: u32,
+    pub from: f64,
+    pub to: f64,
+    /// Seconds at which the holder's lease ran out (by its own estimate).
+    pub lease_until: f64,
+    /// Part of a violation: drawn in red, with an anchor id.
+    pub anchor: Option<String>,
+}
+
+/// A Gantt of holds on one key: one row per client, time across. The page zooms
+/// it by changing the viewBox (`data-t0`/`data-t1` give the full range).
+pub fn timeline(id: &str, title: &str, clients: u32, span: f64, bars: &[Bar]) -> String {
+    let rows = clients.max(1) as f64;
+    let row_h = (240.0 / rows).clamp(4.0, 16.0);
+    let h = T + rows * row_h + B;
+    let xs = Scale::Linear { min: 0.0, max: span.max(1e-3) };
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<svg id=\"{id}\" class=\"chart timeline\" viewBox=\"0 0 {W} {h}\" width=\"{W}\" height=\"{h}\" data-span=\"{span}\" \
+         preserveAspectRatio=\"none\" \
+         role=\"img\" xmlns=\"http://www.w3.org/2000/svg\"><title>{t}</title><text x=\"{cx}\" y=\"16\" class=\"ct\" text-anchor=\"middle\">{t}</text>",
+        t = esc(title),
+        cx = (L + W - R) / 2.0
+    );
+    let _ = write!(out, "<g class=\"axis\"><line x1=\"{L}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\"/>", b = h - B, r = W - R);
+    for t in xs.ticks() {
+        let x = xs.x(t);
+        let _ =
+            write!(out, "<text x=\"{x:.1}\" y=\"{ty}\" text-anchor=\"middle\">{}s</text>", trim(t), ty = h - B + 16.0);
+    }
+    for c in (0..clients).step_by(((clients / 8).max(1)) as usize) {
+        let _ = write!(
+            out,
+            "<text x=\"{tx}\" y=\"{ty:.1}\" text-anchor=\"end\">client {c}</text>",
+            tx = L - 6.0,
+            ty = T + (c as f64 + 0.8) * row_h
+        );
+    }
+    out.push_str("</g><g class=\"bars\">");
+    for b in bars {
+        let (x1, x2) = (xs.x(b.from), xs.x(b.to.max(b.from)));
+        let y = T + b.client as f64 * row_h;
+        let bad = b.anchor.is_some();
+        let _ = write!(
+            out,
+            "<rect{id} x=\"{x1:.2}\" y=\"{y:.1}\" width=\"{w:.2}\" height=\"{rh:.1}\" class=\"{cls}\"><title>client {c}: held {f:.4}s–{to:.4}s, lease until {l:.4}s</title></rect>",
+            id = b.anchor.as_ref().map(|a| format!(" id=\"{}\"", esc(a))).unwrap_or_default(),
+            w = (x2 - x1).max(0.6),
+            rh = row_h * 0.8,
+            cls = if bad { "hold bad" } else { "hold" },
+            c = b.client,
+            f = b.from,
+            to = b.to,
+            l = b.lease_until
+        );
+        if bad && b.lease_until < b.to {
+            // Where the lease ran out while the hold went on.
+            let lx = xs.x(b.lease_until.max(b.from));
+            let _ = write!(
+                out,
+                "<line class=\"expiry\" x1=\"{lx:.2}\" y1=\"{y:.1}\" x2=\"{lx:.2}\" y2=\"{y2:.1}\"/>",
+                y2 = y + row_h
+            );
+        }
+    }
+    out.push_str("</g></svg>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(s: &str, pat: &str) -> usize {
+        s.matches(pat).count()
+    }
+
+    #[test]
+    fn percentile_plot_has_a_line_per_backend_and_nines_ticks() {
+        let a = Series { name: "a", points: vec![(0.0, 10.0), (0.5, 20.0), (0.99, 500.0), (0.999, 2000.0)] };
+        let b = Series { name: "b<x>", points: vec![(0.0, 5.0), (0.9, 8.0)] };
+        let svg = percentile_plot("pct", &[a, b]);
+        assert!(svg.starts_with("<svg id=\"pct\""));
+        assert!(svg.ends_with("</svg>"));
+        assert_eq!(count(&svg, "<polyline"), 2);
+        assert!(svg.contains(">99%<") && svg.contains(">99.9%<"), "{svg}");
+        assert!(svg.contains("b&lt;x&gt;"), "names are escaped");
+        assert!(!svg.contains("NaN"), "{svg}");
+    }
+
+    #[test]
+    fn log_scale_covers_the_data_in_whole_decades() {
+        let Scale::Log { min, max } = Scale::log_over([3.0, 450.0].into_iter()) else { panic!() };
+        assert_eq!((min, max), (1.0, 1000.0));
+        let s = Scale::Log { min: 1.0, max: 1000.0 };
+        assert_eq!(s.ticks(), vec![1.0, 10.0, 100.0, 1000.0]);
+        assert!((s.y(1.0) - (H - B)).abs() < 1e-9);
+        assert!((s.y(1000.0) - T).abs() < 1e-9);
+    }
+
+    #[test]
+    fn linear_ticks_are_round() {
+        let s = Scale::Linear { min: 0.0, max: 4.4 };
+        assert_eq!(s.ticks(), vec![0.0, 1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(us_label(1500.0), "1.5ms");
+        assert_eq!(us_label(2_000_000.0), "2s");
+    }
+
+    #[test]
+    fn time_chart_shades_fault_windows() {
+        let s = Series { name: "x", points: vec![(0.0, 1.0), (1.0, 3.0), (2.0, 2.0)] };
+        let svg = time_chart(
+            "t",
+            "Grants per second",
+            "grants/s",
+            &[s],
+            &[Band { from: 0.5, to: 1.2, label: "pause" }],
+            &|v| format!("{v}"),
+        );
+        assert_eq!(count(&svg, "class=\"fault\""), 1);
+        assert!(svg.contains(">pause<"));
+        assert_eq!(count(&svg, "<polyline"), 1);
+    }
+
+    #[test]
+    fn safety_speed_puts_zero_violations_on_the_axis() {
+        let svg = safety_speed("s", &[("safe", 100.0, 0.0), ("naive", 1000.0, 5000.0)]);
+        assert_eq!(count(&svg, "<circle"), 2);
+        let safe_y: f64 = svg.split("cy=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+        assert!((safe_y - (H - B)).abs() < 0.1, "zero sits on the x axis: {safe_y}");
+    }
+
+    #[test]
+    fn timeline_marks_violating_holds_with_anchors() {
+        let bars = vec![
+            Bar { client: 0, from: 0.1, to: 0.5, lease_until: 0.3, anchor: Some("v-x-0".into()) },
+            Bar { client: 1, from: 0.2, to: 0.4, lease_until: 1.2, anchor: None },
+        ];
+        let svg = timeline("tl", "key k0", 2, 1.0, &bars);
+        assert_eq!(count(&svg, "class=\"hold bad\""), 1);
+        assert_eq!(count(&svg, "class=\"hold\""), 1);
+        assert!(svg.contains("id=\"v-x-0\""));
+        assert_eq!(count(&svg, "class=\"expiry\""), 1);
+    }
+}
