@@ -193,8 +193,9 @@ pub fn holds(h: &History) -> Vec<Hold> {
     out
 }
 
-/// Fault windows: (start, end, description).
-fn fault_windows(h: &History) -> Vec<(u64, u64, String)> {
+/// Fault windows: (start, end, description), in the order they end; a window
+/// still open at the end of the history ends there.
+pub fn fault_windows(h: &History) -> Vec<(u64, u64, String)> {
     let mut open: HashMap<u32, (u64, String)> = HashMap::new();
     let mut out = Vec::new();
     for e in h.events.iter().filter(|e| e.op == Op::Fault) {

@@ -63,8 +63,8 @@ pub fn anchor(b: &str, owner: u64) -> String {
 }
 
 impl Extras {
-    pub fn from_history(b: &BackendSummary, h: &History) -> Extras {
-        let l = Latencies::from_history(h);
+    /// `l` are the latencies of the same history (computed once by the caller).
+    pub fn from_history(b: &BackendSummary, h: &History, l: &Latencies) -> Extras {
         let hist = l.get(Metric::AcquireOk);
         let percentiles = if hist.is_empty() {
             Vec::new()

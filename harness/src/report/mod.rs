@@ -61,8 +61,13 @@ pub fn write(dir: &Path, summary: &Summary, runs: &[BackendRun], lats: &[Latenci
         w.flush()?;
     }
     fs::write(partial.join("scenario.toml"), &summary.scenario_toml)?;
-    let extras: Vec<html::Extras> =
-        summary.backends.iter().zip(runs).map(|(b, r)| html::Extras::from_history(b, &r.history)).collect();
+    let extras: Vec<html::Extras> = summary
+        .backends
+        .iter()
+        .zip(runs)
+        .zip(lats)
+        .map(|((b, r), l)| html::Extras::from_history(b, &r.history, l))
+        .collect();
     fs::write(partial.join("report.html"), html::render(summary, &extras))?;
     if dir.exists() {
         fs::remove_dir_all(dir).with_context(|| format!("replacing {}", dir.display()))?;
@@ -103,7 +108,7 @@ pub fn rebuild(dir: &Path) -> Result<PathBuf> {
                 start: b.start_ns,
                 end: b.end_ns,
             };
-            html::Extras::from_history(b, &h)
+            html::Extras::from_history(b, &h, &Latencies::from_history(&h))
         })
         .collect();
     let out = dir.join("report.html");

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{Hold, OverlapClass, Verdict};
 use crate::record::hist::{Latencies, Metric, Percentiles};
-use crate::record::{Event, History, Op};
+use crate::record::{Event, History};
 use crate::run::BackendRun;
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -208,23 +208,10 @@ impl BackendSummary {
             .get(&Metric::AcquireOk)
             .map(|v| v.iter().map(|h| if h.is_empty() { 0 } else { h.value_at_quantile(0.99) }).collect())
             .unwrap_or_else(|| vec![0; l.seconds]);
-        let mut faults = Vec::new();
-        let mut open = std::collections::HashMap::new();
-        for e in h.events.iter().filter(|e| e.op == Op::Fault) {
-            match e.kind {
-                crate::record::Kind::Invoke => {
-                    open.insert(e.client, e.t);
-                }
-                _ => {
-                    let start = open.remove(&e.client).unwrap_or(e.t);
-                    faults.push(FaultWindow {
-                        start_s: secs(h, start),
-                        end_s: secs(h, e.t),
-                        what: e.msg.as_deref().unwrap_or("fault").to_owned(),
-                    });
-                }
-            }
-        }
+        let faults = crate::check::fault_windows(h)
+            .into_iter()
+            .map(|(start, end, what)| FaultWindow { start_s: secs(h, start), end_s: secs(h, end), what })
+            .collect();
         BackendSummary {
             name: run.backend.clone(),
             server_version: None,
