@@ -6,6 +6,8 @@
 //! window in the history (invoke = start, ok = end), so the report can shade it and
 //! the checker can say which fault was active at a violation.
 
+pub mod proxy;
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
