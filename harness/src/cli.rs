@@ -157,6 +157,10 @@ fn prepare(info: &BackendInfo, s: &Scenario, p: &Providers) -> Result<std::resul
                     let _ = std::fs::remove_dir_all(&work);
                     return Ok(Err(format!("{f} cannot act on external servers")));
                 }
+                if s.servers.faketime.is_some() {
+                    let _ = std::fs::remove_dir_all(&work);
+                    return Ok(Err("[servers] faketime cannot skew the clock of external servers".into()));
+                }
                 if ext.endpoints.len() < n {
                     bail!("{} needs {n} {kind} servers, --endpoints gave {}", info.name, ext.endpoints.len());
                 }
@@ -168,9 +172,15 @@ fn prepare(info: &BackendInfo, s: &Scenario, p: &Providers) -> Result<std::resul
                 {
                     bail!("{}: a fault acts on server {m}, but {} has only {n} server(s)", s.path.display(), info.name);
                 }
-                let c =
-                    LocalCluster::start(kind, n, ServerOptions { persist: s.servers.persist, ..Default::default() })
-                        .with_context(|| format!("starting {n} {kind} server(s) for {}", info.name))?;
+                let c = LocalCluster::start(
+                    kind,
+                    n,
+                    ServerOptions {
+                        persist: s.servers.persist,
+                        faketime: s.servers.faketime.as_ref().map(|f| f.get_ref().clone()),
+                    },
+                )
+                .with_context(|| format!("starting {n} {kind} server(s) for {}", info.name))?;
                 let e = c.endpoints();
                 (Some(Arc::new(c) as Arc<dyn Servers>), e)
             }

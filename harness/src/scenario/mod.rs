@@ -67,6 +67,9 @@ pub struct ServerSettings {
     /// Keep data across a server restart (Redis: append-only file, fsync always).
     #[serde(default)]
     pub persist: bool,
+    /// Run every server with a skewed clock: a libfaketime FAKETIME value, e.g.
+    /// "+0 x1.5" (1.5 times as fast from the start) or "+10s" (ten seconds ahead).
+    pub faketime: Option<Spanned<String>>,
 }
 
 fn default_seed() -> u64 {
@@ -344,6 +347,13 @@ impl Scenario {
             }
             (LoadModel::Closed, Some(r)) => p.at(r.span(), "load.rate", "only goes with model = \"open\""),
             _ => {}
+        }
+        if let Some(ft) = &self.servers.faketime {
+            let v = ft.get_ref().trim();
+            let ok = v.starts_with(['+', '-', '@']) && !v.contains(['\n', '\0']);
+            if !ok {
+                p.at(ft.span(), "servers.faketime", "a libfaketime value such as \"+0 x1.5\" or \"+10s\"");
+            }
         }
         for f in &self.faults {
             if let Err(msg) = f.get_ref().validate(self) {

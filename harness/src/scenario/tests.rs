@@ -79,3 +79,11 @@ fn overrides_apply_and_bad_ones_name_the_flag() {
     let e = s.apply_overrides(&Overrides { clients: Some(0), ..Default::default() }).unwrap_err();
     assert!(e.contains("--clients"), "{e}");
 }
+
+#[test]
+fn a_server_clock_skew_is_checked() {
+    let s = parse(&format!("{GOOD}[servers]\nfaketime = \"+0 x1.5\"\n")).unwrap();
+    assert_eq!(s.servers.faketime.as_ref().map(|f| f.get_ref().as_str()), Some("+0 x1.5"));
+    let e = parse(&format!("{GOOD}[servers]\nfaketime = \"x1.5\"\n")).unwrap_err().to_string();
+    assert!(e.contains(":9:") && e.contains("field `servers.faketime`"), "{e}");
+}

@@ -50,7 +50,10 @@ pub async fn run_on(s: &Scenario, backend: &str) -> (BackendRun, Verdict) {
     let (cluster, endpoints) = match info.needs {
         Needs::Embedded => (None, Vec::new()),
         Needs::Servers { kind, n } => {
-            let opts = ServerOptions { persist: s.servers.persist, ..Default::default() };
+            let opts = ServerOptions {
+                persist: s.servers.persist,
+                faketime: s.servers.faketime.as_ref().map(|f| f.get_ref().clone()),
+            };
             let c = LocalCluster::start(kind, n, opts)
                 .unwrap_or_else(|e| panic!("starting {kind} for {backend}: {e} (run scripts/setup)"));
             let e = c.endpoints();
