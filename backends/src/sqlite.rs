@@ -48,8 +48,7 @@ impl Sqlite {
     /// Open (creating if needed) the lock database at `path`. Several processes may
     /// open the same path: that is how the multi-process test shares a lock.
     pub fn open(path: PathBuf, naive: bool, clock: Clock) -> Result<Self> {
-        let conn = connect(&path)?;
-        conn.execute_batch(SCHEMA).map_err(|e| config(&path, e))?;
+        connect(&path)?;
         Ok(Sqlite { path, naive, clock })
     }
 }
@@ -59,12 +58,35 @@ fn config(path: &std::path::Path, e: rusqlite::Error) -> BackendError {
 }
 
 fn connect(path: &std::path::Path) -> Result<Connection> {
-    let conn = Connection::open(path).map_err(|e| config(path, e))?;
+    // Two processes opening the same file at once can both try to switch it to
+    // WAL; SQLite sees a possible deadlock and answers BUSY at once, without the
+    // busy handler. Opening is not an operation we measure: retry, boundedly.
+    let mut tries = 0;
+    loop {
+        match try_connect(path) {
+            Err(e) if tries < 100 && is_busy(&e) => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            r => return r.map_err(|e| config(path, e)),
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+}
+
+fn try_connect(path: &std::path::Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    // The busy timeout first: switching to WAL needs a lock that another process
+    // opening the same file at the same moment may hold.
+    conn.busy_timeout(Duration::from_secs(5))?;
     // WAL lets readers run beside the one writer; NORMAL syncs at checkpoints only,
     // which is the usual production setting for a lock table on a local disk.
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| config(path, e))?;
-    conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| config(path, e))?;
-    conn.busy_timeout(Duration::from_secs(5)).map_err(|e| config(path, e))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.execute_batch(SCHEMA)?;
     Ok(conn)
 }
 
