@@ -180,15 +180,18 @@ pub async fn nemesis(
             break;
         }
         let f = &faults[i];
-        let (desc, window) = match f {
+        // Each fault says what it did, when it began, and how long its window lasts.
+        let (desc, t0, window) = match f {
             FaultSpec::CrashHolder { count, restart_after, .. } => {
                 let cmd = Command::Crash { restart_after: restart_after.0 };
-                (hit_holders(f, *count, cmd, &controls, &shared, &mut rng).await, Duration::ZERO)
+                (hit_holders(f, *count, cmd, &controls, &shared, &mut rng).await, mono_ns(), Duration::ZERO)
             }
             FaultSpec::PauseHolder { count, pause, .. } => {
-                (hit_holders(f, *count, Command::Pause(pause.0), &controls, &shared, &mut rng).await, pause.0)
+                let d = hit_holders(f, *count, Command::Pause(pause.0), &controls, &shared, &mut rng).await;
+                (d, mono_ns(), pause.0)
             }
             FaultSpec::ServerKill { server, down, .. } => {
+                let t0 = mono_ns();
                 let d = on_server(&servers, *server, ServerFault::Kill, f);
                 if let Some(down) = down {
                     let servers = servers.clone();
@@ -200,9 +203,10 @@ pub async fn nemesis(
                         }
                     });
                 }
-                (d, down.map_or(Duration::ZERO, |d| d.0))
+                (d, t0, down.map_or(Duration::ZERO, |d| d.0))
             }
             FaultSpec::ServerPause { server, pause, .. } => {
+                let t0 = mono_ns();
                 let d = on_server(&servers, *server, ServerFault::Pause, f);
                 let servers = servers.clone();
                 let (server, pause) = (*server, pause.0);
@@ -212,15 +216,15 @@ pub async fn nemesis(
                         let _ = s.fault(server, ServerFault::Resume);
                     }
                 });
-                (d, pause)
+                (d, t0, pause)
             }
             FaultSpec::ServerRestart { server, .. } => {
-                let t = mono_ns();
+                // The window is the restart itself: down, then back and answering.
+                let t0 = mono_ns();
                 let d = tokio::task::block_in_place(|| on_server(&servers, *server, ServerFault::Restart, f));
-                (d, Duration::from_nanos(mono_ns() - t))
+                (d, t0, Duration::from_nanos(mono_ns() - t0))
             }
         };
-        let t0 = mono_ns() - if matches!(f, FaultSpec::ServerRestart { .. }) { window.as_nanos() as u64 } else { 0 };
         let mut inv = Event::new(t0, n as u32, Kind::Invoke, Op::Fault, 0).with_msg(desc.clone());
         inv.a = window.as_nanos() as u64;
         let end = Event::new(t0 + window.as_nanos() as u64, n as u32, Kind::Ok, Op::Fault, 0).with_msg(desc);
