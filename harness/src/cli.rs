@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use lockbench_backends::servers::local::{LocalCluster, ServerOptions, kill_all};
+use lockbench_backends::servers::local::{LocalCluster, kill_all};
 use lockbench_backends::servers::{External, ServerKind, Servers};
 use lockbench_backends::{BackendEnv, BackendInfo, LockBackend, Needs, registry};
 
@@ -172,15 +172,8 @@ fn prepare(info: &BackendInfo, s: &Scenario, p: &Providers) -> Result<std::resul
                 {
                     bail!("{}: a fault acts on server {m}, but {} has only {n} server(s)", s.path.display(), info.name);
                 }
-                let c = LocalCluster::start(
-                    kind,
-                    n,
-                    ServerOptions {
-                        persist: s.servers.persist,
-                        faketime: s.servers.faketime.as_ref().map(|f| f.get_ref().clone()),
-                    },
-                )
-                .with_context(|| format!("starting {n} {kind} server(s) for {}", info.name))?;
+                let c = LocalCluster::start(kind, n, s.server_options())
+                    .with_context(|| format!("starting {n} {kind} server(s) for {}", info.name))?;
                 let e = c.endpoints();
                 (Some(Arc::new(c) as Arc<dyn Servers>), e)
             }

@@ -19,6 +19,7 @@ fn matches(expect: &str, v: &Verdict) -> Result<bool, String> {
         "safe" => v.is_safe(),
         "after-expiry" => v.within_lease == 0 && v.after_expiry > 0,
         "within-lease" => v.within_lease > 0,
+        "fenced" => v.within_lease == 0 && v.after_expiry > 0 && v.stale_writes_refused > 0,
         "unsafe" => !v.is_safe(),
         "any" => true,
         other => return Err(format!("unknown expectation `{other}`")),
@@ -34,6 +35,12 @@ async fn every_scenario_gives_its_expected_verdict_on_every_embedded_backend() {
     for path in shipped_scenarios(&dir).unwrap() {
         let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let row = table.get(&s.name).unwrap_or_else(|| panic!("expected.toml has no [{}] table", s.name));
+        // `duration` is the run length, not a backend.
+        let mut row = row.clone();
+        let run_for = match row.remove("duration") {
+            Some(d) => d.parse::<lockbench::scenario::Dur>().unwrap_or_else(|e| panic!("[{}] duration: {e}", s.name)).0,
+            None => Duration::from_millis(1_500),
+        };
         for b in registry().iter().filter(|b| b.is_embedded()) {
             let runs_here = common::can_run(&s, b.name);
             assert!(
@@ -43,8 +50,8 @@ async fn every_scenario_gives_its_expected_verdict_on_every_embedded_backend() {
                 b.name
             );
         }
-        let s = common::short(s, Duration::from_millis(1_500));
-        for (b, expect) in row {
+        let s = common::short(s, run_for);
+        for (b, expect) in &row {
             assert!(lockbench_backends::lookup(b).is_some(), "expected.toml [{}] names unknown backend {b}", s.name);
             if !common::can_run(&s, b) {
                 eprintln!("{:<18} {:<13} not run here", s.name, b);

@@ -32,21 +32,24 @@ pub struct ServerOptions {
     /// Run under libfaketime with this FAKETIME value (e.g. "+0 x1.5": a clock
     /// 1.5 times as fast; "+10s": ten seconds ahead).
     pub faketime: Option<String>,
+    /// Which servers get `faketime` (None: all). Numbers past the last server are
+    /// ignored, so one scenario can skew server 2 of Redlock's five and leave a
+    /// single-server backend alone.
+    pub skewed: Option<Vec<usize>>,
 }
 
 struct Proc {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// This server's FAKETIME, if its clock is skewed.
+    faketime: Option<String>,
 }
 
 /// `n` servers of one kind, started here, stopped on drop.
 pub struct LocalCluster {
     kind: ServerKind,
     opts: ServerOptions,
-    /// The server program, and libfaketime when the clock is skewed.
-    program: PathBuf,
-    preload: Option<PathBuf>,
     base: PathBuf,
     procs: Mutex<Vec<Proc>>,
 }
@@ -183,42 +186,50 @@ fn tail(path: &Path, lines: usize) -> String {
 impl LocalCluster {
     /// Start `n` servers of `kind` and wait until each answers.
     pub fn start(kind: ServerKind, n: usize, opts: ServerOptions) -> Result<LocalCluster> {
-        let (name, how) = kind.program();
-        let (program, preload) = match &opts.faketime {
-            None => {
-                (which(name).ok_or_else(|| BackendError::Config(format!("{name} is not installed: run {how}")))?, None)
-            }
-            Some(_) => {
-                let lib = libfaketime().ok_or_else(|| {
-                    BackendError::Config(
-                        "libfaketime is not installed: run scripts/setup (Debian package faketime)".into(),
-                    )
-                })?;
-                (skewable_program(kind)?, Some(lib))
-            }
-        };
         let base = std::env::temp_dir().join(format!("lockbench-{}-{}-{}", kind, std::process::id(), free_port()?));
         std::fs::create_dir_all(&base).map_err(|e| BackendError::Config(format!("{}: {e}", base.display())))?;
-        let c = LocalCluster { kind, opts, program, preload, base, procs: Mutex::new(Vec::new()) };
+        let c = LocalCluster { kind, opts, base, procs: Mutex::new(Vec::new()) };
         for i in 0..n {
             let dir = c.base.join(format!("{i}"));
             std::fs::create_dir_all(&dir).map_err(|e| BackendError::Config(format!("{}: {e}", dir.display())))?;
-            let mut p = Proc { port: free_port()?, dir, child: None };
+            let skewed = c.opts.skewed.as_ref().is_none_or(|v| v.contains(&i));
+            let faketime = c.opts.faketime.clone().filter(|_| skewed);
+            let mut p = Proc { port: free_port()?, dir, child: None, faketime };
             c.launch(&mut p)?;
             c.procs().push(p);
         }
         Ok(c)
     }
 
+    /// The program to run, and libfaketime's library if the clock is skewed.
+    fn program(&self, faketime: Option<&str>) -> Result<(PathBuf, Option<PathBuf>)> {
+        let (name, how) = self.kind.program();
+        match faketime {
+            None => Ok((
+                which(name).ok_or_else(|| BackendError::Config(format!("{name} is not installed: run {how}")))?,
+                None,
+            )),
+            Some(_) => {
+                let lib = libfaketime().ok_or_else(|| {
+                    BackendError::Config(
+                        "libfaketime is not installed: run scripts/setup (Debian package faketime)".into(),
+                    )
+                })?;
+                Ok((skewable_program(self.kind)?, Some(lib)))
+            }
+        }
+    }
+
     fn procs(&self) -> std::sync::MutexGuard<'_, Vec<Proc>> {
         self.procs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn command(&self, p: &Proc) -> Command {
-        let mut cmd = Command::new(&self.program);
+    fn command(&self, p: &Proc) -> Result<Command> {
+        let (program, preload) = self.program(p.faketime.as_deref())?;
+        let mut cmd = Command::new(program);
         // libfaketime goes straight into the server: a `faketime` wrapper process
         // would stand between us and the server and break the parent-death signal.
-        if let (Some(lib), Some(ft)) = (&self.preload, &self.opts.faketime) {
+        if let (Some(lib), Some(ft)) = (preload, &p.faketime) {
             cmd.env("LD_PRELOAD", lib).env("FAKETIME", ft);
         }
         match self.kind {
@@ -237,12 +248,12 @@ impl LocalCluster {
             }
         }
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-        cmd
+        Ok(cmd)
     }
 
     fn launch(&self, p: &mut Proc) -> Result<()> {
         let log = p.dir.join("server.log");
-        let child = spawn_guarded(self.command(p))
+        let child = spawn_guarded(self.command(p)?)
             .map_err(|e| BackendError::Config(format!("starting {}: {e}", self.kind.program().0)))?;
         p.child = Some(child);
         let t0 = Instant::now();
@@ -335,13 +346,26 @@ impl Servers for LocalCluster {
             }
         }
     }
+    fn set_clock(&self, i: usize, faketime: Option<&str>) -> Result<()> {
+        let mut procs = self.procs();
+        let n = procs.len();
+        let p = procs.get_mut(i).ok_or_else(|| BackendError::Config(format!("no server {i} (there are {n})")))?;
+        // The clock of a running process cannot be changed from outside: restart it.
+        stop(p);
+        p.faketime = faketime.map(str::to_owned);
+        self.launch(p)
+    }
     fn version(&self) -> Option<String> {
-        let out = Command::new(&self.program).arg("--version").output().ok()?;
+        let (program, _) = self.program(None).ok()?;
+        let out = Command::new(program).arg("--version").output().ok()?;
         let v = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        Some(match &self.opts.faketime {
-            Some(ft) => format!("{v} (clock: FAKETIME=\"{ft}\")"),
-            None => v,
-        })
+        let skewed: Vec<String> = self
+            .procs()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.faketime.as_ref().map(|ft| format!("server {i} FAKETIME=\"{ft}\"")))
+            .collect();
+        Some(if skewed.is_empty() { v } else { format!("{v} (clocks: {})", skewed.join(", ")) })
     }
 }
 

@@ -66,6 +66,12 @@ pub trait Servers: Send + Sync {
     fn can_fault(&self) -> bool;
     /// Apply a fault to server `i`.
     fn fault(&self, i: usize, f: ServerFault) -> Result<()>;
+    /// Restart server `i` with its clock skewed by libfaketime (`Some(FAKETIME)`)
+    /// or true (`None`).
+    fn set_clock(&self, i: usize, faketime: Option<&str>) -> Result<()> {
+        let _ = faketime;
+        Err(BackendError::Config(format!("server {i}: this provider cannot skew server clocks")))
+    }
     /// The server program's version, for the report.
     fn version(&self) -> Option<String>;
 }

@@ -58,6 +58,18 @@ pub fn client_seed(seed: u64, id: u32) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(id as u64 + 1)
 }
 
+/// What is left of `lease` now, in true nanoseconds, for the checker. The backend
+/// promised `expires_at - granted_at` from the start of the attempt that got the
+/// lease (which may be long after the acquire's invoke); that attempt's age is read
+/// on the client's clock and scaled back to true time by the clock's rate, so a
+/// skewed client clock does not move the checker's idea of the lease.
+pub fn true_remaining(lease: &Lease, clock: &lockbench_backends::Clock) -> u64 {
+    let promised = lease.expires_at as i128 - lease.granted_at as i128;
+    let age_c = clock.now_ns() as i128 - lease.granted_at as i128;
+    let age = (age_c as f64 / clock.rate()) as i128;
+    (promised - age).clamp(0, u64::MAX as i128) as u64
+}
+
 /// A fault the nemesis asks of an in-task client while it holds a lock.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Command {
@@ -124,13 +136,16 @@ pub struct Client {
     pub shared: Arc<Shared>,
     pub control: Arc<Control>,
     pub rec: Recorder,
+    /// The clock this client reads lease time from (its own when clocks are skewed).
+    pub clock: lockbench_backends::Clock,
     rng: StdRng,
 }
 
 impl Client {
     pub fn new(id: u32, plan: Arc<Plan>, shared: Arc<Shared>, control: Arc<Control>) -> Self {
         let rng = StdRng::seed_from_u64(client_seed(plan.seed, id));
-        Client { id, plan, shared, control, rec: Recorder::with_capacity(1024), rng }
+        let clock = plan.clock.clone();
+        Client { id, plan, shared, control, rec: Recorder::with_capacity(1024), clock, rng }
     }
 
     #[inline]
@@ -221,9 +236,7 @@ impl Client {
                 let mut ok = self.ev(Kind::Ok, Op::Acquire, key);
                 ok.owner = lease.owner;
                 ok.token = lease.fencing_token.unwrap_or(0);
-                // What is left of the lease as this client counts it: the attempt
-                // that got it may have started long after this acquire's invoke.
-                ok.a = lease.expires_at.saturating_sub(self.plan.clock.now_ns());
+                ok.a = true_remaining(&lease, &self.clock);
                 self.rec.push(ok);
                 self.shared.progress.grants.fetch_add(1, Ordering::Relaxed);
                 if self.plan.acquire_only {
@@ -270,11 +283,12 @@ impl Client {
         ok.b = version;
         self.rec.push(ok);
 
-        // Hold, renewing on schedule, open to the nemesis.
-        let until = mono_ns() + hold.as_nanos() as u64;
+        // Hold, renewing on schedule, open to the nemesis. Both are timed by the
+        // client's own clock, as a real client's would be.
+        let until = self.clock.now_ns() + hold.as_nanos() as u64;
         let mut lost = false;
         loop {
-            let now = mono_ns();
+            let now = self.clock.now_ns();
             if now >= until {
                 break;
             }
@@ -283,7 +297,7 @@ impl Client {
                 None => Duration::from_nanos(until - now),
             };
             tokio::select! {
-                _ = tokio::time::sleep(step) => {}
+                _ = tokio::time::sleep(self.clock.true_duration(step)) => {}
                 _ = self.control.wake.notified() => {}
             }
             match self.control.take() {
@@ -299,7 +313,7 @@ impl Client {
                 }
                 None => {}
             }
-            if self.plan.renew_every.is_some() && mono_ns() < until {
+            if self.plan.renew_every.is_some() && self.clock.now_ns() < until {
                 let mut inv = with(self.ev(Kind::Invoke, Op::Renew, key));
                 inv.a = self.plan.lease.as_nanos() as u64;
                 self.rec.push(inv);

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use lockbench_backends::clock::mono_ns;
 use lockbench_backends::servers::Servers;
-use lockbench_backends::{BackendEnv, Capabilities, LockBackend, Wait};
+use lockbench_backends::{BackendEnv, BackendError, Capabilities, Clock, LockBackend, Wait};
 
 use crate::faults;
 use crate::record::History;
@@ -88,17 +88,55 @@ pub async fn run_backend(
         Arc::new(Shared { stop: AtomicBool::new(false), progress: Progress::default(), register: Default::default() });
     let controls: Vec<Arc<Control>> = (0..s.clients()).map(|_| Arc::new(Control::default())).collect();
 
+    // Network faults need each client behind its own proxies (cutting one holder off
+    // must leave the others connected), and skewed client clocks need each client
+    // its own clock: then every client opens its own instance of the backend. A
+    // backend whose state lives in this process (inprocess) stays shared.
+    let (net, net_error) = if s.has_network_faults() && !env.endpoints.is_empty() {
+        match faults::Net::start(s.clients(), &env.endpoints).await {
+            Ok(n) => (Some(Arc::new(n)), None),
+            Err(e) => (None, Some(e)),
+        }
+    } else {
+        (None, None)
+    };
+    let clocks: Vec<Clock> = (0..s.clients())
+        .map(|_| if s.has_client_clock_faults() { Clock::skewed(0, 1.0) } else { env.clock.clone() })
+        .collect();
+    let own_instance = backend.capabilities().multi_process && (net.is_some() || s.has_client_clock_faults());
+    let client_env = |id: u32| BackendEnv {
+        dir: env.dir.clone(),
+        endpoints: net.as_ref().map_or_else(|| env.endpoints.clone(), |n| n.endpoints(id)),
+        clock: clocks[id as usize].clone(),
+    };
+
     let mut tasks = Vec::with_capacity(controls.len());
     for (id, control) in controls.iter().enumerate() {
         let id = id as u32;
         let (shared, control) = (shared.clone(), control.clone());
         match s.client_mode {
             ClientMode::Task => {
-                let client = Client::new(id, plan.clone(), shared, control);
-                let backend = backend.clone();
+                let mut client = Client::new(id, plan.clone(), shared, control);
+                client.clock = clocks[id as usize].clone();
+                let backend = if own_instance {
+                    lockbench_backends::lookup(backend.name())
+                        .ok_or_else(|| BackendError::Config(format!("no backend {}", backend.name())))
+                        .and_then(|info| info.open(&client_env(id)))
+                        .map_err(|e| e.to_string())
+                } else {
+                    Ok(backend.clone())
+                };
                 tasks.push(tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_nanos(start.saturating_sub(mono_ns()))).await;
-                    client.run(|| backend.session()).await.events
+                    client
+                        .run(|| async {
+                            match &backend {
+                                Ok(b) => b.session().await,
+                                Err(e) => Err(BackendError::Config(e.clone())),
+                            }
+                        })
+                        .await
+                        .events
                 }));
             }
             ClientMode::Process => {
@@ -107,7 +145,7 @@ pub async fn run_backend(
                     scenario_name: s.name.clone(),
                     client: id,
                     backend: backend.name().to_owned(),
-                    endpoints: env.endpoints.clone(),
+                    endpoints: client_env(id).endpoints,
                     dir: env.dir.clone(),
                     start,
                 };
@@ -120,16 +158,15 @@ pub async fn run_backend(
     let _servers = servers.clone();
     let fault_specs: Vec<_> = s.faults.iter().map(|f| f.get_ref().clone()).collect();
     let fault_events = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let nemesis = tokio::spawn(faults::nemesis(
-        fault_events.clone(),
-        fault_specs,
-        until,
-        start,
-        s.seed,
-        controls.clone(),
-        shared.clone(),
+    let world = faults::World {
+        controls: controls.clone(),
+        shared: shared.clone(),
         servers,
-    ));
+        net: net.clone(),
+        net_error,
+        clocks,
+    };
+    let nemesis = tokio::spawn(faults::nemesis(fault_events.clone(), fault_specs, until, start, s.seed, world));
 
     // Watch the clock, the progress and Ctrl-C until the load is over.
     let deadline = s.duration().map(|d| start + d.as_nanos() as u64);
@@ -156,6 +193,8 @@ pub async fn run_backend(
     }
     nemesis.abort();
     let _ = nemesis.await;
+    // The proxies close with the run.
+    drop(net);
     parts.push(std::mem::take(&mut *fault_events.lock().unwrap_or_else(|p| p.into_inner())));
     let end = end.max(parts.iter().flatten().map(|e| e.t).max().unwrap_or(end));
     BackendRun {

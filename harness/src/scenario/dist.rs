@@ -29,9 +29,10 @@ impl FromStr for Dur {
             "ms" => 1e-3,
             "s" => 1.0,
             "m" | "min" => 60.0,
+            "h" => 3600.0,
             "" if v == 0.0 => 0.0,
             u => {
-                return Err(format!("`{s}`: unknown unit `{u}` (use ns, us, ms, s or m)"));
+                return Err(format!("`{s}`: unknown unit `{u}` (use ns, us, ms, s, m or h)"));
             }
         };
         let secs = v * scale;

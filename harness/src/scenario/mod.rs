@@ -70,6 +70,9 @@ pub struct ServerSettings {
     /// Run every server with a skewed clock: a libfaketime FAKETIME value, e.g.
     /// "+0 x1.5" (1.5 times as fast from the start) or "+10s" (ten seconds ahead).
     pub faketime: Option<Spanned<String>>,
+    /// Which servers get `faketime` (default: all), e.g. `[2]` for one of Redlock's
+    /// five. Numbers past a backend's last server are ignored.
+    pub skewed: Option<Vec<usize>>,
 }
 
 fn default_seed() -> u64 {
@@ -376,6 +379,22 @@ impl Scenario {
     }
     pub fn hold(&self) -> DurDist {
         *self.work.hold.get_ref()
+    }
+    /// Does any fault act on the network (so each client gets its own proxies)?
+    pub fn has_network_faults(&self) -> bool {
+        self.faults.iter().any(|f| f.get_ref().is_network())
+    }
+    /// Does any fault skew client clocks (so each client gets its own clock)?
+    pub fn has_client_clock_faults(&self) -> bool {
+        self.faults.iter().any(|f| f.get_ref().is_client_clock())
+    }
+    /// The local provider's options for this scenario's servers.
+    pub fn server_options(&self) -> lockbench_backends::servers::local::ServerOptions {
+        lockbench_backends::servers::local::ServerOptions {
+            persist: self.servers.persist,
+            faketime: self.servers.faketime.as_ref().map(|f| f.get_ref().clone()),
+            skewed: self.servers.skewed.clone(),
+        }
     }
     /// Does any fault act on servers (so embedded backends cannot run it)?
     pub fn needs_servers(&self) -> Option<&'static str> {

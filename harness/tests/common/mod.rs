@@ -11,7 +11,7 @@ use lockbench::check::{Verdict, check};
 use lockbench::run::{BackendRun, run_backend};
 use lockbench::scenario::{Overrides, Scenario};
 use lockbench_backends::servers::Servers;
-use lockbench_backends::servers::local::{LocalCluster, ServerOptions};
+use lockbench_backends::servers::local::LocalCluster;
 use lockbench_backends::{BackendEnv, Needs, lookup};
 
 pub fn scenarios_dir() -> PathBuf {
@@ -50,10 +50,7 @@ pub async fn run_on(s: &Scenario, backend: &str) -> (BackendRun, Verdict) {
     let (cluster, endpoints) = match info.needs {
         Needs::Embedded => (None, Vec::new()),
         Needs::Servers { kind, n } => {
-            let opts = ServerOptions {
-                persist: s.servers.persist,
-                faketime: s.servers.faketime.as_ref().map(|f| f.get_ref().clone()),
-            };
+            let opts = s.server_options();
             let c = LocalCluster::start(kind, n, opts)
                 .unwrap_or_else(|e| panic!("starting {kind} for {backend}: {e} (run scripts/setup)"));
             let e = c.endpoints();
