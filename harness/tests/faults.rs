@@ -126,3 +126,126 @@ fn ctrl_c_stops_the_run_writes_what_was_recorded_and_stops_every_child() {
     let left = wait_all_dead(&kids);
     assert!(left.is_empty(), "processes outlived an interrupted run: {left:?}");
 }
+
+fn inline(name: &str, toml: &str) -> lockbench::scenario::Scenario {
+    lockbench::scenario::Scenario::parse(toml, Path::new(name), name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_client_clock_outlives_its_lease_and_the_checker_judges_on_the_true_clock() {
+    // Each holder means to work 200 ms of a 300 ms lease, but its clock runs at a
+    // quarter of true speed: it works 800 ms. The overlaps are after expiry, never
+    // within a lease, although by the clients' own clocks every lease looked fine.
+    let s = inline(
+        "slow-clocks",
+        r#"
+        clients = 2
+        duration = "2s"
+        [keys]
+        count = 1
+        [lock]
+        lease = "300ms"
+        wait = "2s"
+        backoff_max = "5ms"
+        [work]
+        hold = "200ms"
+        [[faults]]
+        kind = "clock-skew"
+        clients = "all"
+        rate = 0.25
+        at = "0s"
+        "#,
+    );
+    for backend in ["inprocess", "redis"] {
+        let (r, v) = common::run_on(&s, backend).await;
+        assert!(v.after_expiry > 0, "{backend}: a 4x slow clock must hold past the lease: {v:?}");
+        assert_eq!(v.within_lease, 0, "{backend}: the checker was fooled by the client's clock");
+        let fault = r.history.events.iter().find(|e| e.op == lockbench::record::Op::Fault).expect("no fault window");
+        assert_eq!(fault.msg.as_deref(), Some("clock-skew: clients 0,1 clock x0.25"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn net_delay_slows_each_round_trip_and_lifts_when_its_window_ends() {
+    let s = inline(
+        "delay",
+        r#"
+        clients = 1
+        duration = "1500ms"
+        [keys]
+        count = 1
+        [lock]
+        lease = "1s"
+        [work]
+        cycle = "acquire-only"
+        [load]
+        think = "10ms"
+        [[faults]]
+        kind = "net-delay"
+        delay = "30ms"
+        at = "300ms"
+        duration = "600ms"
+        "#,
+    );
+    let (r, _) = common::run_on(&s, "redis").await;
+    let (t0, t1) = (r.history.start + 300_000_000, r.history.start + 900_000_000);
+    let mut inside = Vec::new();
+    let mut outside = Vec::new();
+    let mut invoked = None;
+    for e in r.history.events.iter().filter(|e| e.op == lockbench::record::Op::Acquire) {
+        match e.kind {
+            lockbench::record::Kind::Invoke => invoked = Some(e.t),
+            _ => {
+                let Some(i) = invoked.take() else { continue };
+                let lat = Duration::from_nanos(e.t - i);
+                // Only requests wholly inside or wholly outside the window.
+                if i >= t0 + 50_000_000 && e.t < t1 {
+                    inside.push(lat);
+                } else if e.t < t0 || i > t1 + 100_000_000 {
+                    outside.push(lat);
+                }
+            }
+        }
+    }
+    assert!(!inside.is_empty() && !outside.is_empty(), "{} inside, {} outside", inside.len(), outside.len());
+    // 30 ms each way: a round trip takes at least 60 ms.
+    assert!(inside.iter().all(|l| *l >= Duration::from_millis(60)), "inside the window: {inside:?}");
+    outside.sort();
+    assert!(outside[outside.len() / 2] < Duration::from_millis(20), "after the window: {outside:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn net_reset_drops_connections_and_clients_reconnect() {
+    let s = inline(
+        "reset",
+        r#"
+        clients = 2
+        duration = "1500ms"
+        [keys]
+        count = 2
+        [lock]
+        lease = "1s"
+        wait = "1s"
+        [work]
+        hold = "5ms"
+        [[faults]]
+        kind = "net-reset"
+        at = "200ms"
+        every = "300ms"
+        "#,
+    );
+    let (r, v) = common::run_on(&s, "redis").await;
+    let resets: Vec<_> = r.history.events.iter().filter(|e| e.op == lockbench::record::Op::Fault).collect();
+    // Five resets (200, 500, 800, 1100, 1400 ms), each a zero-length window.
+    assert_eq!(resets.len(), 10, "{resets:?}");
+    assert!(resets.iter().all(|e| e.msg.as_deref() == Some("net-reset: clients 0,1 ↔ all servers")));
+    let last = resets.iter().map(|e| e.t).max().unwrap();
+    let after = r
+        .history
+        .events
+        .iter()
+        .filter(|e| e.op == lockbench::record::Op::Acquire && e.kind == lockbench::record::Kind::Ok && e.t > last)
+        .count();
+    assert!(after > 0, "no grant after the last reset: clients did not reconnect");
+    assert!(v.is_safe());
+}

@@ -136,8 +136,11 @@ pub struct Client {
     pub shared: Arc<Shared>,
     pub control: Arc<Control>,
     pub rec: Recorder,
-    /// The clock this client reads lease time from (its own when clocks are skewed).
+    /// The clock this client times its work by (its own when clocks are skewed).
     pub clock: lockbench_backends::Clock,
+    /// The clock its backend instance stamps leases with: the client's own clock,
+    /// or the shared one of a backend that lives in the harness (inprocess).
+    pub lease_clock: lockbench_backends::Clock,
     rng: StdRng,
 }
 
@@ -145,7 +148,8 @@ impl Client {
     pub fn new(id: u32, plan: Arc<Plan>, shared: Arc<Shared>, control: Arc<Control>) -> Self {
         let rng = StdRng::seed_from_u64(client_seed(plan.seed, id));
         let clock = plan.clock.clone();
-        Client { id, plan, shared, control, rec: Recorder::with_capacity(1024), clock, rng }
+        let lease_clock = clock.clone();
+        Client { id, plan, shared, control, rec: Recorder::with_capacity(1024), clock, lease_clock, rng }
     }
 
     #[inline]
@@ -236,7 +240,7 @@ impl Client {
                 let mut ok = self.ev(Kind::Ok, Op::Acquire, key);
                 ok.owner = lease.owner;
                 ok.token = lease.fencing_token.unwrap_or(0);
-                ok.a = true_remaining(&lease, &self.clock);
+                ok.a = true_remaining(&lease, &self.lease_clock);
                 self.rec.push(ok);
                 self.shared.progress.grants.fetch_add(1, Ordering::Relaxed);
                 if self.plan.acquire_only {

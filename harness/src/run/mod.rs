@@ -118,6 +118,7 @@ pub async fn run_backend(
             ClientMode::Task => {
                 let mut client = Client::new(id, plan.clone(), shared, control);
                 client.clock = clocks[id as usize].clone();
+                client.lease_clock = if own_instance { client.clock.clone() } else { env.clock.clone() };
                 let backend = if own_instance {
                     lockbench_backends::lookup(backend.name())
                         .ok_or_else(|| BackendError::Config(format!("no backend {}", backend.name())))

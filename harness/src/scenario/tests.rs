@@ -87,3 +87,31 @@ fn a_server_clock_skew_is_checked() {
     let e = parse(&format!("{GOOD}[servers]\nfaketime = \"x1.5\"\n")).unwrap_err().to_string();
     assert!(e.contains(":9:") && e.contains("field `servers.faketime`"), "{e}");
 }
+
+#[test]
+fn network_and_clock_faults_are_checked_with_their_line() {
+    let with = |f: &str| parse(&format!("{GOOD}\n[[faults]]\n{f}\n"));
+    let ok =
+        with("kind = \"partition\"\nclients = \"holder\"\nat = \"1s\"\nduration = \"2s\"\nservers = [3, 4]").unwrap();
+    assert!(ok.has_network_faults() && !ok.has_client_clock_faults());
+    let e =
+        with("kind = \"partition\"\nclients = \"everyone\"\nat = \"1s\"\nduration = \"2s\"").unwrap_err().to_string();
+    assert!(e.contains("scenarios/t.toml:9:") && e.contains("\"holder\" or client numbers"), "{e}");
+    let e =
+        with("kind = \"net-delay\"\nclients = \"0,7\"\nat = \"1s\"\nduration = \"2s\"\ndelay = \"5ms\"").unwrap_err();
+    assert!(e.to_string().contains("client numbers go from 0 to 3"), "{e}");
+    let e = with("kind = \"clock-skew\"\nat = \"1s\"\nrate = 2.0").unwrap_err().to_string();
+    assert!(e.contains("either `clients` or `server`"), "{e}");
+    let e = with("kind = \"clock-skew\"\nat = \"1s\"\nclients = \"all\"").unwrap_err().to_string();
+    assert!(e.contains("give `rate`"), "{e}");
+    let e = with("kind = \"clock-skew\"\nat = \"1s\"\nclients = \"all\"\nrate = -1.0").unwrap_err().to_string();
+    assert!(e.contains("`rate` must be above 0"), "{e}");
+    let ok = with("kind = \"clock-skew\"\nat = \"1s\"\nclients = \"1\"\njump = \"-10s\"").unwrap();
+    assert!(ok.has_client_clock_faults());
+    match ok.faults[0].get_ref() {
+        crate::faults::FaultSpec::ClockSkew { jump: Some(j), .. } => assert_eq!(j.0, -10_000_000_000),
+        f => panic!("{f:?}"),
+    }
+    assert_eq!(crate::faults::faketime_value(Some(3.0), None), "+0 x3");
+    assert_eq!(crate::faults::faketime_value(Some(1.5), Some(crate::faults::SignedDur(10_000_000_000))), "+10 x1.5");
+}
