@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+#[cfg(feature = "cassandra")]
+pub mod cassandra;
 pub mod clock;
 pub mod inprocess;
 #[cfg(feature = "redis")]
@@ -67,6 +69,9 @@ pub struct Capabilities {
     /// Deliberately unsafe: the recipe as a blog post wrote it. The checker is
     /// expected to catch it.
     pub naive: bool,
+    /// How long past its lease an abandoned key may stay blocked: expiry in whole
+    /// seconds (Cassandra TTLs) rounds up. Zero for exact expiry.
+    pub expiry_slack: std::time::Duration,
 }
 
 /// Why an operation did not succeed. The difference between `Unknown` and the rest
@@ -279,7 +284,12 @@ pub fn registry() -> Vec<BackendInfo> {
     let (redis_on, redis_open) = feature_open!("redis", redis::open_safe);
     let (_, redis_naive_open) = feature_open!("redis", redis::open_naive);
     let (_, redlock_open) = feature_open!("redis", redlock::open);
-    use servers::ServerKind::Redis;
+    let (cass_on, cass_lwt) = feature_open!("cassandra", cassandra::open_lwt);
+    let (_, cass_lwt_v1) = feature_open!("cassandra", cassandra::open_lwt_v1);
+    let (_, cass_fenced) = feature_open!("cassandra", cassandra::open_lwt_fenced);
+    let (_, cass_naive) = feature_open!("cassandra", cassandra::open_naive);
+    let (_, cass_write) = feature_open!("cassandra", cassandra::open_write);
+    use servers::ServerKind::{Cassandra, CassandraPaxosV1, Redis};
     vec![
         BackendInfo {
             name: "inprocess",
@@ -322,6 +332,41 @@ pub fn registry() -> Vec<BackendInfo> {
             about: "Redlock over 5 independent Redis servers (quorum 3), no fencing",
             compiled: redis_on,
             open: redlock_open,
+        },
+        BackendInfo {
+            name: "cassandra-lwt",
+            needs: Needs::Servers { kind: Cassandra, n: 1 },
+            about: "Cassandra LWT (Paxos v2): INSERT IF NOT EXISTS USING TTL, DELETE IF owner; no fencing",
+            compiled: cass_on,
+            open: cass_lwt,
+        },
+        BackendInfo {
+            name: "cassandra-lwt-v1",
+            needs: Needs::Servers { kind: CassandraPaxosV1, n: 1 },
+            about: "cassandra-lwt on a node with paxos_variant v1 (4 round trips per LWT)",
+            compiled: cass_on,
+            open: cass_lwt_v1,
+        },
+        BackendInfo {
+            name: "cassandra-lwt-fenced",
+            needs: Needs::Servers { kind: Cassandra, n: 1 },
+            about: "cassandra-lwt plus a fencing token: a per-key counter advanced by CAS (2 more Paxos rounds a grant)",
+            compiled: cass_on,
+            open: cass_fenced,
+        },
+        BackendInfo {
+            name: "cassandra-naive",
+            needs: Needs::Servers { kind: Cassandra, n: 1 },
+            about: "UNSAFE on purpose: SELECT then plain INSERT, DELETE without owner check, table default TTL",
+            compiled: cass_on,
+            open: cass_naive,
+        },
+        BackendInfo {
+            name: "cassandra-write",
+            needs: Needs::Servers { kind: Cassandra, n: 1 },
+            about: "NOT A LOCK: one plain INSERT USING TTL, always granted: the cost an LWT is compared with",
+            compiled: cass_on,
+            open: cass_write,
         },
     ]
 }

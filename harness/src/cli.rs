@@ -105,7 +105,7 @@ struct Providers {
 impl Providers {
     fn from_args(args: &RunArgs) -> Result<Providers> {
         let mut p = Providers::default();
-        let kinds = [ServerKind::Redis];
+        let kinds = ServerKind::ALL;
         for k in kinds {
             let var = format!("LOCKBENCH_{}", k.name().to_uppercase());
             if let Ok(v) = std::env::var(&var) {
@@ -117,7 +117,7 @@ impl Providers {
                 bail!("--endpoints `{e}`: write KIND=host:port[,host:port...], e.g. redis=127.0.0.1:6379");
             };
             let Some(k) = kinds.iter().find(|k| k.name() == kind) else {
-                bail!("--endpoints `{e}`: unknown server kind `{kind}` (known: redis)");
+                bail!("--endpoints `{e}`: unknown server kind `{kind}` (known: redis, cassandra, cassandra_v1)");
             };
             p.external.insert(*k, External::parse(*k, list).with_context(|| format!("--endpoints `{e}`"))?);
         }

@@ -22,7 +22,13 @@ use super::{ServerFault, ServerKind, Servers};
 use crate::{BackendError, Result};
 
 /// How long a server may take to answer after it starts.
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
+fn ready_timeout(kind: ServerKind) -> Duration {
+    match kind {
+        ServerKind::Redis => Duration::from_secs(20),
+        // A JVM on two busy cores: ~5 s idle, much more under load.
+        ServerKind::Cassandra | ServerKind::CassandraPaxosV1 => Duration::from_secs(120),
+    }
+}
 
 /// Options for the servers of one cluster.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -44,6 +50,9 @@ struct Proc {
     child: Option<Child>,
     /// This server's FAKETIME, if its clock is skewed.
     faketime: Option<String>,
+    /// More ports the server needs besides its client port (Cassandra: storage
+    /// and JMX), fixed for its life so that a restart finds the same node.
+    aux: [u16; 2],
 }
 
 /// `n` servers of one kind, started here, stopped on drop.
@@ -167,6 +176,7 @@ pub fn skewable_program(kind: ServerKind) -> Result<PathBuf> {
                     ))
                 })
         }
+        k => Err(BackendError::Config(format!("{k}: skewed clocks are only supported for redis"))),
     }
 }
 
@@ -194,7 +204,7 @@ impl LocalCluster {
             std::fs::create_dir_all(&dir).map_err(|e| BackendError::Config(format!("{}: {e}", dir.display())))?;
             let skewed = c.opts.skewed.as_ref().is_none_or(|v| v.contains(&i));
             let faketime = c.opts.faketime.clone().filter(|_| skewed);
-            let mut p = Proc { port: free_port()?, dir, child: None, faketime };
+            let mut p = Proc { port: free_port()?, dir, child: None, faketime, aux: [free_port()?, free_port()?] };
             c.launch(&mut p)?;
             c.procs().push(p);
         }
@@ -204,6 +214,9 @@ impl LocalCluster {
     /// The program to run, and libfaketime's library if the clock is skewed.
     fn program(&self, faketime: Option<&str>) -> Result<(PathBuf, Option<PathBuf>)> {
         let (name, how) = self.kind.program();
+        if faketime.is_some() && self.kind != ServerKind::Redis {
+            return Err(BackendError::Config(format!("{}: skewed clocks are only supported for redis", self.kind)));
+        }
         match faketime {
             None => Ok((
                 which(name).ok_or_else(|| BackendError::Config(format!("{name} is not installed: run {how}")))?,
@@ -246,6 +259,10 @@ impl LocalCluster {
                     cmd.args(["--appendonly", "no"]);
                 }
             }
+            ServerKind::Cassandra | ServerKind::CassandraPaxosV1 => {
+                let paxos = if self.kind == ServerKind::Cassandra { "v2" } else { "v1" };
+                cassandra_command(&mut cmd, p, paxos)?;
+            }
         }
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         Ok(cmd)
@@ -270,13 +287,13 @@ impl LocalCluster {
                     tail(&log, 15)
                 )));
             }
-            if t0.elapsed() > READY_TIMEOUT {
+            if t0.elapsed() > ready_timeout(self.kind) {
                 stop(p);
                 return Err(BackendError::Config(format!(
                     "{} on port {} did not answer within {:?}; its log ends:\n{}",
                     self.kind,
                     p.port,
-                    READY_TIMEOUT,
+                    ready_timeout(self.kind),
                     tail(&log, 15)
                 )));
             }
@@ -319,7 +336,149 @@ fn ping(kind: ServerKind, port: u16) -> bool {
             let mut buf = [0u8; 16];
             s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
         }
+        ServerKind::Cassandra | ServerKind::CassandraPaxosV1 => {
+            // A CQL v4 OPTIONS frame (stream 0); the answer is SUPPORTED (opcode 6).
+            let mut buf = [0u8; 9];
+            s.write_all(&[0x04, 0, 0, 0, 0x05, 0, 0, 0, 0]).is_ok()
+                && s.read_exact(&mut buf).is_ok()
+                && buf[0] == 0x84
+                && buf[4] == 0x06
+        }
     }
+}
+
+/// The folder of Cassandra's jars that scripts/setup fills from Maven Central
+/// (`.servers/cassandra/lib`), or LOCKBENCH_CASSANDRA_LIB.
+pub fn cassandra_lib() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("LOCKBENCH_CASSANDRA_LIB") {
+        return Ok(PathBuf::from(p));
+    }
+    let rel = ".servers/cassandra/lib";
+    let here = std::env::current_dir().unwrap_or_default();
+    here.ancestors()
+        .map(|d| d.join(rel))
+        .chain([Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)])
+        .find(|p| p.join("cassandra-all.jar").is_file() || has_jar(p, "cassandra-all-"))
+        .ok_or_else(|| {
+            BackendError::Config(format!("Cassandra is not installed: run scripts/setup, which puts its jars in {rel}"))
+        })
+}
+
+fn has_jar(dir: &Path, prefix: &str) -> bool {
+    find_jar(dir, prefix).is_some()
+}
+
+fn find_jar(dir: &Path, prefix: &str) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix) && n.ends_with(".jar")))
+}
+
+/// The JVM flags Cassandra 5.0 needs on Java 17 (its conf/jvm17-server.options).
+const JVM17: &[&str] = &[
+    "-XX:+UseG1GC",
+    "-XX:+ParallelRefProcEnabled",
+    "-XX:MaxTenuringThreshold=1",
+    "-XX:G1HeapRegionSize=16m",
+    "-XX:G1RSetUpdatingPauseTimePercent=5",
+    "-XX:MaxGCPauseMillis=300",
+    "-Djdk.attach.allowAttachSelf=true",
+    "--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED",
+    "--add-exports=java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED",
+    "--add-exports=java.management/com.sun.jmx.remote.security=ALL-UNNAMED",
+    "--add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED",
+    "--add-exports=java.rmi/sun.rmi.server=ALL-UNNAMED",
+    "--add-exports=java.sql/java.sql=ALL-UNNAMED",
+    "--add-exports=java.base/java.lang.ref=ALL-UNNAMED",
+    "--add-exports=jdk.unsupported/sun.misc=ALL-UNNAMED",
+    "--add-opens=java.base/java.lang.module=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.loader=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.ref=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.reflect=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.math=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.module=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.util.jar=ALL-UNNAMED",
+    "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
+    "--add-opens=java.base/java.io=ALL-UNNAMED",
+    "--add-opens=java.base/java.lang.reflect=ALL-UNNAMED",
+    "--add-opens=java.base/java.lang=ALL-UNNAMED",
+    "--add-opens=java.base/java.util=ALL-UNNAMED",
+    "--add-opens=java.base/java.nio=ALL-UNNAMED",
+    "--add-opens=jdk.management/com.sun.management.internal=ALL-UNNAMED",
+    "-Dio.netty.tryReflectionSetAccessible=true",
+];
+
+/// One small, fast, loopback-only Cassandra node in `p.dir`: writes its
+/// cassandra.yaml and logback.xml there and fills in the java command line.
+fn cassandra_command(cmd: &mut Command, p: &Proc, paxos: &str) -> Result<()> {
+    let lib = cassandra_lib()?;
+    let jamm = find_jar(&lib, "jamm-")
+        .ok_or_else(|| BackendError::Config(format!("no jamm jar in {}: run scripts/setup", lib.display())))?;
+    let d = p.dir.display();
+    let [storage, jmx] = p.aux;
+    let yaml = format!(
+        "cluster_name: lockbench
+num_tokens: 1
+partitioner: org.apache.cassandra.dht.Murmur3Partitioner
+endpoint_snitch: SimpleSnitch
+listen_address: 127.0.0.1
+rpc_address: 127.0.0.1
+storage_port: {storage}
+native_transport_port: {port}
+start_native_transport: true
+seed_provider:
+  - class_name: org.apache.cassandra.locator.SimpleSeedProvider
+    parameters:
+      - seeds: \"127.0.0.1:{storage}\"
+data_file_directories: [{d}/data]
+commitlog_directory: {d}/commitlog
+saved_caches_directory: {d}/saved_caches
+hints_directory: {d}/hints
+cdc_raw_directory: {d}/cdc_raw
+cdc_enabled: false
+commitlog_sync: periodic
+commitlog_sync_period: 10s
+commitlog_segment_size: 5MiB
+memtable_allocation_type: heap_buffers
+memtable_heap_space: 64MiB
+auto_snapshot: false
+hinted_handoff_enabled: false
+concurrent_compactors: 1
+paxos_variant: {paxos}
+",
+        port = p.port
+    );
+    let logback = "<configuration>
+  <appender name=\"FILE\" class=\"ch.qos.logback.core.FileAppender\">
+    <file>${cassandra.logdir}/server.log</file>
+    <encoder><pattern>%-5level [%thread] %date{ISO8601} %F:%L - %msg%n</pattern></encoder>
+  </appender>
+  <root level=\"INFO\"><appender-ref ref=\"FILE\"/></root>
+</configuration>
+";
+    let io = |e: std::io::Error| BackendError::Config(format!("{d}: {e}"));
+    std::fs::write(p.dir.join("cassandra.yaml"), yaml).map_err(io)?;
+    std::fs::write(p.dir.join("logback.xml"), logback).map_err(io)?;
+    std::fs::create_dir_all(p.dir.join("tmp")).map_err(io)?;
+    cmd.args(["-Xms512m", "-Xmx512m", "-Xss256k", "-XX:+ExitOnOutOfMemoryError"])
+        .arg(format!("-javaagent:{}", jamm.display()))
+        .args(JVM17)
+        .args(["-Djava.net.preferIPv4Stack=true", "-Dchronicle.analytics.disable=true", "-Dcassandra-foreground=yes"])
+        .arg(format!("-Dcassandra.config=file://{d}/cassandra.yaml"))
+        .arg(format!("-Dcassandra.storagedir={d}"))
+        .arg(format!("-Dcassandra.logdir={d}"))
+        .arg(format!("-Dlogback.configurationFile={d}/logback.xml"))
+        .arg(format!("-Djna.tmpdir={d}/tmp"))
+        .arg(format!("-Djava.io.tmpdir={d}/tmp"))
+        // JMX listens on loopback only (Cassandra's default is local-only JMX).
+        .arg(format!("-Dcassandra.jmx.local.port={jmx}"))
+        .args(["-Dcassandra.skip_wait_for_gossip_to_settle=0", "-Dcassandra.unsafesystem=true"])
+        .arg("-cp")
+        .arg(format!("{}/*", lib.display()))
+        .arg("org.apache.cassandra.service.CassandraDaemon");
+    Ok(())
 }
 
 impl Servers for LocalCluster {

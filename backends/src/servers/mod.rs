@@ -17,12 +17,22 @@ use crate::{BackendError, Result};
 #[non_exhaustive]
 pub enum ServerKind {
     Redis,
+    /// Apache Cassandra 5.0 (jars from Maven Central), Paxos v2 for LWTs. The CQL
+    /// port also fits ScyllaDB as an external server.
+    Cassandra,
+    /// The same Cassandra with `paxos_variant: v1` (4 round trips per LWT).
+    CassandraPaxosV1,
 }
 
 impl ServerKind {
+    /// Every kind, for `--endpoints` and `LOCKBENCH_<KIND>`.
+    pub const ALL: [ServerKind; 3] = [ServerKind::Redis, ServerKind::Cassandra, ServerKind::CassandraPaxosV1];
+
     pub fn name(self) -> &'static str {
         match self {
             ServerKind::Redis => "redis",
+            ServerKind::Cassandra => "cassandra",
+            ServerKind::CassandraPaxosV1 => "cassandra_v1",
         }
     }
 
@@ -30,12 +40,20 @@ impl ServerKind {
     pub fn program(self) -> (&'static str, &'static str) {
         match self {
             ServerKind::Redis => ("redis-server", "scripts/setup (Debian package redis-server)"),
+            ServerKind::Cassandra | ServerKind::CassandraPaxosV1 => {
+                ("java", "scripts/setup (Cassandra jars from Maven Central into .servers/cassandra)")
+            }
         }
     }
 
     /// Is the program installed here?
     pub fn installed(self) -> bool {
-        local::which(self.program().0).is_some()
+        match self {
+            ServerKind::Redis => local::which(self.program().0).is_some(),
+            ServerKind::Cassandra | ServerKind::CassandraPaxosV1 => {
+                local::which("java").is_some() && local::cassandra_lib().is_ok()
+            }
+        }
     }
 }
 

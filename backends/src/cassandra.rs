@@ -1,0 +1,399 @@
+//! Cassandra (or ScyllaDB) through the scylla driver: locks as lightweight
+//! transactions (Paxos), and, for contrast, the check-then-write recipe and a plain
+//! write that is no lock at all.
+//!
+//! - `cassandra-lwt`: acquire = `INSERT ... IF NOT EXISTS USING TTL`, release =
+//!   `DELETE ... IF owner = ?`, renew = `UPDATE ... USING TTL ... IF owner = ?`;
+//!   consistency QUORUM, serial consistency SERIAL (LOCAL_SERIAL with
+//!   `LOCKBENCH_CASSANDRA_SERIAL=local`). A timeout on a conditional write is an
+//!   unknown outcome: the acquire reads the row back with a SERIAL read (which
+//!   completes any Paxos round in flight) and takes the lease if it is ours.
+//! - `cassandra-lwt-fenced`: the same, plus a fencing token: a per-key counter row
+//!   advanced by a compare-and-set LWT while holding the lock (two more round
+//!   trips of Paxos per grant: a SERIAL read and the CAS).
+//! - `cassandra-naive`: UNSAFE on purpose, the recipe as blog posts write it: a
+//!   SELECT to check, then a plain INSERT (no IF NOT EXISTS), a DELETE without an
+//!   owner check, and the lease left to the table's default TTL.
+//! - `cassandra-write`: NOT A LOCK: acquire is one plain INSERT with a TTL, which
+//!   always "succeeds". It exists to put the cost of an LWT beside the cost of the
+//!   plain write it replaces (`scenarios/lwt-cost.toml`).
+//!
+//! TTLs are whole seconds, and a cell written at second S + f with TTL t expires at
+//! second S + t: it may live only t - f. So a lease of L asks for a TTL of
+//! ceil(L) + 1 s: the key lives at least L (what the lease promises) and at most
+//! ceil(L) + 1 s (how long a crashed holder can block the key).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use scylla::client::session::Session as Db;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
+use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::{Consistency, SerialConsistency};
+use scylla::value::{CqlValue, Row};
+use tokio::sync::OnceCell;
+
+use crate::{BackendEnv, BackendError, Capabilities, Clock, Lease, LockBackend, LockSession, Result, new_owner};
+
+/// What the client waits for one request before calling its outcome unknown:
+/// above Cassandra's own write_request_timeout (2 s) and cas_contention_timeout
+/// (1.8 s), so the server's verdict usually arrives first.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The naive table's default TTL (seconds): the only lease it knows.
+const NAIVE_TTL_S: i32 = 1;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Flavor {
+    Lwt,
+    LwtFenced,
+    Naive,
+    Write,
+}
+
+pub struct Cassandra {
+    name: &'static str,
+    flavor: Flavor,
+    endpoints: Vec<String>,
+    clock: Clock,
+    inner: OnceCell<Arc<Inner>>,
+}
+
+/// One driver session (a connection pool) and the prepared statements.
+struct Inner {
+    db: Db,
+    acquire: PreparedStatement,
+    release: PreparedStatement,
+    renew: PreparedStatement,
+    read_owner: PreparedStatement,
+    fence_read: PreparedStatement,
+    fence_init: PreparedStatement,
+    fence_next: PreparedStatement,
+}
+
+fn open(env: &BackendEnv, flavor: Flavor, name: &'static str) -> Result<Arc<dyn LockBackend>> {
+    if env.endpoints.is_empty() {
+        return Err(BackendError::Config("cassandra needs at least one contact point (host:port)".into()));
+    }
+    Ok(Arc::new(Cassandra {
+        name,
+        flavor,
+        endpoints: env.endpoints.clone(),
+        clock: env.clock.clone(),
+        inner: OnceCell::new(),
+    }))
+}
+
+pub(crate) fn open_lwt(env: &BackendEnv) -> Result<Arc<dyn LockBackend>> {
+    open(env, Flavor::Lwt, "cassandra-lwt")
+}
+/// The same backend; its node runs Paxos v1 (the registry gives it that server kind).
+pub(crate) fn open_lwt_v1(env: &BackendEnv) -> Result<Arc<dyn LockBackend>> {
+    open(env, Flavor::Lwt, "cassandra-lwt-v1")
+}
+pub(crate) fn open_lwt_fenced(env: &BackendEnv) -> Result<Arc<dyn LockBackend>> {
+    open(env, Flavor::LwtFenced, "cassandra-lwt-fenced")
+}
+pub(crate) fn open_naive(env: &BackendEnv) -> Result<Arc<dyn LockBackend>> {
+    open(env, Flavor::Naive, "cassandra-naive")
+}
+pub(crate) fn open_write(env: &BackendEnv) -> Result<Arc<dyn LockBackend>> {
+    open(env, Flavor::Write, "cassandra-write")
+}
+
+/// The driver's error, sorted the way the harness records it.
+fn classify(e: ExecutionError) -> BackendError {
+    match &e {
+        ExecutionError::LastAttemptError(RequestAttemptError::DbError(db, _)) => match db {
+            DbError::WriteTimeout { .. } | DbError::ReadTimeout { .. } | DbError::WriteFailure { .. } => {
+                BackendError::Unknown(e.to_string())
+            }
+            DbError::Unavailable { .. } | DbError::Overloaded | DbError::IsBootstrapping => {
+                BackendError::Unavailable(e.to_string())
+            }
+            DbError::SyntaxError | DbError::Invalid | DbError::Unauthorized | DbError::ConfigError => {
+                BackendError::Config(e.to_string())
+            }
+            _ => BackendError::Unknown(e.to_string()),
+        },
+        ExecutionError::BadQuery(_) | ExecutionError::PrepareError(_) => BackendError::Config(e.to_string()),
+        ExecutionError::EmptyPlan | ExecutionError::ConnectionPoolError(_) => BackendError::Unavailable(e.to_string()),
+        _ => BackendError::Unknown(e.to_string()),
+    }
+}
+
+fn ttl_for(lease: Duration) -> i32 {
+    (lease.as_secs_f64().ceil() as i32).max(1) + 1
+}
+
+impl Cassandra {
+    fn serial() -> SerialConsistency {
+        match std::env::var("LOCKBENCH_CASSANDRA_SERIAL").as_deref() {
+            Ok("local") => SerialConsistency::LocalSerial,
+            _ => SerialConsistency::Serial,
+        }
+    }
+
+    async fn connect(&self) -> Result<Arc<Inner>> {
+        let db = SessionBuilder::new()
+            .known_nodes(&self.endpoints)
+            .connection_timeout(Duration::from_secs(5))
+            .build()
+            .await
+            .map_err(|e| BackendError::Unavailable(format!("cassandra at {}: {e}", self.endpoints.join(","))))?;
+        // Replicas: one per contact point given, up to three.
+        let rf = self.endpoints.len().min(3);
+        let ddl = [
+            format!(
+                "CREATE KEYSPACE IF NOT EXISTS lockbench WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': {rf}}}"
+            ),
+            "CREATE TABLE IF NOT EXISTS lockbench.locks (key text PRIMARY KEY, owner bigint)".into(),
+            "CREATE TABLE IF NOT EXISTS lockbench.locks_fenced (key text PRIMARY KEY, owner bigint)".into(),
+            "CREATE TABLE IF NOT EXISTS lockbench.fence (key text PRIMARY KEY, n bigint)".into(),
+            format!(
+                "CREATE TABLE IF NOT EXISTS lockbench.naive_locks (key text PRIMARY KEY, owner bigint) WITH default_time_to_live = {NAIVE_TTL_S}"
+            ),
+            "CREATE TABLE IF NOT EXISTS lockbench.writes (key text PRIMARY KEY, owner bigint)".into(),
+        ];
+        for q in ddl {
+            db.query_unpaged(q.as_str(), &[]).await.map_err(|e| BackendError::Config(format!("{q}: {e}")))?;
+        }
+        // Each flavor its own table, so that backends sharing a node never see
+        // each other's locks.
+        let lwt = |t: &str| {
+            (
+                t.to_owned(),
+                format!("INSERT INTO lockbench.{t} (key, owner) VALUES (?, ?) IF NOT EXISTS USING TTL ?"),
+                format!("DELETE FROM lockbench.{t} WHERE key = ? IF owner = ?"),
+                format!("UPDATE lockbench.{t} USING TTL ? SET owner = ? WHERE key = ? IF owner = ?"),
+            )
+        };
+        let plain = |t: &str, a: &str, r: &str, n: &str| (t.to_owned(), a.to_owned(), r.to_owned(), n.to_owned());
+        let (table, acquire, release, renew) = match self.flavor {
+            Flavor::Lwt => lwt("locks"),
+            Flavor::LwtFenced => lwt("locks_fenced"),
+            Flavor::Naive => plain(
+                "naive_locks",
+                "INSERT INTO lockbench.naive_locks (key, owner) VALUES (?, ?)",
+                "DELETE FROM lockbench.naive_locks WHERE key = ?",
+                "INSERT INTO lockbench.naive_locks (key, owner) VALUES (?, ?)",
+            ),
+            Flavor::Write => plain(
+                "writes",
+                "INSERT INTO lockbench.writes (key, owner) VALUES (?, ?) USING TTL ?",
+                "DELETE FROM lockbench.writes WHERE key = ?",
+                "INSERT INTO lockbench.writes (key, owner) VALUES (?, ?) USING TTL ?",
+            ),
+        };
+        let read_owner = format!("SELECT owner FROM lockbench.{table} WHERE key = ?");
+        let serial = Self::serial();
+        let prep = |q: String, serial_read: bool| {
+            let db = &db;
+            async move {
+                let mut p = db.prepare(q.as_str()).await.map_err(|e| BackendError::Config(format!("{q}: {e}")))?;
+                p.set_consistency(if serial_read {
+                    match serial {
+                        SerialConsistency::LocalSerial => Consistency::LocalSerial,
+                        SerialConsistency::Serial => Consistency::Serial,
+                    }
+                } else {
+                    Consistency::Quorum
+                });
+                p.set_serial_consistency(Some(serial));
+                p.set_request_timeout(Some(REQUEST_TIMEOUT));
+                Ok::<_, BackendError>(p)
+            }
+        };
+        let serial_reads = matches!(self.flavor, Flavor::Lwt | Flavor::LwtFenced);
+        let inner = Inner {
+            acquire: prep(acquire, false).await?,
+            release: prep(release, false).await?,
+            renew: prep(renew, false).await?,
+            read_owner: prep(read_owner, serial_reads).await?,
+            fence_read: prep("SELECT n FROM lockbench.fence WHERE key = ?".into(), true).await?,
+            fence_init: prep("INSERT INTO lockbench.fence (key, n) VALUES (?, 1) IF NOT EXISTS".into(), false).await?,
+            fence_next: prep("UPDATE lockbench.fence SET n = ? WHERE key = ? IF n = ?".into(), false).await?,
+            db,
+        };
+        Ok(Arc::new(inner))
+    }
+}
+
+#[async_trait]
+impl LockBackend for Cassandra {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn capabilities(&self) -> Capabilities {
+        let unsafe_ = matches!(self.flavor, Flavor::Naive | Flavor::Write);
+        Capabilities {
+            lease: true,
+            renew: true,
+            fencing: self.flavor == Flavor::LwtFenced,
+            multi_process: true,
+            naive: unsafe_,
+            // TTL = ceil(lease) + 1 whole seconds.
+            expiry_slack: Duration::from_secs(2),
+            ..Default::default()
+        }
+    }
+    async fn session(&self) -> Result<Box<dyn LockSession>> {
+        let inner = self.inner.get_or_try_init(|| self.connect()).await?.clone();
+        Ok(Box::new(Session { inner, flavor: self.flavor, clock: self.clock.clone() }))
+    }
+}
+
+struct Session {
+    inner: Arc<Inner>,
+    flavor: Flavor,
+    clock: Clock,
+}
+
+/// The `[applied]` column of a conditional statement's answer.
+fn applied(r: scylla::response::query_result::QueryResult) -> Result<bool> {
+    let rows = r.into_rows_result().map_err(|e| BackendError::Unknown(format!("LWT answer without rows: {e}")))?;
+    let row = rows.maybe_first_row::<Row>().map_err(|e| BackendError::Unknown(e.to_string()))?;
+    match row.and_then(|r| r.columns.into_iter().next().flatten()) {
+        Some(CqlValue::Boolean(b)) => Ok(b),
+        other => Err(BackendError::Unknown(format!("LWT answer without [applied]: {other:?}"))),
+    }
+}
+
+/// The first column of the first row, as a bigint, if any.
+fn first_bigint(r: scylla::response::query_result::QueryResult) -> Result<Option<i64>> {
+    let rows = r.into_rows_result().map_err(|e| BackendError::Unknown(e.to_string()))?;
+    let row = rows.maybe_first_row::<Row>().map_err(|e| BackendError::Unknown(e.to_string()))?;
+    Ok(match row.and_then(|r| r.columns.into_iter().next().flatten()) {
+        Some(CqlValue::BigInt(n)) => Some(n),
+        _ => None,
+    })
+}
+
+impl Session {
+    async fn owner_now(&self, key: &str) -> Result<Option<i64>> {
+        first_bigint(self.inner.db.execute_unpaged(&self.inner.read_owner, (key,)).await.map_err(classify)?)
+    }
+
+    /// Advance the key's fencing counter by one with compare-and-set; the new value.
+    async fn next_token(&self, key: &str) -> Result<u64> {
+        for _ in 0..100 {
+            let cur =
+                first_bigint(self.inner.db.execute_unpaged(&self.inner.fence_read, (key,)).await.map_err(classify)?)?;
+            let done = match cur {
+                None => {
+                    applied(self.inner.db.execute_unpaged(&self.inner.fence_init, (key,)).await.map_err(classify)?)?
+                        .then_some(1)
+                }
+                Some(n) => applied(
+                    self.inner.db.execute_unpaged(&self.inner.fence_next, (n + 1, key, n)).await.map_err(classify)?,
+                )?
+                .then_some(n + 1),
+            };
+            if let Some(t) = done {
+                return Ok(t as u64);
+            }
+        }
+        Err(BackendError::Unknown("fencing counter: 100 compare-and-set attempts lost".into()))
+    }
+}
+
+#[async_trait]
+impl LockSession for Session {
+    async fn try_acquire(&mut self, key: &str, lease: Duration) -> Result<Option<Lease>> {
+        let owner = new_owner();
+        let now = self.clock.now_ns();
+        let grant = |fencing_token| Lease {
+            key: key.to_owned(),
+            owner,
+            fencing_token,
+            granted_at: now,
+            expires_at: now + lease.as_nanos() as u64,
+        };
+        let db = &self.inner.db;
+        let ttl = ttl_for(lease);
+        match self.flavor {
+            Flavor::Lwt | Flavor::LwtFenced => {
+                let got = match db.execute_unpaged(&self.inner.acquire, (key, owner as i64, ttl)).await {
+                    Ok(r) => applied(r)?,
+                    Err(e) => {
+                        let err = classify(e);
+                        if !err.is_indeterminate() {
+                            return Err(err);
+                        }
+                        // Outcome unknown: a SERIAL read finishes any Paxos round
+                        // in flight, then says whose the key is.
+                        match self.owner_now(key).await {
+                            Ok(o) if o == Some(owner as i64) => true,
+                            Ok(_) => false,
+                            Err(_) => return Err(err),
+                        }
+                    }
+                };
+                if !got {
+                    return Ok(None);
+                }
+                let token = if self.flavor == Flavor::LwtFenced { Some(self.next_token(key).await?) } else { None };
+                Ok(Some(grant(token)))
+            }
+            Flavor::Naive => {
+                // Check, then act: two clients can both see the key free.
+                if self.owner_now(key).await?.is_some() {
+                    return Ok(None);
+                }
+                db.execute_unpaged(&self.inner.acquire, (key, owner as i64)).await.map_err(classify)?;
+                Ok(Some(grant(None)))
+            }
+            Flavor::Write => {
+                db.execute_unpaged(&self.inner.acquire, (key, owner as i64, ttl)).await.map_err(classify)?;
+                Ok(Some(grant(None)))
+            }
+        }
+    }
+
+    async fn renew(&mut self, lease: &Lease, extend: Duration) -> Result<bool> {
+        let db = &self.inner.db;
+        let (key, owner) = (lease.key.as_str(), lease.owner as i64);
+        match self.flavor {
+            Flavor::Lwt | Flavor::LwtFenced => applied(
+                db.execute_unpaged(&self.inner.renew, (ttl_for(extend), owner, key, owner)).await.map_err(classify)?,
+            ),
+            Flavor::Naive => {
+                db.execute_unpaged(&self.inner.renew, (key, owner)).await.map_err(classify)?;
+                Ok(true)
+            }
+            Flavor::Write => {
+                db.execute_unpaged(&self.inner.renew, (key, owner, ttl_for(extend))).await.map_err(classify)?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn release(&mut self, lease: &Lease) -> Result<bool> {
+        let db = &self.inner.db;
+        match self.flavor {
+            Flavor::Lwt | Flavor::LwtFenced => applied(
+                db.execute_unpaged(&self.inner.release, (lease.key.as_str(), lease.owner as i64))
+                    .await
+                    .map_err(classify)?,
+            ),
+            Flavor::Naive | Flavor::Write => {
+                db.execute_unpaged(&self.inner.release, (lease.key.as_str(),)).await.map_err(classify)?;
+                Ok(true)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_covers_the_lease_despite_whole_second_expiry() {
+        assert_eq!(ttl_for(Duration::from_millis(300)), 2);
+        assert_eq!(ttl_for(Duration::from_secs(1)), 2);
+        assert_eq!(ttl_for(Duration::from_millis(1001)), 3);
+    }
+}
