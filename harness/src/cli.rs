@@ -222,6 +222,15 @@ fn resolve_scenario(arg: &str) -> PathBuf {
     scenarios_dir().join(format!("{arg}.toml"))
 }
 
+/// `lockbench` alone: `lockbench run` with clap's defaults (not `Default`, which
+/// would leave the results folder empty).
+fn default_run() -> RunArgs {
+    match Cli::parse_from(["lockbench", "run"]).command {
+        Some(Command::Run(a)) => a,
+        _ => unreachable!("`lockbench run` parses as run"),
+    }
+}
+
 /// Parse arguments, run, and return the process exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
@@ -248,7 +257,7 @@ pub fn main() -> i32 {
         }
     };
     let result = rt.block_on(async {
-        match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
+        match cli.command.unwrap_or_else(|| Command::Run(default_run())) {
             Command::Run(args) => run_cmd(args).await,
             Command::List => list().map(|_| 0),
             Command::Worker => run::worker::worker_main().await.map(|_| 0),
@@ -517,4 +526,14 @@ fn tempdir(tag: &str) -> Result<PathBuf> {
     let d = std::env::temp_dir().join(format!("lockbench-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn no_subcommand_runs_with_the_same_defaults_as_run() {
+        let a = super::default_run();
+        assert_eq!(a.results, std::path::PathBuf::from("results"));
+        assert!(a.out.is_none() && a.backend.is_empty());
+    }
 }

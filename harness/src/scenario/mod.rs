@@ -396,9 +396,13 @@ impl Scenario {
             skewed: self.servers.skewed.clone(),
         }
     }
-    /// Does any fault act on servers (so embedded backends cannot run it)?
+    /// Does any fault act on servers or on the network to them (so embedded
+    /// backends cannot run it)?
     pub fn needs_servers(&self) -> Option<&'static str> {
-        self.faults.iter().find(|f| f.get_ref().server().is_some()).map(|f| f.get_ref().name())
+        self.faults
+            .iter()
+            .find(|f| f.get_ref().server().is_some() || f.get_ref().is_network())
+            .map(|f| f.get_ref().name())
     }
     /// The highest server index a fault names.
     pub fn max_server(&self) -> Option<usize> {
