@@ -164,17 +164,7 @@ impl fmt::Display for Clients {
     }
 }
 
-impl<'de> Deserialize<'de> for Clients {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl Serialize for Clients {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+crate::scenario::serde_as_str!(Clients);
 
 /// Which way a partition holds bytes.
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -214,17 +204,7 @@ impl fmt::Display for SignedDur {
     }
 }
 
-impl<'de> Deserialize<'de> for SignedDur {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl Serialize for SignedDur {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+crate::scenario::serde_as_str!(SignedDur);
 
 impl FaultSpec {
     pub fn name(&self) -> &'static str {
@@ -475,6 +455,7 @@ pub async fn nemesis(
 ) {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6E65_6D65_7369_73);
     let (controls, shared, servers) = (&w.controls, &w.shared, &w.servers);
+    let run_end = start + until.as_nanos() as u64;
     for (n, (at, i)) in schedule(&faults, until).into_iter().enumerate() {
         let due = start + at.as_nanos() as u64;
         let now = mono_ns();
@@ -485,8 +466,6 @@ pub async fn nemesis(
             break;
         }
         let f = &faults[i];
-        // What is left of the run: the window of a fault that is never undone.
-        let rest = (start + until.as_nanos() as u64).saturating_sub(mono_ns());
         // Each fault says what it did, when it began, and how long its window lasts.
         let (desc, t0, window) = match f {
             FaultSpec::CrashHolder { count, restart_after, .. } => {
@@ -614,7 +593,7 @@ pub async fn nemesis(
                 } else {
                     format!("{}: {} {what}", f.name(), self::who(&who))
                 };
-                (desc, t0, duration.map_or(Duration::from_nanos(rest), |d| d.0))
+                (desc, t0, duration.map_or(Duration::MAX, |d| d.0))
             }
             FaultSpec::ClockSkew { duration, server, rate, jump, .. } => {
                 let i = server.unwrap_or(0);
@@ -634,11 +613,11 @@ pub async fn nemesis(
                         let _ = tokio::task::block_in_place(|| s.set_clock(i, None));
                     });
                 }
-                (d, t0, duration.map_or(Duration::from_nanos(rest), |d| d.0))
+                (d, t0, duration.map_or(Duration::MAX, |d| d.0))
             }
         };
-        // A window that outlasts the run ends with it.
-        let window = window.min(Duration::from_nanos((start + until.as_nanos() as u64).saturating_sub(t0)));
+        // A window that outlasts the run (or a fault never undone: MAX) ends with it.
+        let window = window.min(Duration::from_nanos(run_end.saturating_sub(t0)));
         let mut inv = Event::new(t0, n as u32, Kind::Invoke, Op::Fault, 0).with_msg(desc.clone());
         inv.a = window.as_nanos() as u64;
         let end = Event::new(t0 + window.as_nanos() as u64, n as u32, Kind::Ok, Op::Fault, 0).with_msg(desc);

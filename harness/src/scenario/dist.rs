@@ -9,7 +9,25 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use rand::Rng;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Serde for a type that is written as a string in scenario files: parsed with
+/// `FromStr` (its error message goes into the file:line:col error), written with
+/// `Display`.
+macro_rules! serde_as_str {
+    ($t:ty) => {
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                <String as serde::Deserialize>::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+            }
+        }
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    };
+}
+pub(crate) use serde_as_str;
 
 /// A duration that parses from `"250ms"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -60,18 +78,7 @@ impl fmt::Display for Dur {
     }
 }
 
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl Serialize for Dur {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+serde_as_str!(Dur);
 
 /// A distribution of durations, sampled from the run's seeded RNG.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -160,18 +167,7 @@ impl fmt::Display for DurDist {
     }
 }
 
-impl<'de> Deserialize<'de> for DurDist {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl Serialize for DurDist {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+serde_as_str!(DurDist);
 
 #[cfg(test)]
 mod tests {

@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_spanned::Spanned;
 
+pub(crate) use dist::serde_as_str;
 pub use dist::{Dur, DurDist};
 
 use crate::faults::FaultSpec;
