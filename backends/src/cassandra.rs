@@ -35,6 +35,7 @@ use scylla::statement::{Consistency, SerialConsistency};
 use scylla::value::{CqlValue, Row};
 use tokio::sync::OnceCell;
 
+use crate::servers::{Endpoint, redact};
 use crate::{BackendEnv, BackendError, Capabilities, Clock, Lease, LockBackend, LockSession, Result, new_owner};
 
 /// What the client waits for one request before calling its outcome unknown:
@@ -137,12 +138,18 @@ impl Cassandra {
     }
 
     async fn connect(&self) -> Result<Arc<Inner>> {
-        let db = SessionBuilder::new()
-            .known_nodes(&self.endpoints)
-            .connection_timeout(Duration::from_secs(5))
+        let eps = self.endpoints.iter().map(|e| Endpoint::from_env(e)).collect::<Result<Vec<_>>>()?;
+        let shown = eps.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(",");
+        let mut builder = SessionBuilder::new()
+            .known_nodes(eps.iter().map(Endpoint::addr))
+            .connection_timeout(Duration::from_secs(5));
+        if let Some(e) = eps.iter().find(|e| e.password().is_some() || e.user.is_some()) {
+            builder = builder.user(e.user.as_deref().unwrap_or(""), e.password().unwrap_or(""));
+        }
+        let db = builder
             .build()
             .await
-            .map_err(|e| BackendError::Unavailable(format!("cassandra at {}: {e}", self.endpoints.join(","))))?;
+            .map_err(|e| BackendError::Unavailable(format!("cassandra at {shown}: {}", redact(&e.to_string()))))?;
         // Replicas: one per contact point given, up to three.
         let rf = self.endpoints.len().min(3);
         let ddl = [

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use lockbench_backends::Clock;
 use lockbench_backends::clock::mono_ns;
-use lockbench_backends::servers::{ServerFault, Servers};
+use lockbench_backends::servers::{Endpoint, ServerFault, Servers};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -364,16 +364,24 @@ pub fn schedule(faults: &[FaultSpec], until: Duration) -> Vec<(Duration, usize)>
 /// with network faults: cutting one client off must not cut the others.
 pub struct Net {
     proxies: Vec<Vec<proxy::Proxy>>,
+    /// The servers as given (credentials included), to hand each client the same
+    /// endpoint at its proxy's address.
+    upstream: Vec<Endpoint>,
 }
 
 impl Net {
     /// Start `clients` × servers proxies in front of `endpoints` (loopback only).
     pub async fn start(clients: u32, endpoints: &[String]) -> Result<Net, String> {
-        let upstream = endpoints
+        let given = endpoints
+            .iter()
+            .map(|e| Endpoint::from_env(e).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let upstream = given
             .iter()
             .map(|e| {
                 use std::net::ToSocketAddrs;
-                e.to_socket_addrs()
+                e.addr()
+                    .to_socket_addrs()
                     .ok()
                     .and_then(|mut a| a.find(|a| a.ip().is_loopback()))
                     .ok_or_else(|| format!("network faults need servers on loopback, and `{e}` is not"))
@@ -387,12 +395,16 @@ impl Net {
             }
             proxies.push(mine);
         }
-        Ok(Net { proxies })
+        Ok(Net { proxies, upstream: given })
     }
 
-    /// Where client `c` connects instead of the servers.
+    /// Where client `c` connects instead of the servers (same credentials).
     pub fn endpoints(&self, c: u32) -> Vec<String> {
-        self.proxies[c as usize].iter().map(|p| p.addr().to_string()).collect()
+        self.proxies[c as usize]
+            .iter()
+            .zip(&self.upstream)
+            .map(|(p, e)| e.at(&p.addr().to_string()).map_or_else(|_| p.addr().to_string(), |e| e.to_env()))
+            .collect()
     }
 
     /// The proxies between `clients` and `servers` (None: all servers); the

@@ -34,6 +34,10 @@ pub struct Summary {
     /// Backends the scenario could not run on here, with why.
     #[serde(default)]
     pub skipped: Vec<Skipped>,
+    /// Events written to history.jsonl (every backend's); `report` refuses a
+    /// history with another count. None in summaries written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_events: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
