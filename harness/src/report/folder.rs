@@ -191,11 +191,18 @@ fn partial_of(dir: &Path) -> PathBuf {
 
 /// `.`, `..`, the current folder and its ancestors are never a result folder.
 fn refuse_cwd_or_ancestor(dir: &Path) -> Result<()> {
+    // Path::components() drops a trailing or inner `.`: look at the text as typed.
+    let text = dir.to_string_lossy();
+    let dotted = text.split('/').enumerate().any(|(i, seg)| seg == ".." || (seg == "." && i > 0));
     if dir.as_os_str().is_empty()
+        || dotted
         || dir.file_name().is_none()
         || matches!(dir.components().next_back(), Some(Component::CurDir | Component::ParentDir))
     {
-        bail!("--out {}: not a folder name lockbench can use (`.`, `..` and `/` are refused)", dir.display());
+        bail!(
+            "--out {}: not a folder name lockbench can use (`.`, `..` and `/` are refused, also inside a path)",
+            dir.display()
+        );
     }
     let cwd = std::env::current_dir().context("reading the current folder")?;
     let cwd = cwd.canonicalize().unwrap_or(cwd);
