@@ -245,7 +245,9 @@ impl Problems<'_> {
 }
 
 fn error_at(path: &Path, src: &str, span: Option<Range<usize>>, message: String) -> ScenarioError {
-    let at = span.filter(|s| s.end > 0 || s.start > 0).map(|s| {
+    // A problem with no place of its own (a missing field) is the whole file's:
+    // line 1.
+    let at = span.map(|s| {
         let before = &src[..s.start.min(src.len())];
         let line = before.matches('\n').count() + 1;
         let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
@@ -270,8 +272,8 @@ impl Scenario {
 
     /// Parse and validate scenario text; `path` is only used in messages.
     pub fn parse(src: &str, path: &Path, name: &str) -> Result<Scenario, ScenarioError> {
-        let mut s: Scenario =
-            toml::from_str(src).map_err(|e| error_at(path, src, e.span(), e.message().trim().to_owned()))?;
+        let mut s: Scenario = toml::from_str(src)
+            .map_err(|e| error_at(path, src, e.span().or(Some(0..0)), e.message().trim().to_owned()))?;
         s.name = name.to_owned();
         s.path = path.to_owned();
         let mut p = Problems { src, path, first: None };
