@@ -432,6 +432,9 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
     });
 
     let mut any_unsafe = false;
+    let mut harness_failed = false;
+    // Scenarios none of whose pairs ran, with why.
+    let mut ran_nothing: Vec<String> = Vec::new();
     for (s, claim) in scenarios.iter().zip(claims.iter_mut()) {
         if INTERRUPTED.load(Ordering::Relaxed) {
             break;
@@ -462,6 +465,8 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
             if INTERRUPTED.load(Ordering::Relaxed) {
                 break;
             }
+            let why: Vec<String> = skipped.iter().map(|k| format!("{}: {}", k.backend, k.reason)).collect();
+            ran_nothing.push(format!("{} ({})", s.name, why.join("; ")));
             continue;
         }
         let Some(claim) = claim.take() else { continue };
@@ -498,6 +503,10 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
                 report::html::us(b.acquire_latency_us.p99),
                 verdict_line(b)
             );
+            for line in notes(s, b) {
+                println!("  {:<14} {line}", "");
+            }
+            harness_failed |= !b.harness_errors.is_empty();
         }
         let out = report::write(claim, &summary, &runs, &lats)?;
         println!("  → {}", out.join("report.html").display());
@@ -509,7 +518,45 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
         eprintln!("interrupted: results so far are written and marked `interrupted`");
         return Ok(130);
     }
+    // Nothing measured is never a quiet success: a command in which no pair ran,
+    // or a scenario the user named whose pairs all were skipped, fails. (The
+    // default suite lists its skipped pairs and carries on.)
+    let named = !args.scenarios.is_empty();
+    if !ran_nothing.is_empty() && (named || ran_nothing.len() == scenarios.len()) {
+        eprintln!("error: nothing ran for {}", ran_nothing.join(", "));
+        return Ok(1);
+    }
+    if harness_failed {
+        eprintln!(
+            "error: the harness itself failed during the run (see harness_errors in summary.json); the verdicts \
+             above do not count those failures against the backends"
+        );
+        return Ok(6);
+    }
     Ok(if args.fail_on_violation && any_unsafe { 3 } else { 0 })
+}
+
+/// What the terminal line alone would hide: the harness's own failures, faults that
+/// hit nothing, and time spent past the scenario's duration.
+fn notes(s: &Scenario, b: &report::BackendSummary) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some(first) = b.harness_errors.first() {
+        v.push(format!("HARNESS ERROR ×{}: {first}", b.harness_errors.len()));
+    }
+    if b.faults_missed > 0 {
+        v.push(format!(
+            "{} of {} fault(s) hit nothing (no holder at the time, or not applied): see the report",
+            b.faults_missed,
+            b.faults.len()
+        ));
+    }
+    if let Some(d) = s.duration() {
+        let past = b.duration_s - d.as_secs_f64();
+        if past > 0.1 {
+            v.push(format!("ran {past:.1} s past the {} duration, letting holds and requests finish", Dur(d)));
+        }
+    }
+    v
 }
 
 fn verdict_line(b: &report::BackendSummary) -> String {

@@ -256,6 +256,18 @@ impl FaultSpec {
 
     /// Checks that need the whole scenario.
     pub fn validate(&self, s: &Scenario) -> Result<(), String> {
+        // A fault that would fire at or after the end never fires: the scenario's
+        // point would be skipped without a word.
+        if let Some(d) = s.duration()
+            && self.at() >= d
+        {
+            return Err(format!(
+                "{}: `at` = {} falls at or after the end of the run (duration {})",
+                self.name(),
+                Dur(self.at()),
+                Dur(d)
+            ));
+        }
         if let Some(e) = self.every()
             && e.is_zero()
         {

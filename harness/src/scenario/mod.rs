@@ -433,6 +433,20 @@ impl Scenario {
         if let Some(s) = o.seed {
             self.seed = s;
         }
+        // The same checks as a file gets (limits, faults within the run), so that
+        // what runs, and the scenario.toml written from it, is a valid scenario.
+        let mut p = Problems { src: "", path: &self.path, first: None };
+        self.validate(&mut p);
+        if let Some(e) = p.first {
+            let mut flags = Vec::new();
+            if let Some(c) = o.clients {
+                flags.push(format!("--clients {c}"));
+            }
+            if let Some(d) = o.duration {
+                flags.push(format!("--duration {}", Dur(d)));
+            }
+            return Err(format!("{}: with {}: {}", self.path.display(), flags.join(" "), e.message));
+        }
         Ok(())
     }
 
