@@ -382,6 +382,9 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
     }
     // 2. Every backend exists and can run here.
     let providers = Providers::from_args(&args)?;
+    // Passwords typed on the command line leave it: `ps`, and the child processes
+    // forked from here, show `*` instead.
+    lockbench_backends::servers::endpoint::hide_in_own_command_line();
     let names: Vec<String> = if args.backend.is_empty() {
         registry().into_iter().filter(|b| b.is_embedded()).map(|b| b.name.to_owned()).collect()
     } else {
