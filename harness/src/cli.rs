@@ -1,4 +1,4 @@
-//! The command line: `run`, `list`, `report`.
+//! The command line: `run`, `list`, `check`, `export`, `report`, `compare`, `index`.
 //!
 //! Everything a run needs is checked before anything is run or written: every
 //! scenario file parses and validates, every backend name exists and can be opened
@@ -43,6 +43,37 @@ pub enum Command {
         /// A result folder (results/<run-id>).
         dir: PathBuf,
     },
+    /// Re-check a history: a result folder's (rewrites summary.json, keeping the old
+    /// one as summary.prev.json, and report.html, and says what changed), or with
+    /// --history one recorded elsewhere (nothing is written).
+    Check {
+        /// A result folder (results/<run-id>).
+        #[arg(required_unless_present = "history")]
+        dir: Option<PathBuf>,
+        /// A history file to check instead of a result folder.
+        #[arg(long, conflicts_with = "dir")]
+        history: Option<PathBuf>,
+        /// The history file's format.
+        #[arg(long, value_enum, default_value = "lockbench")]
+        format: report::recheck::Format,
+        /// Exit with status 3 when any backend shows a safety violation.
+        #[arg(long)]
+        fail_on_violation: bool,
+    },
+    /// Write a result folder's history in another tool's form, for an independent
+    /// checker: Jepsen operations (EDN) or Porcupine operations (JSON).
+    Export {
+        /// A result folder (results/<run-id>).
+        dir: PathBuf,
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Which backend's history (needed when the run has several).
+        #[arg(long, short)]
+        backend: Option<String>,
+        /// Where to write (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Set two runs side by side, with the change in every figure.
     Compare {
         /// The result folder of the first run (A).
@@ -58,6 +89,15 @@ pub enum Command {
         #[arg(default_value = "results")]
         dir: PathBuf,
     },
+}
+
+/// The forms `export` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// Jepsen operations, one EDN map a line (Knossos, elle-cli).
+    JepsenEdn,
+    /// Porcupine operations as JSON (scripts/porcupine).
+    Porcupine,
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -284,6 +324,34 @@ pub fn main() -> i32 {
                 println!("{}", p.display());
                 Ok(0)
             }
+            Command::Check { dir, history, format, fail_on_violation } => {
+                let summary = match (dir, history) {
+                    (_, Some(h)) => report::recheck::foreign(&h, format)?,
+                    (Some(d), None) => {
+                        let (s, changes) = report::recheck::folder(&d)?;
+                        if changes.is_empty() {
+                            println!("{}: the history gives the same figures as before", d.display());
+                        } else {
+                            println!("{}: changed (the old summary is summary.prev.json):", d.display());
+                            for c in &changes {
+                                println!("  {c}");
+                            }
+                        }
+                        s
+                    }
+                    (None, None) => bail!("give a result folder or --history FILE"),
+                };
+                let mut any_unsafe = false;
+                for b in &summary.backends {
+                    any_unsafe |= !b.safe;
+                    println!("  {:<14} {:>8} grants  {}", b.name, b.grants, verdict_line(b));
+                }
+                Ok(if fail_on_violation && any_unsafe { 3 } else { 0 })
+            }
+            Command::Export { dir, format, backend, out } => {
+                export(&dir, format, backend.as_deref(), out.as_deref())?;
+                Ok(0)
+            }
             Command::Compare { a, b, out } => {
                 let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 let out = out.unwrap_or_else(|| {
@@ -307,6 +375,41 @@ pub fn main() -> i32 {
             // Whatever the error carries, no password reaches the terminal.
             eprintln!("error: {}", lockbench_backends::servers::redact(&format!("{e:#}")));
             1
+        }
+    }
+}
+
+/// `lockbench export`.
+fn export(dir: &Path, format: ExportFormat, backend: Option<&str>, out: Option<&Path>) -> Result<()> {
+    let hp = dir.join("history.jsonl");
+    let f = std::fs::File::open(&hp).with_context(|| format!("reading {}", hp.display()))?;
+    let (_, events) =
+        crate::record::read_history(std::io::BufReader::new(f)).with_context(|| format!("{}", hp.display()))?;
+    let mut names: Vec<&str> = Vec::new();
+    for (b, _) in &events {
+        if !names.contains(&b.as_str()) {
+            names.push(b);
+        }
+    }
+    let chosen = match (backend, names.as_slice()) {
+        (Some(b), _) if names.contains(&b) => b.to_owned(),
+        (Some(b), _) => bail!("{} has no backend `{b}` (it has: {})", hp.display(), names.join(", ")),
+        (None, [one]) => (*one).to_owned(),
+        (None, _) => bail!("{} holds several backends ({}): choose one with --backend", hp.display(), names.join(", ")),
+    };
+    let mine: Vec<crate::record::Event> = events.into_iter().filter(|(b, _)| *b == chosen).map(|(_, e)| e).collect();
+    let text = match format {
+        ExportFormat::JepsenEdn => report::export::jepsen_edn(&mine),
+        ExportFormat::Porcupine => serde_json::to_string(&report::export::porcupine(&mine))? + "\n",
+    };
+    match out {
+        Some(p) if p.exists() => {
+            bail!("{} exists: not writing over it (remove it, or choose another name)", p.display())
+        }
+        Some(p) => std::fs::write(p, text).with_context(|| format!("writing {}", p.display())),
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(text.as_bytes()).context("writing to standard output")
         }
     }
 }

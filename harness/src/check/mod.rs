@@ -10,6 +10,8 @@
 //! (before the release happened), so a correct lock never shows an overlap, however
 //! late a client records its events.
 
+pub mod import;
+
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};

@@ -296,6 +296,18 @@ fn write_marker(dir: &Path, files: &[String]) -> Result<()> {
     fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
 }
 
+/// Add `name` to the list in a result folder's marker (a file written after the
+/// run, such as summary.prev.json), so that `--force` replaces it too.
+pub fn note_written(dir: &Path, name: &str) -> Result<()> {
+    let p = dir.join(MARKER);
+    let Ok(text) = fs::read_to_string(&p) else { return Ok(()) };
+    if text.lines().any(|l| l == name) {
+        return Ok(());
+    }
+    let mut f = fs::OpenOptions::new().append(true).open(&p).with_context(|| format!("writing {}", p.display()))?;
+    writeln!(f, "{name}").with_context(|| format!("writing {}", p.display()))
+}
+
 /// Mark `dir` as a folder of results (so that `--out dir` with several scenarios
 /// may write there again).
 pub fn mark_results(dir: &Path) -> Result<()> {

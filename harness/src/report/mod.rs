@@ -8,8 +8,10 @@
 //! and replace (never a user's files).
 
 pub mod charts;
+pub mod export;
 pub mod folder;
 pub mod html;
+pub mod recheck;
 pub mod summary;
 
 use std::fs;
@@ -163,7 +165,7 @@ pub fn rebuild(dir: &Path) -> Result<PathBuf> {
 }
 
 /// Write `path` whole or not at all (a temp file renamed over it).
-fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);

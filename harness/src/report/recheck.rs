@@ -1,0 +1,184 @@
+//! `lockbench check`: the history is the truth. Re-run the checker on a result
+//! folder's history and rewrite its summary.json (the old one kept as
+//! summary.prev.json) and report.html, stating every figure that changed; or check
+//! a history recorded elsewhere (Jepsen's EDN or JSON, or a lockbench history.jsonl)
+//! without writing anything.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use lockbench_backends::Capabilities;
+use serde_json::Value;
+
+use super::{Summary, html, read_summary, replace_file};
+use crate::record::{Event, History};
+use crate::run::BackendRun;
+
+/// The formats `check --history` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// lockbench's own history.jsonl.
+    Lockbench,
+    /// Jepsen operations as a JSON array (elle-cli's .json histories) or JSON lines.
+    JepsenJson,
+    /// Jepsen operations in EDN (Knossos / elle-cli .edn histories).
+    JepsenEdn,
+}
+
+/// Group events by backend into runs, each with its capabilities (unknown ones:
+/// none) and its load window (the summary's, or the events' own).
+fn runs_of(events: Vec<(String, Event)>, old: Option<&Summary>) -> Vec<BackendRun> {
+    let mut per: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+    for (b, e) in events {
+        per.entry(b).or_default().push(e);
+    }
+    let mut order: Vec<String> = old.map(|s| s.backends.iter().map(|b| b.name.clone()).collect()).unwrap_or_default();
+    order.extend(per.keys().filter(|k| !order.contains(k)).cloned().collect::<Vec<_>>());
+    let mut runs = Vec::new();
+    for name in order {
+        let mut events = per.remove(&name).unwrap_or_default();
+        events.sort_by_key(|e| e.t);
+        let known = old.and_then(|s| s.backends.iter().find(|b| b.name == name));
+        let mut caps = Capabilities::default();
+        let (start, end) = match known {
+            Some(b) => {
+                let c = &b.capabilities;
+                (caps.lease, caps.renew, caps.fencing) = (c.lease, c.renew, c.fencing);
+                (caps.blocking_wait, caps.multi_process, caps.naive) = (c.blocking_wait, c.multi_process, c.naive);
+                (b.start_ns, b.end_ns)
+            }
+            None => (events.first().map_or(0, |e| e.t), events.last().map_or(0, |e| e.t)),
+        };
+        runs.push(BackendRun {
+            backend: name,
+            capabilities: caps,
+            history: History { events, start, end },
+            interrupted: old.is_some_and(|s| s.interrupted),
+        });
+    }
+    runs
+}
+
+/// Re-check a result folder; returns the new summary and the figures that changed
+/// ("redis: violations.within_lease 0 → 3").
+pub fn folder(dir: &Path) -> Result<(Summary, Vec<String>)> {
+    let old = read_summary(dir)?;
+    let hp = dir.join("history.jsonl");
+    let f = fs::File::open(&hp).with_context(|| format!("reading {}", hp.display()))?;
+    let (run_id, events) =
+        crate::record::read_history(std::io::BufReader::new(f)).with_context(|| format!("{}", hp.display()))?;
+    if let Some(id) = &run_id
+        && *id != old.run_id
+    {
+        eprintln!("warning: {} is run {id}, summary.json was run {}: checking the history", hp.display(), old.run_id);
+    }
+    let n = events.len() as u64;
+    let runs = runs_of(events, Some(&old));
+    let mut meta = old.clone();
+    meta.backends.clear();
+    meta.interrupted = false;
+    meta.history_events = Some(n);
+    if let Some(id) = run_id {
+        meta.run_id = id;
+    }
+    let (mut new, lats) = super::summarize(meta, &runs);
+    for b in &mut new.backends {
+        b.server_version = old.backends.iter().find(|o| o.name == b.name).and_then(|o| o.server_version.clone());
+    }
+    let changes = differences(&old, &new);
+    // Keep the old summary, then write the new one and its report whole.
+    let sp = dir.join("summary.json");
+    fs::copy(&sp, dir.join("summary.prev.json"))
+        .with_context(|| format!("keeping {} as summary.prev.json", sp.display()))?;
+    let mut text = serde_json::to_string_pretty(&new)?;
+    text.push('\n');
+    replace_file(&sp, text.as_bytes())?;
+    let extras: Vec<html::Extras> = new
+        .backends
+        .iter()
+        .zip(&runs)
+        .zip(&lats)
+        .map(|((b, r), l)| html::Extras::from_history(b, &r.history, l))
+        .collect();
+    replace_file(&dir.join("report.html"), html::render(&new, &extras).as_bytes())?;
+    super::folder::note_written(dir, "summary.prev.json")?;
+    Ok((new, changes))
+}
+
+/// Check a history from elsewhere; nothing is written.
+pub fn foreign(path: &Path, format: Format) -> Result<Summary> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "history".into());
+    let events: Vec<(String, Event)> = match format {
+        Format::Lockbench => {
+            crate::record::read_history(text.as_bytes()).with_context(|| format!("{}", path.display()))?.1
+        }
+        Format::JepsenJson => crate::check::import::jepsen_json(&text)
+            .with_context(|| format!("{}", path.display()))?
+            .into_iter()
+            .map(|e| (name.clone(), e))
+            .collect(),
+        Format::JepsenEdn => crate::check::import::jepsen_edn(&text)
+            .with_context(|| format!("{}", path.display()))?
+            .into_iter()
+            .map(|e| (name.clone(), e))
+            .collect(),
+    };
+    if events.is_empty() {
+        bail!("{}: no events", path.display());
+    }
+    let n = events.len() as u64;
+    let runs = runs_of(events, None);
+    let meta = Summary {
+        schema_version: super::summary::SCHEMA_VERSION,
+        lockbench_version: env!("CARGO_PKG_VERSION").to_owned(),
+        run_id: String::new(),
+        scenario: name,
+        description: format!("checked from {}", path.display()),
+        scenario_toml: String::new(),
+        seed: 0,
+        started_at: String::new(),
+        command: String::new(),
+        interrupted: false,
+        machine: Default::default(),
+        backends: Vec::new(),
+        skipped: Vec::new(),
+        history_events: Some(n),
+    };
+    Ok(super::summarize(meta, &runs).0)
+}
+
+/// Every scalar figure that differs between two summaries, per backend; lists are
+/// compared by length.
+fn differences(old: &Summary, new: &Summary) -> Vec<String> {
+    let mut out = Vec::new();
+    for nb in &new.backends {
+        let Some(ob) = old.backends.iter().find(|b| b.name == nb.name) else {
+            out.push(format!("{}: new in the history", nb.name));
+            continue;
+        };
+        let (a, b) = (serde_json::to_value(ob).unwrap_or_default(), serde_json::to_value(nb).unwrap_or_default());
+        walk(&nb.name, "", &a, &b, &mut out);
+    }
+    out
+}
+
+fn walk(backend: &str, path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+    let join = |k: &str| if path.is_empty() { k.to_owned() } else { format!("{path}.{k}") };
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, vb) in y {
+                walk(backend, &join(k), x.get(k).unwrap_or(&Value::Null), vb, out);
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            if x.len() != y.len() {
+                out.push(format!("{backend}: {path} {} → {} entries", x.len(), y.len()));
+            }
+        }
+        (x, y) if x != y => out.push(format!("{backend}: {path} {x} → {y}")),
+        _ => {}
+    }
+}
