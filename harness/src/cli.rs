@@ -379,6 +379,46 @@ pub fn main() -> i32 {
     }
 }
 
+/// Raise the soft open-files limit to the hard one, and refuse a run whose clients
+/// would need more descriptors than that: a connect that fails for want of a
+/// descriptor never reached the server, and a run full of them measures nothing.
+fn open_files_for(scenarios: &[Scenario], backends: &[BackendInfo]) -> Result<()> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit on a struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Ok(());
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim = raised;
+        }
+    }
+    for s in scenarios {
+        for b in backends {
+            // Per client: a connection per server (or SQLite's file, journal and
+            // shared memory), and a worker process's three pipes in the parent.
+            let per_client = match b.needs {
+                Needs::Servers { n, .. } => n as u64,
+                Needs::Embedded => 3,
+            } + if s.client_mode == ClientMode::Process { 3 } else { 0 };
+            let needed = u64::from(s.clients()) * per_client + 256;
+            if needed > lim.rlim_cur as u64 {
+                bail!(
+                    "{} on {} needs about {needed} open files ({} clients × {per_client} + 256 for the harness), and \
+                     this process may open {} (the hard limit): raise it (ulimit -n) or run fewer --clients",
+                    s.name,
+                    b.name,
+                    s.clients(),
+                    lim.rlim_cur
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `lockbench export`.
 fn export(dir: &Path, format: ExportFormat, backend: Option<&str>, out: Option<&Path>) -> Result<()> {
     let hp = dir.join("history.jsonl");
@@ -504,6 +544,10 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
         }
         backends.push(info);
     }
+    // The clients' connections fit in the open-files limit (raised to the hard
+    // limit), or the run is refused with the figure it needs.
+    open_files_for(&scenarios, &backends)?;
+
     // 3. Output folders: checked and claimed before anything runs (nothing of the
     //    user's is ever replaced; a second run into the same folder is refused).
     let (started_at, stamp) = report::now_stamps();

@@ -153,3 +153,45 @@ fn holds_longer_than_the_run_end_at_the_drain_and_the_time_past_is_stated() {
         assert!(cut >= 2, "{mode}: each hold ends at the drain: {h}");
     }
 }
+
+/// lockbench with its open-files limit set to (soft, hard).
+fn with_nofile(soft: u64, hard: u64, args: &[&str], cwd: &Path) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut c = Command::new(bin());
+    c.args(args).current_dir(cwd);
+    // SAFETY: only setrlimit between fork and exec.
+    unsafe {
+        c.pre_exec(move || {
+            let l = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &l) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn the_open_files_limit_is_raised_to_the_hard_limit_or_the_run_refused_with_the_figure() {
+    let d = tempfile::tempdir().unwrap();
+    let storm = scenario("contention-storm");
+    let args = ["run", &storm, "-b", "sqlite", "--clients", "500", "--duration", "300ms", "--out"];
+    // 500 clients need ~1756 descriptors: a soft limit of 256 is raised to the hard 4096.
+    let out = d.path().join("raised");
+    let mut a = args.to_vec();
+    a.push(out.to_str().unwrap());
+    let o = with_nofile(256, 4096, &a, d.path());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["backends"][0]["acquire_errors"], 0, "no connect failed for want of a descriptor");
+    // With a hard limit of 1024 the run is refused before it starts, with the figure.
+    let out = d.path().join("refused");
+    let mut a = args.to_vec();
+    a.push(out.to_str().unwrap());
+    let o = with_nofile(1024, 1024, &a, d.path());
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("needs about 1756 open files") && t.contains("1024"), "{t}");
+    assert!(!out.exists());
+}
