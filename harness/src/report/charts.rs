@@ -21,10 +21,13 @@ pub fn color(i: usize) -> &'static str {
     PALETTE[i % PALETTE.len()]
 }
 
-/// A named line or set of points.
+/// A named line or set of points. A point whose value is NaN is a gap (a second
+/// with nothing to show): the line breaks there instead of dropping to zero.
 pub struct Series<'a> {
     pub name: &'a str,
     pub points: Vec<(f64, f64)>,
+    /// How many samples the points stand for (shown in the legend), where known.
+    pub count: Option<u64>,
 }
 
 /// How an axis maps values to pixels.
@@ -162,7 +165,7 @@ fn axes(out: &mut String, xs: &Scale, ys: &Scale, xfmt: &dyn Fn(f64) -> String, 
     out.push_str("</g>");
 }
 
-fn legend(out: &mut String, names: &[&str]) {
+fn legend(out: &mut String, names: &[String]) {
     for (i, n) in names.iter().enumerate() {
         let y = T + 10.0 + i as f64 * 18.0;
         let _ = write!(
@@ -178,51 +181,97 @@ fn legend(out: &mut String, names: &[&str]) {
     }
 }
 
+/// The series' line, broken at gaps (NaN values): one polyline per unbroken run.
 fn polyline(out: &mut String, i: usize, name: &str, pts: &[(f64, f64)], xs: &Scale, ys: &Scale) {
-    let mut d = String::new();
-    for (x, y) in pts {
-        let _ = write!(d, "{:.1},{:.1} ", xs.x(*x), ys.y(*y));
+    for run in pts.split(|(_, y)| y.is_nan()).filter(|r| !r.is_empty()) {
+        let mut d = String::new();
+        for (x, y) in run {
+            let _ = write!(d, "{:.1},{:.1} ", xs.x(*x), ys.y(*y));
+        }
+        // A lone point still shows.
+        let marker =
+            if run.len() == 1 { " stroke-linecap=\"round\" stroke-width=\"5\"" } else { " stroke-width=\"2\"" };
+        let d = if run.len() == 1 { format!("{0} {0}", d.trim_end()) } else { d.trim_end().to_owned() };
+        let _ = write!(
+            out,
+            "<polyline data-backend=\"{n}\" fill=\"none\" stroke=\"{c}\"{marker} points=\"{d}\"><title>{n}</title></polyline>",
+            n = esc(name),
+            c = color(i),
+        );
     }
-    let _ = write!(
-        out,
-        "<polyline data-backend=\"{n}\" fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" points=\"{d}\"><title>{n}</title></polyline>",
-        n = esc(name),
-        c = color(i),
-        d = d.trim_end()
-    );
+}
+
+/// The label of the legend: the name, and the sample count where known.
+fn legend_names(series: &[Series<'_>]) -> Vec<String> {
+    series
+        .iter()
+        .map(|s| match s.count {
+            Some(n) => format!("{} (n={n})", s.name),
+            None => s.name.to_owned(),
+        })
+        .collect()
 }
 
 /// HdrHistogram-style percentile plot: x = percentile on a "nines" axis
-/// (−log10(1 − p): 90 % at 1, 99 % at 2, ...), y = latency (µs, log scale).
+/// (−log10(1 − p): 90 % at 1, 99 % at 2, ...), y = latency (µs, log scale). Each
+/// curve is a staircase (a latency holds until the next percentile's) and ends at
+/// its data: no further out than 1 − 1/n for n samples.
 pub fn percentile_plot(id: &str, series: &[Series<'_>]) -> String {
     let nines = |p: f64| -(1.0 - p.min(0.999_999)).log10();
-    let top = series.iter().flat_map(|s| s.points.iter().map(|p| nines(p.0))).fold(3.0f64, f64::max).ceil();
+    let end = |s: &Series<'_>| s.count.map_or(0.999_999, |n| 1.0 - 1.0 / (n.max(1) as f64)).min(0.999_999);
+    let top = series.iter().flat_map(|s| s.points.iter().map(|p| nines(p.0.min(end(s))))).fold(1.0f64, f64::max).ceil();
     let xs = Scale::Linear { min: 0.0, max: top };
     let ys = Scale::log_over(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
     let mut out = String::new();
     frame(&mut out, id, "Acquire latency by percentile", "percentile", "latency");
-    let label = |x: f64| match x as i64 {
+    // 99.9%, 99.99%: as many decimals as the tick has nines, so no two read alike.
+    let label = |x: f64| match x.round() as i32 {
+        // Only whole nines are labelled (half steps would repeat a label).
+        _ if (x - x.round()).abs() > 1e-9 => String::new(),
         0 => "0%".to_owned(),
-        n => format!("{}%", trim(100.0 - 100.0 * 10f64.powi(-(n as i32)))),
+        n => format!("{:.*}%", (n - 2).max(0) as usize, 100.0 - 100.0 * 10f64.powi(-n)),
     };
     axes(&mut out, &xs, &ys, &label, &us_label);
     for (i, s) in series.iter().enumerate() {
-        let pts: Vec<(f64, f64)> = s.points.iter().map(|(p, v)| (nines(*p), *v)).collect();
+        let last = end(s);
+        let mut pts: Vec<(f64, f64)> = Vec::new();
+        for (p, v) in s.points.iter().filter(|(p, _)| *p <= last) {
+            if let Some(&(_, prev)) = pts.last() {
+                pts.push((nines(*p), prev));
+            }
+            pts.push((nines(*p), *v));
+        }
+        // The maximum sits at the data's end.
+        if let Some(&(p, v)) = s.points.last()
+            && p > last
+        {
+            if let Some(&(_, prev)) = pts.last() {
+                pts.push((nines(last), prev));
+            }
+            pts.push((nines(last), v));
+        }
         polyline(&mut out, i, s.name, &pts, &xs, &ys);
     }
-    legend(&mut out, &series.iter().map(|s| s.name).collect::<Vec<_>>());
+    legend(&mut out, &legend_names(series));
     out.push_str("</svg>");
     out
 }
 
-/// A shaded, labelled window on a time chart.
+/// A fault window of one backend (its index in the series) on a time chart.
 pub struct Band<'a> {
+    pub backend: usize,
     pub from: f64,
     pub to: f64,
     pub label: &'a str,
 }
 
-/// Values per second over the run, one line per backend, fault windows shaded.
+/// Height of one backend's fault lane under a time chart.
+const LANE: f64 = 14.0;
+
+/// Values per second over the run, one line per backend. Each backend's fault
+/// windows are shaded in its colour and drawn in a lane of its own under the chart
+/// (labels that would collide are left to the tooltip). The value axis is
+/// logarithmic when the values span more than two decades.
 pub fn time_chart(
     id: &str,
     title: &str,
@@ -232,29 +281,88 @@ pub fn time_chart(
     yfmt: &dyn Fn(f64) -> String,
 ) -> String {
     let xmax = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).fold(1.0f64, f64::max);
-    let ymax = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(0.0f64, f64::max);
+    let values = || series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).filter(|v| !v.is_nan());
+    let ymax = values().fold(0.0f64, f64::max);
+    let ymin_pos = values().filter(|v| *v > 0.0).fold(f64::MAX, f64::min);
+    let ys =
+        if ymin_pos < f64::MAX && ymax / ymin_pos > 100.0 { Scale::log_over(values()) } else { Scale::linear_to(ymax) };
     let xs = Scale::Linear { min: 0.0, max: xmax };
-    let ys = Scale::linear_to(ymax);
+    let lanes: Vec<usize> = {
+        let mut v: Vec<usize> = bands.iter().map(|b| b.backend).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let extra = lanes.len() as f64 * LANE + if lanes.is_empty() { 0.0 } else { 8.0 };
     let mut out = String::new();
     frame(&mut out, id, title, "seconds since start", y_label);
+    if extra > 0.0 {
+        // Taller than the frame says: make room for the lanes.
+        out = out.replacen(
+            &format!("viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\""),
+            &format!("viewBox=\"0 0 {W} {h}\" width=\"{W}\" height=\"{h}\"", h = H + extra),
+            1,
+        );
+    }
     for b in bands {
         let (x1, x2) = (xs.x(b.from), xs.x(b.to.max(b.from)));
+        let name = series.get(b.backend).map_or("", |s| s.name);
         let _ = write!(
             out,
-            "<g class=\"fault\"><rect x=\"{x1:.1}\" y=\"{T}\" width=\"{w:.1}\" height=\"{h}\"><title>{l}</title></rect>\
-             <text x=\"{tx:.1}\" y=\"{ty}\">{l}</text></g>",
+            "<g class=\"fault\" data-backend=\"{n}\"><rect x=\"{x1:.1}\" y=\"{T}\" width=\"{w:.1}\" height=\"{h}\" fill=\"{c}\" fill-opacity=\"0.08\"><title>{n}: {l}</title></rect></g>",
+            n = esc(name),
             w = (x2 - x1).max(2.0),
             h = H - T - B,
+            c = color(b.backend),
             l = esc(b.label),
-            tx = x1 + 2.0,
-            ty = T + 10.0
         );
     }
     axes(&mut out, &xs, &ys, &|v| trim(v), yfmt);
     for (i, s) in series.iter().enumerate() {
-        polyline(&mut out, i, s.name, &s.points, &xs, &ys);
+        // On a log axis a zero sits on the axis line.
+        let pts: Vec<(f64, f64)> =
+            s.points.iter().map(|&(x, y)| (x, if y.is_nan() { y } else { y.max(0.0) })).collect();
+        polyline(&mut out, i, s.name, &pts, &xs, &ys);
     }
-    legend(&mut out, &series.iter().map(|s| s.name).collect::<Vec<_>>());
+    // The lanes: one row per backend with faults, below the x axis labels.
+    for (row, &bi) in lanes.iter().enumerate() {
+        let y = H + 4.0 + row as f64 * LANE;
+        let name = series.get(bi).map_or("", |s| s.name);
+        let _ = write!(
+            out,
+            "<g class=\"lane\" data-backend=\"{n}\"><text x=\"{tx}\" y=\"{ty:.1}\" text-anchor=\"end\" class=\"lane-name\">{n}</text>",
+            n = esc(name),
+            tx = L - 6.0,
+            ty = y + 10.0
+        );
+        let mut free_from = f64::MIN;
+        for b in bands.iter().filter(|b| b.backend == bi) {
+            let (x1, x2) = (xs.x(b.from), xs.x(b.to.max(b.from)));
+            let _ = write!(
+                out,
+                "<rect class=\"lane-window\" x=\"{x1:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{lh}\" fill=\"{c}\" fill-opacity=\"0.5\"><title>{l}</title></rect>",
+                w = (x2 - x1).max(2.0),
+                lh = LANE - 3.0,
+                c = color(bi),
+                l = esc(b.label),
+            );
+            // A label only where it fits before the next one: ~6 px a character.
+            let short: String = b.label.split(':').next().unwrap_or(b.label).chars().take(24).collect();
+            let width = short.chars().count() as f64 * 6.0;
+            if x1 >= free_from && x1 + width <= W - R + 100.0 {
+                let _ = write!(
+                    out,
+                    "<text class=\"fault-label\" x=\"{tx:.1}\" y=\"{ty:.1}\">{l}</text>",
+                    tx = x1 + 2.0,
+                    ty = y + 9.0,
+                    l = esc(&short)
+                );
+                free_from = x1 + width + 4.0;
+            }
+        }
+        out.push_str("</g>");
+    }
+    legend(&mut out, &legend_names(series));
     out.push_str("</svg>");
     out
 }
@@ -370,8 +478,9 @@ mod tests {
 
     #[test]
     fn percentile_plot_has_a_line_per_backend_and_nines_ticks() {
-        let a = Series { name: "a", points: vec![(0.0, 10.0), (0.5, 20.0), (0.99, 500.0), (0.999, 2000.0)] };
-        let b = Series { name: "b<x>", points: vec![(0.0, 5.0), (0.9, 8.0)] };
+        let a =
+            Series { name: "a", points: vec![(0.0, 10.0), (0.5, 20.0), (0.99, 500.0), (0.999, 2000.0)], count: None };
+        let b = Series { name: "b<x>", points: vec![(0.0, 5.0), (0.9, 8.0)], count: None };
         let svg = percentile_plot("pct", &[a, b]);
         assert!(svg.starts_with("<svg id=\"pct\""));
         assert!(svg.ends_with("</svg>"));
@@ -401,13 +510,13 @@ mod tests {
 
     #[test]
     fn time_chart_shades_fault_windows() {
-        let s = Series { name: "x", points: vec![(0.0, 1.0), (1.0, 3.0), (2.0, 2.0)] };
+        let s = Series { name: "x", points: vec![(0.0, 1.0), (1.0, 3.0), (2.0, 2.0)], count: None };
         let svg = time_chart(
             "t",
             "Grants per second",
             "grants/s",
             &[s],
-            &[Band { from: 0.5, to: 1.2, label: "pause" }],
+            &[Band { backend: 0, from: 0.5, to: 1.2, label: "pause" }],
             &|v| format!("{v}"),
         );
         assert_eq!(count(&svg, "class=\"fault\""), 1);
@@ -434,5 +543,48 @@ mod tests {
         assert_eq!(count(&svg, "class=\"hold\""), 1);
         assert!(svg.contains("id=\"v-x-0\""));
         assert_eq!(count(&svg, "class=\"expiry\""), 1);
+    }
+
+    #[test]
+    fn each_backend_gets_its_own_fault_lane_and_colliding_labels_are_dropped() {
+        let a = Series { name: "a", points: vec![(0.5, 1.0), (1.5, 2.0)], count: None };
+        let b = Series { name: "b", points: vec![(0.5, 1.0), (1.5, 2.0)], count: None };
+        let bands = [
+            Band { backend: 0, from: 0.1, to: 0.2, label: "pause-holder: client 2" },
+            Band { backend: 0, from: 0.11, to: 0.3, label: "pause-holder: client 1" },
+            Band { backend: 1, from: 0.5, to: 0.9, label: "pause-holder: client 0" },
+        ];
+        let svg = time_chart("t", "x", "y", &[a, b], &bands, &|v| format!("{v}"));
+        assert_eq!(count(&svg, "class=\"lane\""), 2);
+        assert_eq!(count(&svg, "class=\"lane-window\""), 3);
+        // Two windows of `a` 0.01 s apart: one label, the other in its tooltip.
+        assert_eq!(count(&svg, "class=\"fault-label\""), 2);
+        assert!(svg.contains("data-backend=\"b\"><rect"), "shading belongs to its backend");
+    }
+
+    #[test]
+    fn values_over_decades_get_a_log_axis_and_gaps_break_the_line() {
+        let s =
+            Series { name: "x", points: vec![(0.5, 5.0), (1.5, f64::NAN), (2.5, 27_000.0), (3.5, 30.0)], count: None };
+        let svg = time_chart("t", "x", "y", &[s], &[], &|v| format!("{v}"));
+        assert_eq!(count(&svg, "<polyline"), 2, "the gap splits the line");
+        assert!(svg.contains(">100000<") || svg.contains(">10000<"), "decade ticks: {svg}");
+        assert!(!svg.contains("NaN"));
+    }
+
+    #[test]
+    fn percentile_curves_are_steps_that_end_at_their_data() {
+        let s = Series {
+            name: "a",
+            points: vec![(0.0, 10.0), (0.5, 20.0), (0.9, 30.0), (0.99, 40.0), (0.999_999, 50.0)],
+            count: Some(9),
+        };
+        let svg = percentile_plot("p", &[s]);
+        assert!(svg.contains("a (n=9)"), "sample count in the legend");
+        // 9 samples: the curve ends at 1 − 1/9 (under one nine), so the axis ends at 90 %.
+        assert!(svg.contains(">90%<") && !svg.contains(">99%<"), "{svg}");
+        let many = Series { name: "b", points: vec![(0.0, 1.0), (0.99999, 9.0)], count: Some(1_000_000) };
+        let svg = percentile_plot("p", &[many]);
+        assert!(svg.contains(">99.999%<") && svg.contains(">99.99%<"), "ticks do not repeat: {svg}");
     }
 }

@@ -51,6 +51,8 @@ pub fn us(v: u64) -> String {
 pub struct Extras {
     /// (quantile, µs) of granted acquires.
     pub percentiles: Vec<(f64, f64)>,
+    /// How many granted acquires those percentiles are of.
+    pub samples: u64,
     /// Per busiest key: (key, clients, bars).
     pub timelines: Vec<(u32, u32, Vec<Bar>)>,
     /// Holds drawn / holds in those keys.
@@ -77,6 +79,7 @@ impl Extras {
             v.push((0.999_999, hist.max() as f64));
             v
         };
+        let samples = hist.len();
         // The holds that listed violations name: always drawn, red, with an id.
         let marked: std::collections::HashSet<u64> =
             b.overlaps.iter().flat_map(|o| [o.first.owner, o.second.owner]).collect();
@@ -135,7 +138,7 @@ impl Extras {
                 (k, clients, bars)
             })
             .collect();
-        Extras { percentiles, timelines, drawn: (drawn, total) }
+        Extras { percentiles, samples, timelines, drawn: (drawn, total) }
     }
 }
 
@@ -195,25 +198,46 @@ pub fn render(s: &Summary, extras: &[Extras]) -> String {
 
 fn charts_of(s: &Summary, extras: &[Extras]) -> String {
     let names: Vec<&str> = s.backends.iter().map(|b| b.name.as_str()).collect();
-    let pct: Vec<Series> =
-        names.iter().zip(extras).map(|(n, e)| Series { name: n, points: e.percentiles.clone() }).collect();
-    let per_sec = |f: &dyn Fn(&BackendSummary) -> Vec<f64>| -> Vec<Series> {
+    let pct: Vec<Series> = names
+        .iter()
+        .zip(extras)
+        .map(|(n, e)| Series { name: n, points: e.percentiles.clone(), count: Some(e.samples) })
+        .collect();
+    // One point per second, at its middle; the last second is usually partial: its
+    // point sits at the middle of what was run, and a rate is scaled to a full
+    // second (else every chart would end in a false collapse).
+    let per_sec = |f: &dyn Fn(&BackendSummary) -> Vec<f64>, rate: bool| -> Vec<Series> {
         s.backends
             .iter()
-            .map(|b| Series {
-                name: &b.name,
-                points: f(b).into_iter().enumerate().map(|(i, v)| (i as f64 + 0.5, v)).collect(),
+            .map(|b| {
+                let v = f(b);
+                let n = v.len();
+                let last = (b.duration_s - (n.saturating_sub(1)) as f64).clamp(0.05, 1.0);
+                let points = v
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, y)| match i + 1 == n {
+                        true => (i as f64 + last / 2.0, if rate { y / last } else { y }),
+                        false => (i as f64 + 0.5, y),
+                    })
+                    .collect();
+                Series { name: &b.name, points, count: None }
             })
             .collect()
     };
-    let mut bands: Vec<Band> = Vec::new();
-    if let Some(b) = s.backends.first() {
-        for f in &b.faults {
-            bands.push(Band { from: f.start_s, to: f.end_s, label: &f.what });
-        }
-    }
-    let thr = per_sec(&|b| b.grants_per_second.iter().map(|v| *v as f64).collect());
-    let p99 = per_sec(&|b| b.p99_per_second_us.iter().map(|v| *v as f64).collect());
+    // Each backend's own fault windows.
+    let bands: Vec<Band> = s
+        .backends
+        .iter()
+        .enumerate()
+        .flat_map(|(i, b)| {
+            b.faults.iter().map(move |f| Band { backend: i, from: f.start_s, to: f.end_s, label: &f.what })
+        })
+        .collect();
+    let thr = per_sec(&|b| b.grants_per_second.iter().map(|v| *v as f64).collect(), true);
+    // A second without a grant has no p99: a gap, not a zero.
+    let p99 =
+        per_sec(&|b| b.p99_per_second_us.iter().map(|&v| if v == 0 { f64::NAN } else { v as f64 }).collect(), false);
     let points: Vec<(&str, f64, f64)> = s
         .backends
         .iter()
