@@ -86,6 +86,25 @@ fn reports_render_in_headless_chromium_with_every_section() {
         check_page(&page, &shots.join(format!("report-{name}.png")));
         eprintln!("screenshot: {}", shots.join(format!("report-{name}.png")).display());
     }
+    // A violation's link zooms its timeline: the bars scale in x only, the time axis
+    // is redrawn for the range shown, and no text is stretched.
+    let page = out.join("holder-pause").join("report.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(!html.contains("preserveAspectRatio=\"none\""), "nothing may stretch text");
+    let id = html.split("href=\"#tl-sqlite_naive-").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let zoomed = PathBuf::from(format!("{}#tl-sqlite_naive-{id}", page.display()));
+    let (dom, _) = chromium(&["--dump-dom"], &zoomed);
+    let svg = dom.split("data-zoomed=\"").nth(1).expect("the linked timeline is zoomed");
+    let (t0, t1) = svg.split('"').next().unwrap().split_once(' ').unwrap();
+    let (t0, t1): (f64, f64) = (t0.parse().unwrap(), t1.parse().unwrap());
+    assert!(t1 > t0 && t1 - t0 < 1.5, "zoomed in on the hold: {t0}..{t1}");
+    let bars = svg.split("class=\"bars\"").nth(1).unwrap();
+    let k: f64 = bars.split("scale(").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+    assert!(k > 1.0, "the bars are scaled in x: {k}");
+    let axis = svg.split("class=\"xticks\"").nth(1).unwrap().split("</g>").next().unwrap();
+    let first_tick: f64 =
+        axis.split("text-anchor=\"middle\">").nth(1).unwrap().split('s').next().unwrap().parse().unwrap();
+    assert!(first_tick >= t0 && first_tick <= t1, "the axis shows the zoomed range: {axis}");
     // Rebuilt from the folder, the page is the same size give or take the stamp.
     let page = out.join("holder-pause").join("report.html");
     let before = std::fs::read_to_string(&page).unwrap();

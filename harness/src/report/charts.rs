@@ -408,7 +408,9 @@ pub struct Bar {
 }
 
 /// A Gantt of holds on one key: one row per client, time across. The page zooms
-/// it by changing the viewBox (`data-t0`/`data-t1` give the full range).
+/// it by scaling the bars' group in x only (strokes do not scale, text is never
+/// stretched) and redrawing the time axis for the range shown: `data-span` is the
+/// run's length, `data-x0`/`data-x1` the plot's edges.
 pub fn timeline(id: &str, title: &str, clients: u32, span: f64, bars: &[Bar]) -> String {
     let rows = clients.max(1) as f64;
     let row_h = (240.0 / rows).clamp(4.0, 16.0);
@@ -418,17 +420,27 @@ pub fn timeline(id: &str, title: &str, clients: u32, span: f64, bars: &[Bar]) ->
     let _ = write!(
         out,
         "<svg id=\"{id}\" class=\"chart timeline\" viewBox=\"0 0 {W} {h}\" width=\"{W}\" height=\"{h}\" data-span=\"{span}\" \
-         preserveAspectRatio=\"none\" \
-         role=\"img\" xmlns=\"http://www.w3.org/2000/svg\"><title>{t}</title><text x=\"{cx}\" y=\"16\" class=\"ct\" text-anchor=\"middle\">{t}</text>",
+         data-x0=\"{L}\" data-x1=\"{x1}\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\"><title>{t}</title>\
+         <defs><clipPath id=\"{id}-clip\"><rect x=\"{L}\" y=\"0\" width=\"{pw}\" height=\"{h}\"/></clipPath></defs>\
+         <text x=\"{cx}\" y=\"16\" class=\"ct\" text-anchor=\"middle\">{t}</text>",
         t = esc(title),
-        cx = (L + W - R) / 2.0
+        cx = (L + W - R) / 2.0,
+        x1 = W - R,
+        pw = W - R - L,
     );
-    let _ = write!(out, "<g class=\"axis\"><line x1=\"{L}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\"/>", b = h - B, r = W - R);
+    let _ = write!(
+        out,
+        "<g class=\"axis\"><line x1=\"{L}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\"/><g class=\"xticks\" data-y=\"{ty}\">",
+        b = h - B,
+        r = W - R,
+        ty = h - B + 16.0
+    );
     for t in xs.ticks() {
         let x = xs.x(t);
         let _ =
             write!(out, "<text x=\"{x:.1}\" y=\"{ty}\" text-anchor=\"middle\">{}s</text>", trim(t), ty = h - B + 16.0);
     }
+    out.push_str("</g>");
     for c in (0..clients).step_by(((clients / 8).max(1)) as usize) {
         let _ = write!(
             out,
@@ -437,14 +449,14 @@ pub fn timeline(id: &str, title: &str, clients: u32, span: f64, bars: &[Bar]) ->
             ty = T + (c as f64 + 0.8) * row_h
         );
     }
-    out.push_str("</g><g class=\"bars\">");
+    let _ = write!(out, "</g><g clip-path=\"url(#{id}-clip)\"><g class=\"bars\">");
     for b in bars {
         let (x1, x2) = (xs.x(b.from), xs.x(b.to.max(b.from)));
         let y = T + b.client as f64 * row_h;
         let bad = b.anchor.is_some();
         let _ = write!(
             out,
-            "<rect{id} x=\"{x1:.2}\" y=\"{y:.1}\" width=\"{w:.2}\" height=\"{rh:.1}\" class=\"{cls}\"><title>client {c}: held {f:.4}s–{to:.4}s, lease until {l:.4}s</title></rect>",
+            "<rect{id} x=\"{x1:.2}\" y=\"{y:.1}\" width=\"{w:.2}\" height=\"{rh:.1}\" class=\"{cls}\" vector-effect=\"non-scaling-stroke\"><title>client {c}: held {f:.4}s–{to:.4}s, lease until {l:.4}s</title></rect>",
             id = b.anchor.as_ref().map(|a| format!(" id=\"{}\"", esc(a))).unwrap_or_default(),
             w = (x2 - x1).max(0.6),
             rh = row_h * 0.8,
@@ -459,12 +471,12 @@ pub fn timeline(id: &str, title: &str, clients: u32, span: f64, bars: &[Bar]) ->
             let lx = xs.x(b.lease_until.max(b.from));
             let _ = write!(
                 out,
-                "<line class=\"expiry\" x1=\"{lx:.2}\" y1=\"{y:.1}\" x2=\"{lx:.2}\" y2=\"{y2:.1}\"/>",
+                "<line class=\"expiry\" x1=\"{lx:.2}\" y1=\"{y:.1}\" x2=\"{lx:.2}\" y2=\"{y2:.1}\" vector-effect=\"non-scaling-stroke\"/>",
                 y2 = y + row_h
             );
         }
     }
-    out.push_str("</g></svg>");
+    out.push_str("</g></g></svg>");
     out
 }
 
