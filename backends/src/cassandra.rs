@@ -308,6 +308,16 @@ impl Session {
 
 #[async_trait]
 impl LockSession for Session {
+    async fn server_version(&mut self) -> Result<Option<String>> {
+        let r = self.inner.db.query_unpaged("SELECT release_version FROM system.local", ()).await.map_err(classify)?;
+        let rows = r.into_rows_result().map_err(|e| BackendError::Rejected(e.to_string()))?;
+        let v = rows
+            .maybe_first_row::<(Option<String>,)>()
+            .map_err(|e| BackendError::Rejected(e.to_string()))?
+            .and_then(|(v,)| v);
+        Ok(v.map(|v| format!("Cassandra {v}")))
+    }
+
     async fn try_acquire(&mut self, key: &str, lease: Duration) -> Result<Option<Lease>> {
         let owner = new_owner();
         let now = self.clock.now_ns();

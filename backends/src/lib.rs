@@ -161,6 +161,14 @@ pub trait LockSession: Send {
     /// that another owner holds, except in a `*-naive` backend. `Ok(false)`: it was
     /// no longer ours.
     async fn release(&mut self, lease: &Lease) -> Result<bool>;
+
+    /// The server's own version, for the report: Redis's `redis_version`,
+    /// Cassandra's `release_version`, SQLite's `sqlite_version()`; not the version of
+    /// the program's wrapper or runtime. `Ok(None)` where there is nothing to ask
+    /// (the in-process table).
+    async fn server_version(&mut self) -> Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 /// How `acquire` waits for a held key.

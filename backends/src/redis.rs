@@ -163,8 +163,18 @@ struct Session {
     scripts: Arc<Scripts>,
 }
 
+/// `redis_version` from a server's `INFO server`.
+pub(crate) async fn redis_version(conn: &mut ConnectionManager) -> Result<Option<String>> {
+    let info: String = redis::cmd("INFO").arg("server").query_async(conn).await.map_err(classify)?;
+    Ok(info.lines().find_map(|l| l.strip_prefix("redis_version:")).map(|v| format!("Redis {}", v.trim())))
+}
+
 #[async_trait]
 impl LockSession for Session {
+    async fn server_version(&mut self) -> Result<Option<String>> {
+        redis_version(&mut self.conn).await
+    }
+
     async fn try_acquire(&mut self, key: &str, lease: Duration) -> Result<Option<Lease>> {
         let owner = new_owner();
         let value = owner_value(owner);

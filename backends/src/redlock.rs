@@ -128,6 +128,14 @@ impl Session {
 
 #[async_trait]
 impl LockSession for Session {
+    async fn server_version(&mut self) -> Result<Option<String>> {
+        let n = self.conns.len();
+        match self.conns.first_mut() {
+            Some(c) => Ok(crate::redis::redis_version(c).await?.map(|v| format!("{v} ×{n}"))),
+            None => Ok(None),
+        }
+    }
+
     async fn try_acquire(&mut self, key: &str, lease: Duration) -> Result<Option<Lease>> {
         let owner = new_owner();
         let value = owner_value(owner);

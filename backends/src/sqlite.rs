@@ -168,6 +168,11 @@ impl Session {
 
 #[async_trait]
 impl LockSession for Session {
+    async fn server_version(&mut self) -> Result<Option<String>> {
+        let v: String = self.conn.query_row("SELECT sqlite_version()", [], |r| r.get(0)).map_err(classify)?;
+        Ok(Some(format!("SQLite {v}")))
+    }
+
     async fn try_acquire(&mut self, key: &str, lease: Duration) -> Result<Option<Lease>> {
         let now = self.clock.now_ns();
         let expires = now + lease.as_nanos() as u64;

@@ -174,3 +174,19 @@ async fn acquire_waits_for_a_release_and_gives_up_after_its_wait() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_shares_state_names_its_servers_own_version() {
+    // Backends shared across processes have a server (or a SQLite library) to ask;
+    // the in-process table has none.
+    each(
+        |c| c.multi_process,
+        |b| async move {
+            let mut s = b.session().await.expect("session");
+            let v = s.server_version().await.expect("server_version").unwrap_or_default();
+            let own = ["Redis ", "Cassandra ", "SQLite "].iter().any(|p| v.starts_with(p));
+            assert!(own && v.chars().any(|c| c.is_ascii_digit()), "{}: `{v}`", b.name());
+        },
+    )
+    .await;
+}

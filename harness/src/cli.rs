@@ -247,6 +247,27 @@ fn prepare(info: &BackendInfo, s: &Scenario, p: &Providers) -> Result<std::resul
     Ok(Ok(Prepared { backend, env, servers, version, work }))
 }
 
+/// The server's own version (asked through a session: Redis's `redis_version`,
+/// Cassandra's `release_version`, SQLite's `sqlite_version()`), with the provider's
+/// note on skewed clocks; the provider's program version where the backend cannot say.
+async fn server_version(p: &Prepared) -> Option<String> {
+    let own = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut s = p.backend.session().await.ok()?;
+        s.server_version().await.ok().flatten()
+    })
+    .await
+    .ok()
+    .flatten();
+    match (own, &p.version) {
+        (Some(v), Some(pv)) => Some(match pv.find(" (clocks:") {
+            Some(i) => format!("{v}{}", &pv[i..]),
+            None => v,
+        }),
+        (Some(v), None) => Some(v),
+        (None, pv) => pv.clone(),
+    }
+}
+
 fn parse_dur(s: &str) -> Result<Duration, String> {
     s.parse::<Dur>().map(|d| d.0)
 }
@@ -611,7 +632,7 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
             let bar = progress_bar(s, info.name);
             let r = run::run_backend(s, prepared.backend.clone(), &prepared.env, prepared.servers.clone(), &bar).await;
             bar.0.finish_and_clear();
-            versions.push(prepared.version.clone());
+            versions.push(server_version(&prepared).await);
             drop(prepared);
             runs.push(r);
         }
