@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use lockbench_backends::servers::local::free_port;
 
+mod common;
+
 struct Redis(Child);
 
 impl Drop for Redis {
@@ -42,21 +44,13 @@ fn redis_with_password(pw: &str) -> (Redis, u16) {
 
 /// The command lines of `pid`'s descendants (not its own), read now.
 fn descendants_cmdlines(pid: u32) -> Vec<String> {
-    let mut parent = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
-        // The field after the command's closing parenthesis: state, then ppid.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
-        let ppid = rest.split_whitespace().nth(1).and_then(|x| x.parse::<u32>().ok()).unwrap_or(0);
-        parent.push((p, ppid));
-    }
+    let all = common::processes();
     let mut tree: BTreeSet<u32> = [pid].into();
     loop {
         let before = tree.len();
-        for (p, pp) in &parent {
-            if tree.contains(pp) {
-                tree.insert(*p);
+        for p in &all {
+            if tree.contains(&p.ppid) {
+                tree.insert(p.pid);
             }
         }
         if tree.len() == before {
@@ -65,10 +59,7 @@ fn descendants_cmdlines(pid: u32) -> Vec<String> {
     }
     // The process itself has what the user typed; its children must not.
     tree.remove(&pid);
-    tree.iter()
-        .filter_map(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
-        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-        .collect()
+    all.into_iter().filter(|p| tree.contains(&p.pid)).map(|p| p.cmdline).collect()
 }
 
 struct Ran {
@@ -79,7 +70,7 @@ struct Ran {
 
 /// Run lockbench, watching its child processes' command lines while it runs.
 fn run(args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Ran {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lockbench"))
+    let mut child = Command::new(common::bin())
         .args(args)
         .envs(envs.iter().copied())
         .current_dir(cwd)

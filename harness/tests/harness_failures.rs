@@ -7,33 +7,16 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_lockbench")
-}
+mod common;
+use common::{bin, scenario, text};
 
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn scenario(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../scenarios/{name}.toml")).to_string_lossy().into_owned()
-}
-
-/// `lockbench worker` children of `pid`.
+/// `lockbench worker` children of `pid`, alive.
 fn workers_of(pid: u32) -> Vec<u32> {
-    let mut v = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
-        let ppid = rest.split_whitespace().nth(1).and_then(|x| x.parse::<u32>().ok());
-        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        if ppid == Some(pid) && String::from_utf8_lossy(&cmd).contains("worker") && !rest.trim_start().starts_with('Z')
-        {
-            v.push(p);
-        }
-    }
-    v
+    common::processes()
+        .into_iter()
+        .filter(|p| p.ppid == pid && !p.zombie && p.cmdline.contains("worker"))
+        .map(|p| p.pid)
+        .collect()
 }
 
 #[test]

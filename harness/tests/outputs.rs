@@ -11,21 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_lockbench")
-}
-
-fn lockbench(args: &[&str], cwd: &Path) -> Output {
-    Command::new(bin()).args(args).current_dir(cwd).output().expect("run lockbench")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn scenario(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../scenarios/{name}.toml")).to_string_lossy().into_owned()
-}
+mod common;
+use common::{bin, lockbench, scenario, text};
 
 /// A short run of contention-storm on inprocess into `out`.
 fn quick(out: &Path, cwd: &Path, extra: &[&str]) -> Output {

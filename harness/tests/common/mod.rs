@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,4 +63,50 @@ pub async fn run_on(s: &Scenario, backend: &str) -> (BackendRun, Verdict) {
     let r = run_backend(s, b, &env, cluster, &()).await;
     let v = check(&r.history);
     (r, v)
+}
+
+/// The lockbench binary of this build.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_lockbench")
+}
+
+/// Run the binary as a user would, in `cwd`.
+pub fn lockbench(args: &[&str], cwd: &Path) -> Output {
+    Command::new(bin()).args(args).current_dir(cwd).output().expect("run lockbench")
+}
+
+/// Everything a command printed.
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// The path of a shipped scenario file.
+pub fn scenario(name: &str) -> String {
+    scenarios_dir().join(format!("{name}.toml")).to_string_lossy().into_owned()
+}
+
+/// A process seen in /proc.
+pub struct Proc {
+    pub pid: u32,
+    pub ppid: u32,
+    /// Zombie: dead, not yet reaped.
+    pub zombie: bool,
+    pub cmdline: String,
+}
+
+/// Every process now.
+pub fn processes() -> Vec<Proc> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        // After the command's closing parenthesis: state, then ppid.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
+        let mut f = rest.split_whitespace();
+        let zombie = f.next() == Some("Z");
+        let ppid = f.next().and_then(|x| x.parse::<u32>().ok()).unwrap_or(0);
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        v.push(Proc { pid, ppid, zombie, cmdline: String::from_utf8_lossy(&cmd).replace('\0', " ") });
+    }
+    v
 }
