@@ -8,18 +8,30 @@
 //!   forked it dies, even if the harness itself is SIGKILLed. Because that signal
 //!   follows the forking *thread*, every server is forked from one spawner thread
 //!   that lives as long as the process, never from a pool thread that may retire.
+//!
+//! Each cluster's data lives in `lockbench-<kind>-<pid>-<port>` in the system temp
+//! folder (see [`super::tempdirs`]), removed with the cluster. Waiting for servers
+//! to answer ends early when [`CANCEL`] is set (the harness sets it on the first
+//! SIGINT or SIGTERM).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::tempdirs::{self, TempDir};
 use super::{ServerFault, ServerKind, Servers};
 use crate::{BackendError, Result};
+
+/// Set to give up waiting for servers that are starting: [`LocalCluster::start`]
+/// (and a restart) then stops the server and fails with "interrupted while
+/// starting" within a second.
+pub static CANCEL: AtomicBool = AtomicBool::new(false);
 
 /// How long a server may take to answer after it starts.
 fn ready_timeout(kind: ServerKind) -> Duration {
@@ -59,7 +71,7 @@ struct Proc {
 pub struct LocalCluster {
     kind: ServerKind,
     opts: ServerOptions,
-    base: PathBuf,
+    base: TempDir,
     procs: Mutex<Vec<Proc>>,
 }
 
@@ -202,11 +214,12 @@ fn tail(path: &Path, lines: usize) -> String {
 impl LocalCluster {
     /// Start `n` servers of `kind` and wait until each answers.
     pub fn start(kind: ServerKind, n: usize, opts: ServerOptions) -> Result<LocalCluster> {
-        let base = std::env::temp_dir().join(format!("lockbench-{}-{}-{}", kind, std::process::id(), free_port()?));
-        std::fs::create_dir_all(&base).map_err(|e| BackendError::Config(format!("{}: {e}", base.display())))?;
+        let base = tempdirs::server(kind, free_port()?).map_err(|e| BackendError::Config(e.to_string()))?;
+        // From here on, a failure drops `c`: servers started so far are stopped and
+        // the folder removed.
         let c = LocalCluster { kind, opts, base, procs: Mutex::new(Vec::new()) };
         for i in 0..n {
-            let dir = c.base.join(format!("{i}"));
+            let dir = c.base.path().join(format!("{i}"));
             std::fs::create_dir_all(&dir).map_err(|e| BackendError::Config(format!("{}: {e}", dir.display())))?;
             let skewed = c.opts.skewed.as_ref().is_none_or(|v| v.contains(&i));
             let faketime = c.opts.faketime.clone().filter(|_| skewed);
@@ -278,6 +291,13 @@ impl LocalCluster {
         p.child = Some(child);
         let t0 = Instant::now();
         loop {
+            if CANCEL.load(Ordering::Relaxed) {
+                stop(p);
+                return Err(BackendError::Config(format!(
+                    "{} on port {}: interrupted while starting",
+                    self.kind, p.port
+                )));
+            }
             if ping(self.kind, p.port) {
                 return Ok(());
             }
@@ -526,6 +546,6 @@ impl Drop for LocalCluster {
             let _ = signal(p, libc::SIGCONT);
             stop(p);
         }
-        let _ = std::fs::remove_dir_all(&self.base);
+        // `base` (the data folder) is removed when the fields drop, after this.
     }
 }

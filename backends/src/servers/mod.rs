@@ -8,6 +8,7 @@
 
 pub mod endpoint;
 pub mod local;
+pub mod tempdirs;
 
 pub use endpoint::{Endpoint, redact};
 
