@@ -13,13 +13,14 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use lockbench_backends::servers::local::{LocalCluster, kill_all};
+use lockbench_backends::servers::local::LocalCluster;
+use lockbench_backends::servers::tempdirs::{self, TempDir};
 use lockbench_backends::servers::{External, ServerKind, Servers};
 use lockbench_backends::{BackendEnv, BackendInfo, LockBackend, Needs, registry};
 
 use crate::report::{self, Machine, Summary};
 use crate::run::client::Progress;
-use crate::run::{self, BackendRun, INTERRUPTED, Observer};
+use crate::run::{self, BackendRun, INTERRUPTED, Observer, signals};
 use crate::scenario::{ClientMode, Dur, Overrides, Scenario};
 
 #[derive(Parser, Debug)]
@@ -188,22 +189,16 @@ struct Prepared {
     env: BackendEnv,
     servers: Option<Arc<dyn Servers>>,
     version: Option<String>,
-    work: PathBuf,
-}
-
-impl Drop for Prepared {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.work);
-    }
+    /// The scratch folder, removed on drop (and on every early return of `prepare`).
+    _work: TempDir,
 }
 
 /// Open `info` for scenario `s`; `Ok(Err(reason))` when the pair cannot run here.
 fn prepare(info: &BackendInfo, s: &Scenario, p: &Providers) -> Result<std::result::Result<Prepared, String>> {
-    let work = tempdir(&format!("{}-{}", s.name, info.name))?;
+    let work = tempdirs::scratch(&format!("{}-{}", s.name, info.name)).context("creating a scratch folder")?;
     let (servers, endpoints): (Option<Arc<dyn Servers>>, Vec<String>) = match info.needs {
         Needs::Embedded => {
             if let Some(f) = s.needs_servers() {
-                let _ = std::fs::remove_dir_all(&work);
                 return Ok(Err(format!("{f} needs a backend with servers")));
             }
             (None, Vec::new())
@@ -211,11 +206,9 @@ fn prepare(info: &BackendInfo, s: &Scenario, p: &Providers) -> Result<std::resul
         Needs::Servers { kind, n } => {
             if let Some(ext) = p.external.get(&kind) {
                 if let Some(f) = s.needs_servers() {
-                    let _ = std::fs::remove_dir_all(&work);
                     return Ok(Err(format!("{f} cannot act on external servers")));
                 }
                 if s.servers.faketime.is_some() {
-                    let _ = std::fs::remove_dir_all(&work);
                     return Ok(Err("[servers] faketime cannot skew the clock of external servers".into()));
                 }
                 if ext.endpoints.len() < n {
@@ -237,14 +230,13 @@ fn prepare(info: &BackendInfo, s: &Scenario, p: &Providers) -> Result<std::resul
             }
         }
     };
-    let env = BackendEnv { dir: work.clone(), endpoints, ..Default::default() };
+    let env = BackendEnv { dir: work.path().to_owned(), endpoints, ..Default::default() };
     let backend = info.open(&env).with_context(|| format!("opening backend {}", info.name))?;
     if s.client_mode == ClientMode::Process && !backend.capabilities().multi_process {
-        let _ = std::fs::remove_dir_all(&work);
         return Ok(Err("client_mode = \"process\" needs a backend shared across processes".into()));
     }
     let version = servers.as_ref().and_then(|s| s.version());
-    Ok(Ok(Prepared { backend, env, servers, version, work }))
+    Ok(Ok(Prepared { backend, env, servers, version, _work: work }))
 }
 
 /// The server's own version (asked through a session: Redis's `redis_version`,
@@ -313,6 +305,7 @@ fn default_run() -> RunArgs {
 /// Parse arguments, run, and return the process exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    signals::install_panic_hook();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     match &cli.command {
         Some(Command::Run(RunArgs { threads: Some(0), .. })) => {
@@ -390,6 +383,8 @@ pub fn main() -> i32 {
             }
         }
     });
+    // Whatever happened, no temp folder of this process outlives it.
+    tempdirs::remove_all();
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -528,6 +523,16 @@ impl Observer for Bar {
 }
 
 async fn run_cmd(args: RunArgs) -> Result<i32> {
+    // 0. From here a signal stops the run in order; and what earlier runs left in
+    //    the temp folder (killed, or crashed) goes.
+    signals::install().context("watching SIGINT and SIGTERM")?;
+    let stale = tempdirs::remove_stale();
+    for (p, why) in stale.iter().take(5) {
+        eprintln!("note: removed {}, left by an earlier run ({why})", p.display());
+    }
+    if stale.len() > 5 {
+        eprintln!("note: removed {} more temp folders left by earlier runs", stale.len() - 5);
+    }
     // 1. Every scenario loads and takes the overrides, or nothing runs.
     let paths: Vec<PathBuf> = if args.scenarios.is_empty() {
         shipped_scenarios(&scenarios_dir())?
@@ -594,22 +599,12 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
         claims.push(Some(claim));
     }
 
-    tokio::spawn(async {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: stopping the clients and writing what was recorded (Ctrl-C again to abort)");
-            INTERRUPTED.store(true, Ordering::Relaxed);
-            if tokio::signal::ctrl_c().await.is_ok() {
-                // exit() skips destructors: stop the servers here.
-                kill_all();
-                std::process::exit(130);
-            }
-        }
-    });
-
     let mut any_unsafe = false;
     let mut harness_failed = false;
     // Scenarios none of whose pairs ran, with why.
     let mut ran_nothing: Vec<String> = Vec::new();
+    // Results written marked `interrupted`, and written whole after a signal.
+    let (mut cut_short, mut whole) = (Vec::new(), Vec::new());
     for (s, claim) in scenarios.iter().zip(claims.iter_mut()) {
         if INTERRUPTED.load(Ordering::Relaxed) {
             break;
@@ -617,13 +612,22 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
         let mut runs: Vec<BackendRun> = Vec::new();
         let mut skipped = Vec::new();
         let mut versions = Vec::new();
+        // Every backend of the scenario ran its load to the end.
+        let mut all_ran = true;
         for info in &backends {
             if INTERRUPTED.load(Ordering::Relaxed) {
+                all_ran = false;
                 break;
             }
-            let prepared = match prepare(info, s, &providers)? {
-                Ok(p) => p,
-                Err(reason) => {
+            let prepared = match prepare(info, s, &providers) {
+                // A server start cut short by the signal is no error.
+                Err(_) if INTERRUPTED.load(Ordering::Relaxed) => {
+                    all_ran = false;
+                    break;
+                }
+                Err(e) => return Err(e),
+                Ok(Ok(p)) => p,
+                Ok(Err(reason)) => {
                     println!("{}: not run on {}: {reason}", s.name, info.name);
                     skipped.push(report::Skipped { backend: info.name.to_owned(), reason });
                     continue;
@@ -632,8 +636,21 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
             let bar = progress_bar(s, info.name);
             let r = run::run_backend(s, prepared.backend.clone(), &prepared.env, prepared.servers.clone(), &bar).await;
             bar.0.finish_and_clear();
-            versions.push(server_version(&prepared).await);
+            if r.interrupted && !r.history.events.iter().any(|e| e.kind == crate::record::Kind::Invoke) {
+                eprintln!("{} on {}: interrupted before any operation: nothing to check or write", s.name, info.name);
+                all_ran = false;
+                break;
+            }
+            let version = if INTERRUPTED.load(Ordering::Relaxed) {
+                // After a signal, ask briefly: the server may be the one that does not answer.
+                tokio::time::timeout(Duration::from_secs(1), server_version(&prepared))
+                    .await
+                    .unwrap_or_else(|_| prepared.version.clone())
+            } else {
+                server_version(&prepared).await
+            };
             drop(prepared);
+            versions.push(version);
             runs.push(r);
         }
         if runs.is_empty() {
@@ -655,12 +672,16 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
             seed: s.seed,
             started_at: started_at.clone(),
             command: reproduce(s, &names, &args, &providers),
-            interrupted: false,
+            interrupted: !all_ran,
             machine: Machine::here(),
             backends: Vec::new(),
             skipped,
             history_events: Some(runs.iter().map(|r| r.history.events.len() as u64).sum()),
         };
+        let signalled = INTERRUPTED.load(Ordering::Relaxed);
+        if signalled {
+            eprintln!("checking {} ({} backend(s))...", s.name, runs.len());
+        }
         let (mut summary, lats) = report::summarize(meta, &runs);
         for (b, v) in summary.backends.iter_mut().zip(versions) {
             b.server_version = v;
@@ -683,15 +704,35 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
             }
             harness_failed |= !b.harness_errors.is_empty();
         }
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            eprintln!("writing {}...", claim.partial.display());
+        }
         let out = report::write(claim, &summary, &runs, &lats)?;
         println!("  → {}", out.join("report.html").display());
+        if summary.interrupted { &mut cut_short } else { &mut whole }.push(out.display().to_string());
         if args.out.is_none() {
             report::write_index(&args.results)?;
         }
     }
     if INTERRUPTED.load(Ordering::Relaxed) {
-        eprintln!("interrupted: results so far are written and marked `interrupted`");
-        return Ok(130);
+        // Say what summary.json says: `interrupted` only where the load was cut short.
+        if !cut_short.is_empty() {
+            eprintln!(
+                "interrupted: written and marked `interrupted` (the load was cut short): {}",
+                cut_short.join(", ")
+            );
+        }
+        if !whole.is_empty() {
+            eprintln!(
+                "interrupted: written whole, not marked `interrupted` (its load had ended): {}",
+                whole.join(", ")
+            );
+        }
+        let missing = scenarios.len() - cut_short.len() - whole.len();
+        if missing > 0 {
+            eprintln!("interrupted: {missing} scenario(s) not run or nothing recorded, nothing written for them");
+        }
+        return Ok(signals::exit_status());
     }
     // Nothing measured is never a quiet success: a command in which no pair ran,
     // or a scenario the user named whose pairs all were skipped, fails. (The
@@ -779,12 +820,6 @@ fn reproduce(s: &Scenario, backends: &[String], a: &RunArgs, p: &Providers) -> S
         c.push_str(&format!(" --endpoints \"{}={}\"", k.name(), list.join(",")));
     }
     c
-}
-
-fn tempdir(tag: &str) -> Result<PathBuf> {
-    let d = std::env::temp_dir().join(format!("lockbench-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
-    Ok(d)
 }
 
 #[cfg(test)]

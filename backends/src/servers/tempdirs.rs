@@ -58,10 +58,10 @@ impl Drop for TempDir {
 }
 
 /// A scratch folder `lockbench-<pid>-<tag>` (characters other than letters,
-/// digits, `_` and `.` in `tag` become `_`).
+/// digits, `-`, `_` and `.` in `tag` become `_`).
 pub fn scratch(tag: &str) -> io::Result<TempDir> {
     let tag: String =
-        tag.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '.' { c } else { '_' }).collect();
+        tag.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '_' }).collect();
     make_in(&std::env::temp_dir(), &format!("lockbench-{}-{tag}", std::process::id()))
 }
 

@@ -26,6 +26,22 @@ pub const MARKER: &str = ".lockbench-result";
 /// several scenarios).
 pub const RESULTS_MARKER: &str = ".lockbench-results";
 const PROBE: &str = ".lockbench-probe";
+/// Written into a `.partial` folder by a run that was aborted (a second signal)
+/// before it wrote its result.
+pub const INCOMPLETE: &str = "INCOMPLETE";
+
+/// The `.partial` folders of the claims this process holds, for an abort that
+/// exits without running destructors (see `run::signals`).
+static CLAIMED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn claimed() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    CLAIMED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The `.partial` folders of the claims this process holds now.
+pub fn partial_dirs() -> Vec<PathBuf> {
+    claimed().clone()
+}
 
 /// Is `name` one that lockbench writes in a result folder?
 pub fn is_ours(name: &str) -> bool {
@@ -89,6 +105,7 @@ impl Claim {
             match fs::create_dir(partial_of(&dir)) {
                 Ok(()) => {
                     let c = Claim { partial: partial_of(&dir), dir, _lock: lock, replaces: None, done: false };
+                    claimed().push(c.partial.clone());
                     c.probe()?;
                     return Ok(c);
                 }
@@ -115,6 +132,8 @@ impl Claim {
                         }
                     }
                 }
+                // The note of an aborted run: this run is its replacement.
+                let _ = fs::remove_file(partial.join(INCOMPLETE));
                 eprintln!(
                     "note: taking over {}, left by an earlier run that did not finish (nothing holds its lock)",
                     partial.display()
@@ -125,6 +144,7 @@ impl Claim {
             }
         }
         let c = Claim { dir: dir.to_owned(), partial, _lock: lock, replaces, done: false };
+        claimed().push(c.partial.clone());
         c.probe()?;
         Ok(c)
     }
@@ -169,6 +189,7 @@ impl Claim {
 
 impl Drop for Claim {
     fn drop(&mut self) {
+        claimed().retain(|p| p != &self.partial);
         if !self.done {
             // Nothing recorded was written: leave no trace. Otherwise keep what was
             // written (the error message names the folder).
@@ -464,6 +485,22 @@ mod tests {
         let b = Claim::fresh(d.path(), "x").unwrap();
         assert_ne!(a.dir, b.dir);
         assert!(b.dir.ends_with("x-2"));
+    }
+
+    #[test]
+    fn claims_are_listed_while_held_and_an_aborted_runs_note_goes_with_the_takeover() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("r");
+        let c = Claim::out(&out, false).unwrap();
+        assert!(partial_dirs().contains(&c.partial));
+        // As the abort path leaves it (it exits without dropping the claim).
+        fs::write(c.file(INCOMPLETE), "aborted").unwrap();
+        let partial = c.partial.clone();
+        drop(c);
+        assert!(!partial_dirs().contains(&partial));
+        assert!(partial.join(INCOMPLETE).exists(), "a marked .partial folder stays");
+        let c = Claim::out(&out, false).unwrap();
+        assert!(!c.file(INCOMPLETE).exists(), "the next run into the folder removes the note");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod keys;
 pub mod register;
+pub mod signals;
 pub mod worker;
 
 use std::sync::Arc;
@@ -24,8 +25,8 @@ use crate::scenario::{ClientMode, LoadModel, Scenario};
 use client::{Client, Command, Control, Plan, Progress, Shared};
 use keys::{KeyChooser, key_name};
 
-/// Set by the Ctrl-C handler: every running scenario stops early and keeps what it
-/// recorded.
+/// Set by the first SIGINT or SIGTERM (see [`signals`]): every running scenario
+/// stops early and keeps what it recorded.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// One backend's finished run of one scenario.
@@ -132,7 +133,13 @@ pub async fn run_backend(
                     client
                         .run(|| async {
                             match &backend {
-                                Ok(b) => b.session().await,
+                                // A session being set up gives way to an interrupt.
+                                Ok(b) => tokio::select! {
+                                    s = b.session() => s,
+                                    _ = until_interrupted() => Err(BackendError::Unavailable(
+                                        "interrupted while the session was being set up".into(),
+                                    )),
+                                },
                                 Err(e) => Err(BackendError::Config(e.clone())),
                             }
                         })
@@ -185,16 +192,20 @@ pub async fn run_backend(
     }
     let end = mono_ns();
     shared.stop.store(true, Ordering::Relaxed);
-    // Holds still open may finish within the drain; then they are cut short.
+    // Holds still open may finish within the drain; then they are cut short. After
+    // an interrupt the load must stop within 2 s: holds get half a second, and a
+    // client still inside a request that does not answer 1.5 s, then it is left out.
+    let drain = if interrupted { s.drain.0.min(Duration::from_millis(500)) } else { s.drain.0 };
     let drainer = {
-        let (shared, drain) = (shared.clone(), s.drain.0);
+        let shared = shared.clone();
         tokio::spawn(async move {
             tokio::time::sleep(drain).await;
             shared.end_drain();
         })
     };
     // A client that has not ended well after the drain is stuck in the harness.
-    let hard_stop = tokio::time::Instant::now() + s.drain.0 + Duration::from_secs(15);
+    let hard_stop = tokio::time::Instant::now()
+        + if interrupted { Duration::from_millis(1500) } else { s.drain.0 + Duration::from_secs(15) };
     let mut parts = Vec::with_capacity(tasks.len() + 1);
     for (id, mut t) in tasks.into_iter().enumerate() {
         match tokio::time::timeout_at(hard_stop, &mut t).await {
@@ -202,6 +213,14 @@ pub async fn run_backend(
             // A client task that panicked is a harness bug; its events are lost,
             // which the summary would hide, so fail loudly.
             Ok(Err(e)) => panic!("client task {id} failed: {e}"),
+            Err(_) if interrupted => {
+                t.abort();
+                eprintln!(
+                    "client {id} did not stop within 1.5 s of the interrupt (a request without an answer): its \
+                     events are left out of this interrupted run's history"
+                );
+                parts.push(Vec::new());
+            }
             Err(_) => {
                 t.abort();
                 let msg = format!("harness error: client {id} did not end 15 s after the drain; its events are lost");
@@ -255,5 +274,12 @@ impl faults::Crew for Crew {
     }
     fn stopped(&self) -> bool {
         self.shared.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// Returns once the run is interrupted (polled: the flag is set from a signal thread).
+async fn until_interrupted() {
+    while !INTERRUPTED.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
