@@ -308,3 +308,63 @@ fn a_run_removes_temp_folders_of_dead_or_foreign_pids_and_never_a_live_runs() {
     assert_eq!(lo.status.code(), Some(143), "the live run did not end as interrupted: {}", text(&lo));
     assert!(d.path().join("live/summary.json").is_file(), "the live run wrote no result: {}", text(&lo));
 }
+
+#[test]
+fn a_sigkilled_runs_temp_folders_are_removed_by_the_next_run() {
+    let _serial = one_at_a_time();
+    let d = tempfile::tempdir().unwrap();
+    let storm = scenario("contention-storm");
+    let mut killed =
+        start(&[&storm, "-b", "redis", "--duration", "30s", "--out", d.path().join("a").to_str().unwrap()]);
+    let pid = killed.id();
+    let mut redis = Vec::new();
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            redis = children_named(pid, "redis-server");
+            !redis.is_empty()
+        }),
+        "no redis-server started"
+    );
+    killed.kill().unwrap(); // SIGKILL: no handler, no destructor runs.
+    killed.wait().unwrap();
+    assert!(all_dead(&redis), "redis-server outlived a SIGKILLed run");
+    let left = temp_folders(pid);
+    assert_eq!(left.len(), 2, "a SIGKILLed run leaves its scratch and server folders: {left:?}");
+    let o = Command::new(env!("CARGO_BIN_EXE_lockbench"))
+        .args(["run", &storm, "-b", "sqlite", "--duration", "200ms", "--out"])
+        .arg(d.path().join("b"))
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert_eq!(temp_folders(pid), Vec::<PathBuf>::new(), "the next run left the killed run's folders: {t}");
+    assert!(t.contains(&format!("pid {pid} is not running")), "{t}");
+}
+
+#[test]
+fn a_failed_server_start_leaves_no_temp_folder() {
+    let _serial = one_at_a_time();
+    // A redis-server that exits at once, first on PATH.
+    let d = tempfile::tempdir().unwrap();
+    let bin = d.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let fake = bin.join("redis-server");
+    std::fs::write(&fake, "#!/bin/sh\necho 'fake redis-server: refusing to start' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let storm = scenario("contention-storm");
+    let run = Command::new(env!("CARGO_BIN_EXE_lockbench"))
+        .env("PATH", path)
+        .args(["run", &storm, "-b", "redis", "--duration", "1s", "--out"])
+        .arg(d.path().join("r"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = run.id();
+    let o = run.wait_with_output().unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("exited at start"), "{t}");
+    assert_eq!(temp_folders(pid), Vec::<PathBuf>::new(), "a failed set-up left temp folders: {t}");
+}
