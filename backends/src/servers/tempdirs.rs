@@ -11,7 +11,8 @@
 //! [`remove_all`]. [`remove_stale`] removes what earlier runs left (a SIGKILL
 //! leaves everything): a folder goes only when its owner lock is free and the pid
 //! in its name is dead, belongs to a process that is not lockbench, or belongs to
-//! a process that started after the folder was last changed (a reused pid).
+//! a process that started after the folder was last changed (a reused pid), and
+//! no process has a file open in it.
 //!
 //! This module must never remove anything outside the system temp folder, nor
 //! anything there that is not a folder with one of the two names above, nor a
@@ -154,11 +155,36 @@ pub fn remove_stale_in(dir: &Path) -> Vec<(PathBuf, String)> {
         }
         let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
         let Some(why) = owner_gone(pid, mtime) else { continue };
+        // Whoever made it, a folder with a file open in it is in use (a folder of a
+        // build without the owner lock, whose server is running).
+        if in_use(&path) {
+            continue;
+        }
         if std::fs::remove_dir_all(&path).is_ok() {
             gone.push((path, why));
         }
     }
     gone
+}
+
+/// Has any process a file open, or its working folder, inside `dir`? Processes
+/// we cannot look into count as not using it.
+fn in_use(dir: &Path) -> bool {
+    let Ok(procs) = std::fs::read_dir("/proc") else { return true };
+    let inside = |p: &Path| p.starts_with(dir);
+    for p in procs.flatten() {
+        if !p.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if std::fs::read_link(p.path().join("cwd")).is_ok_and(|c| inside(&c)) {
+            return true;
+        }
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else { continue };
+        if fds.flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| inside(&t))) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Does a live process hold the folder's owner lock?
@@ -311,6 +337,19 @@ mod tests {
         assert!(!theirs.exists());
         assert_eq!(gone.len(), 1);
         assert!(gone[0].1.starts_with("pid 1 is "), "{gone:?}");
+    }
+
+    #[test]
+    fn a_folder_with_a_file_open_in_it_is_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let busy = d.path().join(format!("lockbench-{}-busy", dead_pid()));
+        std::fs::create_dir(&busy).unwrap();
+        let f = File::create(busy.join("db.sqlite")).unwrap();
+        let gone = remove_stale_in(d.path());
+        assert!(busy.exists(), "{gone:?}");
+        drop(f);
+        remove_stale_in(d.path());
+        assert!(!busy.exists());
     }
 
     #[test]
