@@ -678,8 +678,12 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
             skipped,
             history_events: Some(runs.iter().map(|r| r.history.events.len() as u64).sum()),
         };
-        let signalled = INTERRUPTED.load(Ordering::Relaxed);
-        if signalled {
+        // Test hook (harness/tests/signals.rs): a pause between the load and the
+        // checking, so that a signal can land there.
+        if let Some(ms) = std::env::var("LOCKBENCH_TEST_PAUSE_BEFORE_CHECK_MS").ok().and_then(|v| v.parse().ok()) {
+            std::thread::sleep(Duration::from_millis(ms));
+        }
+        if INTERRUPTED.load(Ordering::Relaxed) {
             eprintln!("checking {} ({} backend(s))...", s.name, runs.len());
         }
         let (mut summary, lats) = report::summarize(meta, &runs);

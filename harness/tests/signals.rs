@@ -368,3 +368,33 @@ fn a_failed_server_start_leaves_no_temp_folder() {
     assert!(t.contains("exited at start"), "{t}");
     assert_eq!(temp_folders(pid), Vec::<PathBuf>::new(), "a failed set-up left temp folders: {t}");
 }
+
+#[test]
+fn a_signal_after_the_load_has_ended_leaves_the_result_whole_and_says_so() {
+    let _serial = one_at_a_time();
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("r");
+    let storm = scenario("contention-storm");
+    let run = Command::new(env!("CARGO_BIN_EXE_lockbench"))
+        .env("LOCKBENCH_TEST_PAUSE_BEFORE_CHECK_MS", "1500")
+        .args(["run", &storm, "-b", "sqlite", "--duration", "300ms", "--out"])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = run.id();
+    // The scratch folder goes when the backend's load has ended: the run is then in
+    // the pause before checking.
+    assert!(wait_for(Duration::from_secs(10), || !temp_folders(pid).is_empty()), "no scratch folder appeared");
+    assert!(wait_for(Duration::from_secs(10), || temp_folders(pid).is_empty()), "the load did not end");
+    let (o, took) = signal_and_wait(run, libc::SIGINT);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(130), "{t}");
+    assert!(took <= BOUND + Duration::from_millis(1500), "{took:?}: {t}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["interrupted"], false, "the load was whole: {t}");
+    assert!(t.contains("written whole, not marked `interrupted`"), "{t}");
+    assert!(!t.contains("marked `interrupted` (the load was cut short)"), "{t}");
+}
