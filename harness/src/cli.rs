@@ -621,7 +621,8 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
             }
             let prepared = match prepare(info, s, &providers) {
                 // A server start cut short by the signal is no error.
-                Err(_) if INTERRUPTED.load(Ordering::Relaxed) => {
+                Err(e) if INTERRUPTED.load(Ordering::Relaxed) => {
+                    eprintln!("{}: {}", s.name, lockbench_backends::servers::redact(&format!("{e:#}")));
                     all_ran = false;
                     break;
                 }
