@@ -136,7 +136,7 @@ pub async fn run_backend(
                                 // A session being set up gives way to an interrupt.
                                 Ok(b) => tokio::select! {
                                     s = b.session() => s,
-                                    _ = until_interrupted() => Err(BackendError::Unavailable(
+                                    _ = signals::interrupted() => Err(BackendError::Unavailable(
                                         "interrupted while the session was being set up".into(),
                                     )),
                                 },
@@ -274,12 +274,5 @@ impl faults::Crew for Crew {
     }
     fn stopped(&self) -> bool {
         self.shared.stop.load(Ordering::Relaxed)
-    }
-}
-
-/// Returns once the run is interrupted (polled: the flag is set from a signal thread).
-async fn until_interrupted() {
-    while !INTERRUPTED.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

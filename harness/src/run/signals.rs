@@ -39,6 +39,14 @@ pub fn exit_status() -> i32 {
     128 + first().unwrap_or(libc::SIGINT)
 }
 
+/// Returns once the run is interrupted: race any wait that has no deadline of its
+/// own within 2 s (a server start, a session, a preflight probe) against this.
+pub async fn interrupted() {
+    while !INTERRUPTED.load(Ordering::Relaxed) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Start watching SIGINT and SIGTERM. From here on neither kills the process by
 /// itself.
 pub fn install() -> std::io::Result<()> {
