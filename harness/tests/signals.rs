@@ -11,6 +11,7 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
@@ -397,4 +398,48 @@ fn a_signal_after_the_load_has_ended_leaves_the_result_whole_and_says_so() {
     assert_eq!(s["interrupted"], false, "the load was whole: {t}");
     assert!(t.contains("written whole, not marked `interrupted`"), "{t}");
     assert!(!t.contains("marked `interrupted` (the load was cut short)"), "{t}");
+}
+
+#[test]
+fn ctrl_c_at_a_terminal_reaches_lockbench_alone_not_its_workers_and_servers() {
+    let _serial = one_at_a_time();
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("r");
+    // crashed-holders runs each client in a worker process; redis is a server child.
+    let scen = scenario("crashed-holders");
+    let run = Command::new(env!("CARGO_BIN_EXE_lockbench"))
+        .args(["run", &scen, "-b", "redis", "--duration", "10s", "--out", out.to_str().unwrap()])
+        // Its own process group, as a shell gives a foreground job.
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = run.id();
+    let mut kids = Vec::new();
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            kids = children(pid);
+            kids.len() >= 9
+        }),
+        "expected a redis-server and 8 workers, saw {kids:?}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    // What the terminal does on Ctrl-C: SIGINT to every process of the foreground group.
+    let t0 = Instant::now();
+    // SAFETY: kill(2) on the process group of a child of this test.
+    assert_eq!(unsafe { libc::kill(-(pid as i32), libc::SIGINT) }, 0);
+    let o = run.wait_with_output().unwrap();
+    let (t, took) = (text(&o), t0.elapsed());
+    assert_eq!(o.status.code(), Some(130), "{t}");
+    assert!(took <= BOUND, "Ctrl-C took {took:?}: {t}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["interrupted"], true, "{t}");
+    let b = &s["backends"][0];
+    assert_eq!(b["harness_errors"], serde_json::json!([]), "the workers died of the Ctrl-C: {t}");
+    assert!(b["grants"].as_u64().unwrap() > 0, "{t}");
+    assert!(all_dead(&kids), "children outlived the run");
+    assert_eq!(temp_folders(pid), Vec::<PathBuf>::new(), "temp folders left");
 }

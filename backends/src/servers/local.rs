@@ -88,13 +88,18 @@ pub fn kill_all() {
 }
 
 /// Spawn a child that cannot outlive this process: it gets SIGKILL when the process
-/// dies (however it dies), and [`kill_all`] knows it. Call [`forget`] once it has
+/// dies (however it dies), and [`kill_all`] knows it. It runs in a process group of
+/// its own, so that signals for lockbench's group (a terminal's Ctrl-C) spare it. Call [`forget`] once it has
 /// been waited for.
 pub fn spawn_guarded(mut cmd: Command) -> std::io::Result<Child> {
     let parent = std::process::id() as i32;
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
+            // A process group of its own: a terminal's Ctrl-C (sent to the whole
+            // foreground group) reaches lockbench alone, which stops its children
+            // in order, instead of killing workers and servers mid-run.
+            libc::setpgid(0, 0);
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             // The parent may have died before prctl took effect.
             if libc::getppid() != parent {
