@@ -26,12 +26,8 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn scenario(name: &str) -> String {
-    common::scenarios_dir().join(format!("{name}.toml")).to_str().unwrap().to_owned()
-}
-
 fn start(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_lockbench"))
+    Command::new(common::bin())
         .arg("run")
         .args(args)
         .stdin(Stdio::null())
@@ -52,10 +48,6 @@ fn signal_and_wait(child: Child, sig: i32) -> (Output, Duration) {
     kill(child.id(), sig);
     let o = child.wait_with_output().unwrap();
     (o, t0.elapsed())
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 /// The temp folders of process `pid`: `lockbench-<pid>-<tag>` and
@@ -86,14 +78,9 @@ fn wait_for(max: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
-/// Pids of the children of `pid`.
+/// Pids of the live children of `pid`.
 fn children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
-        let c = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        out.extend(c.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
-    }
-    out
+    common::processes().into_iter().filter(|p| p.ppid == pid && !p.zombie).map(|p| p.pid).collect()
 }
 
 fn comm(pid: u32) -> String {
@@ -102,10 +89,7 @@ fn comm(pid: u32) -> String {
 
 /// Alive = exists and is not a zombie.
 fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"),
-        Err(_) => false,
-    }
+    common::processes().iter().any(|p| p.pid == pid && !p.zombie)
 }
 
 fn children_named(pid: u32, name: &str) -> Vec<u32> {
@@ -121,14 +105,14 @@ fn sigterm_mid_run_stops_the_load_writes_a_whole_result_marked_interrupted_and_e
     let _serial = one_at_a_time();
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("r");
-    let storm = scenario("contention-storm");
+    let storm = common::scenario("contention-storm");
     let run = start(&[&storm, "-b", "sqlite", "--duration", "5s", "--out", out.to_str().unwrap()]);
     let pid = run.id();
     // The scratch folder exists once the backend is being set up; then ~1 s of load.
     assert!(wait_for(Duration::from_secs(10), || !temp_folders(pid).is_empty()), "no scratch folder appeared");
     std::thread::sleep(Duration::from_secs(1));
     let (o, took) = signal_and_wait(run, libc::SIGTERM);
-    let t = text(&o);
+    let t = common::text(&o);
     assert_eq!(o.status.code(), Some(143), "{t}");
     assert!(took <= BOUND, "SIGTERM took {took:?} to end the run: {t}");
     for f in ["summary.json", "history.jsonl", "report.html", "scenario.toml", "sqlite.hlog"] {
@@ -171,7 +155,7 @@ fn sigterm_and_sigint_end_a_run_against_a_cassandra_endpoint_that_never_answers(
         let d = tempfile::tempdir().unwrap();
         let out = d.path().join("r");
         let endpoints = format!("cassandra=127.0.0.1:{port}");
-        let storm = scenario("contention-storm");
+        let storm = common::scenario("contention-storm");
         let run = start(&[
             &storm,
             "--endpoints",
@@ -192,7 +176,7 @@ fn sigterm_and_sigint_end_a_run_against_a_cassandra_endpoint_that_never_answers(
         // About a second in: the client is waiting for an answer that never comes.
         std::thread::sleep(Duration::from_secs(1).saturating_sub(t0.elapsed()).max(Duration::from_millis(300)));
         let (o, took) = signal_and_wait(run, sig);
-        let t = text(&o);
+        let t = common::text(&o);
         assert_eq!(o.status.code(), Some(128 + sig), "signal {sig}: {t}");
         assert!(took <= BOUND, "signal {sig} took {took:?} to end the command: {t}");
         // Nothing was recorded, so nothing was written.
@@ -207,7 +191,7 @@ fn ctrl_c_while_a_local_cassandra_node_is_starting_ends_the_run_and_the_node() {
     let _serial = one_at_a_time();
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("r");
-    let storm = scenario("contention-storm");
+    let storm = common::scenario("contention-storm");
     let t0 = Instant::now();
     let run = start(&[&storm, "-b", "cassandra-lwt", "--duration", "10s", "--out", out.to_str().unwrap()]);
     let pid = run.id();
@@ -224,7 +208,7 @@ fn ctrl_c_while_a_local_cassandra_node_is_starting_ends_the_run_and_the_node() {
     // Two seconds after the start: the node takes far longer to answer.
     std::thread::sleep(Duration::from_secs(2).saturating_sub(t0.elapsed()));
     let (o, took) = signal_and_wait(run, libc::SIGINT);
-    let t = text(&o);
+    let t = common::text(&o);
     assert_eq!(o.status.code(), Some(130), "{t}");
     assert!(took <= BOUND, "Ctrl-C took {took:?} to end the run: {t}");
     assert!(all_dead(&java), "java outlived the run: {java:?}");
@@ -237,7 +221,7 @@ fn a_second_sigint_aborts_at_once_and_leaves_the_partial_folder_marked_incomplet
     let _serial = one_at_a_time();
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("r");
-    let storm = scenario("contention-storm");
+    let storm = common::scenario("contention-storm");
     let run = start(&[&storm, "-b", "redis", "--duration", "20s", "--out", out.to_str().unwrap()]);
     let pid = run.id();
     let mut redis = Vec::new();
@@ -254,7 +238,7 @@ fn a_second_sigint_aborts_at_once_and_leaves_the_partial_folder_marked_incomplet
     // Long enough for the first to be handled on its own, short of the run's end.
     std::thread::sleep(Duration::from_millis(30));
     let (o, took) = signal_and_wait(run, libc::SIGINT);
-    let t = text(&o);
+    let t = common::text(&o);
     assert_eq!(o.status.code(), Some(130), "{t}");
     assert!(t.contains("aborted by a second SIGINT"), "{t}");
     assert!(took <= BOUND, "the second Ctrl-C took {took:?}: {t}");
@@ -272,7 +256,7 @@ fn a_run_removes_temp_folders_of_dead_or_foreign_pids_and_never_a_live_runs() {
     // A live run, whose scratch folder must stay (it runs first: at its start it
     // cleans too).
     let d = tempfile::tempdir().unwrap();
-    let storm = scenario("contention-storm");
+    let storm = common::scenario("contention-storm");
     let live = start(&[&storm, "-b", "sqlite", "--duration", "30s", "--out", d.path().join("live").to_str().unwrap()]);
     let live_pid = live.id();
     assert!(wait_for(Duration::from_secs(10), || !temp_folders(live_pid).is_empty()), "the live run made no folder");
@@ -290,12 +274,12 @@ fn a_run_removes_temp_folders_of_dead_or_foreign_pids_and_never_a_live_runs() {
     let foreign = tmp.join(format!("lockbench-{}-x", sleeper.id()));
     std::fs::create_dir_all(&foreign).unwrap();
 
-    let o = Command::new(env!("CARGO_BIN_EXE_lockbench"))
+    let o = Command::new(common::bin())
         .args(["run", &storm, "-b", "sqlite", "--duration", "200ms", "--out"])
         .arg(d.path().join("next"))
         .output()
         .unwrap();
-    let t = text(&o);
+    let t = common::text(&o);
     let live_kept = live_folders.iter().all(|p| p.exists());
     let _ = sleeper.kill();
     let _ = sleeper.wait();
@@ -306,15 +290,15 @@ fn a_run_removes_temp_folders_of_dead_or_foreign_pids_and_never_a_live_runs() {
     assert!(!foreign.exists(), "a folder named after a live process that is not lockbench stayed: {t}");
     assert!(t.contains(&format!("removed {}", stale.display())), "{t}");
     assert!(t.contains(&format!("pid {dead} is not running")), "{t}");
-    assert_eq!(lo.status.code(), Some(143), "the live run did not end as interrupted: {}", text(&lo));
-    assert!(d.path().join("live/summary.json").is_file(), "the live run wrote no result: {}", text(&lo));
+    assert_eq!(lo.status.code(), Some(143), "the live run did not end as interrupted: {}", common::text(&lo));
+    assert!(d.path().join("live/summary.json").is_file(), "the live run wrote no result: {}", common::text(&lo));
 }
 
 #[test]
 fn a_sigkilled_runs_temp_folders_are_removed_by_the_next_run() {
     let _serial = one_at_a_time();
     let d = tempfile::tempdir().unwrap();
-    let storm = scenario("contention-storm");
+    let storm = common::scenario("contention-storm");
     let mut killed =
         start(&[&storm, "-b", "redis", "--duration", "30s", "--out", d.path().join("a").to_str().unwrap()]);
     let pid = killed.id();
@@ -331,12 +315,12 @@ fn a_sigkilled_runs_temp_folders_are_removed_by_the_next_run() {
     assert!(all_dead(&redis), "redis-server outlived a SIGKILLed run");
     let left = temp_folders(pid);
     assert_eq!(left.len(), 2, "a SIGKILLed run leaves its scratch and server folders: {left:?}");
-    let o = Command::new(env!("CARGO_BIN_EXE_lockbench"))
+    let o = Command::new(common::bin())
         .args(["run", &storm, "-b", "sqlite", "--duration", "200ms", "--out"])
         .arg(d.path().join("b"))
         .output()
         .unwrap();
-    let t = text(&o);
+    let t = common::text(&o);
     assert!(o.status.success(), "{t}");
     assert_eq!(temp_folders(pid), Vec::<PathBuf>::new(), "the next run left the killed run's folders: {t}");
     assert!(t.contains(&format!("pid {pid} is not running")), "{t}");
@@ -353,8 +337,8 @@ fn a_failed_server_start_leaves_no_temp_folder() {
     std::fs::write(&fake, "#!/bin/sh\necho 'fake redis-server: refusing to start' >&2\nexit 1\n").unwrap();
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-    let storm = scenario("contention-storm");
-    let run = Command::new(env!("CARGO_BIN_EXE_lockbench"))
+    let storm = common::scenario("contention-storm");
+    let run = Command::new(common::bin())
         .env("PATH", path)
         .args(["run", &storm, "-b", "redis", "--duration", "1s", "--out"])
         .arg(d.path().join("r"))
@@ -364,7 +348,7 @@ fn a_failed_server_start_leaves_no_temp_folder() {
         .unwrap();
     let pid = run.id();
     let o = run.wait_with_output().unwrap();
-    let t = text(&o);
+    let t = common::text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(t.contains("exited at start"), "{t}");
     assert_eq!(temp_folders(pid), Vec::<PathBuf>::new(), "a failed set-up left temp folders: {t}");
@@ -375,8 +359,8 @@ fn a_signal_after_the_load_has_ended_leaves_the_result_whole_and_says_so() {
     let _serial = one_at_a_time();
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("r");
-    let storm = scenario("contention-storm");
-    let run = Command::new(env!("CARGO_BIN_EXE_lockbench"))
+    let storm = common::scenario("contention-storm");
+    let run = Command::new(common::bin())
         .env("LOCKBENCH_TEST_PAUSE_BEFORE_CHECK_MS", "1500")
         .args(["run", &storm, "-b", "sqlite", "--duration", "300ms", "--out"])
         .arg(&out)
@@ -390,7 +374,7 @@ fn a_signal_after_the_load_has_ended_leaves_the_result_whole_and_says_so() {
     assert!(wait_for(Duration::from_secs(10), || !temp_folders(pid).is_empty()), "no scratch folder appeared");
     assert!(wait_for(Duration::from_secs(10), || temp_folders(pid).is_empty()), "the load did not end");
     let (o, took) = signal_and_wait(run, libc::SIGINT);
-    let t = text(&o);
+    let t = common::text(&o);
     assert_eq!(o.status.code(), Some(130), "{t}");
     assert!(took <= BOUND + Duration::from_millis(1500), "{took:?}: {t}");
     let s: serde_json::Value =
@@ -406,8 +390,8 @@ fn ctrl_c_at_a_terminal_reaches_lockbench_alone_not_its_workers_and_servers() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("r");
     // crashed-holders runs each client in a worker process; redis is a server child.
-    let scen = scenario("crashed-holders");
-    let run = Command::new(env!("CARGO_BIN_EXE_lockbench"))
+    let scen = common::scenario("crashed-holders");
+    let run = Command::new(common::bin())
         .args(["run", &scen, "-b", "redis", "--duration", "10s", "--out", out.to_str().unwrap()])
         // Its own process group, as a shell gives a foreground job.
         .process_group(0)
@@ -431,7 +415,7 @@ fn ctrl_c_at_a_terminal_reaches_lockbench_alone_not_its_workers_and_servers() {
     // SAFETY: kill(2) on the process group of a child of this test.
     assert_eq!(unsafe { libc::kill(-(pid as i32), libc::SIGINT) }, 0);
     let o = run.wait_with_output().unwrap();
-    let (t, took) = (text(&o), t0.elapsed());
+    let (t, took) = (common::text(&o), t0.elapsed());
     assert_eq!(o.status.code(), Some(130), "{t}");
     assert!(took <= BOUND, "Ctrl-C took {took:?}: {t}");
     let s: serde_json::Value =
