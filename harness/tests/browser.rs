@@ -84,6 +84,14 @@ fn reports_render_in_headless_chromium_with_every_section() {
         // sqlite-naive is unsafe in both: its violations link into the timeline.
         assert!(html.contains("href=\"#tl-sqlite_naive-"), "{name}: no violation link into the timeline");
         check_page(&page, &shots.join(format!("report-{name}.png")));
+        if name == "contention-storm" {
+            // One client re-taking a free lock is starvation, not speed: said so.
+            for b in ["inprocess", "sqlite"] {
+                assert!(html.contains(&format!("Starvation on {b}:")), "no starvation warning for {b}");
+            }
+            assert!(!html.contains("Starvation on sqlite-naive"), "sqlite-naive shares its grants");
+            assert_eq!(html.matches("class=\"chart clients\"").count(), 3, "grants per client, per backend");
+        }
         eprintln!("screenshot: {}", shots.join(format!("report-{name}.png")).display());
     }
     // A violation's link zooms its timeline: the bars scale in x only, the time axis

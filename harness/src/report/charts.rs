@@ -396,6 +396,38 @@ pub fn safety_speed(id: &str, points: &[(&str, f64, f64)]) -> String {
     out
 }
 
+/// Grants per client as a row of small bars (one per client), with the
+/// backend's name; each bar's tooltip gives the count.
+pub fn client_bars(name: &str, i: usize, grants: &[u64]) -> String {
+    let (w, h, top) = (W, 70.0, 14.0);
+    let max = grants.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let n = grants.len().max(1) as f64;
+    let bw = ((w - L - R) / n).min(24.0);
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<svg class=\"chart clients\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" \
+         xmlns=\"http://www.w3.org/2000/svg\"><title>{n}: grants per client</title>\
+         <text x=\"{tx}\" y=\"{ty}\" text-anchor=\"end\">{n}</text>",
+        n = esc(name),
+        tx = L - 6.0,
+        ty = h / 2.0,
+    );
+    for (c, &g) in grants.iter().enumerate() {
+        let bh = (g as f64 / max) * (h - top - 4.0);
+        let _ = write!(
+            out,
+            "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{bw1:.1}\" height=\"{bh:.1}\" fill=\"{col}\"><title>client {c}: {g} grants</title></rect>",
+            x = L + c as f64 * bw,
+            y = h - 4.0 - bh,
+            bw1 = (bw - 1.0).max(0.5),
+            col = color(i),
+        );
+    }
+    let _ = write!(out, "<text x=\"{x}\" y=\"{top}\" class=\"al\">max {}</text></svg>", max as u64, x = L);
+    out
+}
+
 /// One bar of the holder timeline.
 pub struct Bar {
     pub client: u32,

@@ -191,9 +191,44 @@ pub fn render(s: &Summary, extras: &[Extras]) -> String {
         .replace("{{toggles}}", &toggles)
         .replace("{{table}}", &table(&s.backends))
         .replace("{{charts}}", &charts_of(s, extras))
+        .replace("{{fairness}}", &fairness(s))
         .replace("{{timelines}}", &timelines(s, extras))
         .replace("{{violations}}", &violations(&s.backends))
         .replace("{{scenario}}", &esc(&s.scenario_toml))
+}
+
+/// Below this Jain index a backend is flagged as starving its clients.
+pub const STARVATION: f64 = 0.5;
+
+/// Who got the lock: a warning where the grants went to a few clients (a fast
+/// p50 that is one client re-taking a free lock is not speed), and grants per
+/// client as small bars.
+fn fairness(s: &Summary) -> String {
+    let mut o = String::from("<h3>Grants per client</h3>");
+    for (i, b) in s.backends.iter().enumerate() {
+        let total: u64 = b.grants_per_client.iter().sum();
+        let _ = write!(o, "<div class=\"fairness\" data-backend=\"{n}\">", n = esc(&b.name));
+        if let Some(f) = b.fairness
+            && f < STARVATION
+            && b.grants_per_client.len() > 1
+            && total > 0
+        {
+            let top = b.grants_per_client.iter().copied().max().unwrap_or(0);
+            let who = b.grants_per_client.iter().position(|&g| g == top).unwrap_or(0);
+            let _ = write!(
+                o,
+                "<p class=\"starvation bad\">Starvation on {n}: client {who} took {pct:.0}% of {total} grants \
+                 (Jain's fairness {f:.3} over {k} clients); its latency figures are mostly one client re-taking a free \
+                 lock, not speed.</p>",
+                n = esc(&b.name),
+                pct = top as f64 * 100.0 / total as f64,
+                k = b.grants_per_client.len(),
+            );
+        }
+        o.push_str(&charts::client_bars(&b.name, i, &b.grants_per_client));
+        o.push_str("</div>");
+    }
+    o
 }
 
 fn charts_of(s: &Summary, extras: &[Extras]) -> String {

@@ -131,6 +131,9 @@ pub struct BackendSummary {
     pub p99_per_second_us: Vec<u64>,
     /// Fault windows, seconds since the load started.
     pub faults: Vec<FaultWindow>,
+    /// Grants per client, in client order: who got the lock (starvation shows here).
+    #[serde(default)]
+    pub grants_per_client: Vec<u64>,
     /// Faults that hit nothing (no holder at the time, no servers, not applied).
     #[serde(default)]
     pub faults_missed: u64,
@@ -269,6 +272,17 @@ impl BackendSummary {
                 .filter(|e| e.b == crate::faults::MISSED)
                 .count() as u64,
             harness_errors: crate::check::harness_errors(h),
+            grants_per_client: {
+                let mut g: Vec<u64> = Vec::new();
+                for e in h.events.iter().filter(|e| e.op == crate::record::Op::Acquire) {
+                    let c = e.client as usize;
+                    if g.len() <= c {
+                        g.resize(c + 1, 0);
+                    }
+                    g[c] += u64::from(e.kind == crate::record::Kind::Ok);
+                }
+                g
+            },
             overlaps: v
                 .overlaps
                 .iter()
