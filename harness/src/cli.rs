@@ -17,6 +17,7 @@ use lockbench_backends::servers::local::{LocalCluster, kill_all};
 use lockbench_backends::servers::{External, ServerKind, Servers};
 use lockbench_backends::{BackendEnv, BackendInfo, LockBackend, Needs, registry};
 
+use crate::check::Level;
 use crate::report::{self, Machine, Summary};
 use crate::run::client::Progress;
 use crate::run::{self, BackendRun, INTERRUPTED, Observer};
@@ -82,7 +83,8 @@ pub struct RunArgs {
     /// Where result folders go when --out is not given.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
-    /// Exit with status 3 when any backend shows a safety violation.
+    /// Exit with status 3 when any backend's verdict is broken or data-lost, else 4
+    /// when any is inconclusive (fenced does not fail: fencing did its job).
     #[arg(long)]
     pub fail_on_violation: bool,
     /// Threads that run the clients (default: one per core). Fewer leave more CPU
@@ -401,7 +403,7 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
         }
     });
 
-    let mut any_unsafe = false;
+    let mut worst = Worst::default();
     for (s, out) in scenarios.iter().zip(&outs) {
         if INTERRUPTED.load(Ordering::Relaxed) {
             break;
@@ -459,7 +461,7 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
             report::write_index(&args.results)?;
         }
         for b in &summary.backends {
-            any_unsafe |= !b.safe;
+            worst.add(b.verdict);
             println!(
                 "  {:<14} {:>8} grants  {:>9.0}/s  acquire p50 {:>9}  p99 {:>9}  {}",
                 b.name,
@@ -475,17 +477,92 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
         eprintln!("interrupted: results so far are written and marked `interrupted`");
         return Ok(130);
     }
-    Ok(if args.fail_on_violation && any_unsafe { 3 } else { 0 })
+    Ok(if args.fail_on_violation { worst.status() } else { exit::OK })
 }
 
-fn verdict_line(b: &report::BackendSummary) -> String {
-    if b.safe {
-        return "safe".into();
+/// The worst verdicts seen in a command, for `--fail-on-violation`.
+#[derive(Default)]
+struct Worst {
+    violation: bool,
+    inconclusive: bool,
+}
+
+impl Worst {
+    fn add(&mut self, l: Level) {
+        self.violation |= l.is_violation();
+        self.inconclusive |= l == Level::Inconclusive;
     }
-    format!(
-        "UNSAFE: {} overlaps within lease, {} after expiry, {} lost updates, {} token regressions",
-        b.violations.within_lease, b.violations.after_expiry, b.lost_updates, b.token_regressions
-    )
+    /// 3 for broken or data-lost anywhere, else 4 for inconclusive anywhere. fenced
+    /// does not fail: the lock did its job with fencing.
+    fn status(&self) -> i32 {
+        if self.violation {
+            exit::VIOLATION
+        } else if self.inconclusive {
+            exit::INCONCLUSIVE
+        } else {
+            exit::OK
+        }
+    }
+}
+
+/// The verdict word and what it rests on, for the terminal.
+pub fn verdict_line(b: &report::BackendSummary) -> String {
+    let mut o = match b.verdict {
+        Level::Safe => "safe".to_owned(),
+        Level::Inconclusive if b.grants == 0 => "INCONCLUSIVE: no grants".to_owned(),
+        Level::Inconclusive => format!(
+            "INCONCLUSIVE: no answer from the server in {} of {} seconds",
+            b.unavailable_seconds, b.load_seconds
+        ),
+        l => {
+            let mut o = format!(
+                "{}: {} of {} holds overlapped ({} within both leases, {} after expiry, in pairs), {} of {} increments lost, {} token regressions",
+                l.word().to_uppercase(),
+                b.holds_overlapped,
+                b.grants,
+                b.violations.within_lease,
+                b.violations.after_expiry,
+                b.increments_lost,
+                b.writes_acknowledged,
+                b.token_regressions
+            );
+            if l == Level::Fenced {
+                o.push_str(&if b.stale_writes_refused > 0 {
+                    format!(" (fencing refused {} stale writes)", b.stale_writes_refused)
+                } else {
+                    " (no stale write was refused: luck, not fencing)".to_owned()
+                });
+            }
+            o
+        }
+    };
+    let e = &b.errors;
+    if e.total() > 0 || b.unavailable_seconds > 0 {
+        o.push_str(&format!(
+            "  · errors: {} refused, {} rejected, {} unknown outcome, {} harness limits; unavailable {} of {} s",
+            e.refused, e.rejected, e.unknown, e.resource, b.unavailable_seconds, b.load_seconds
+        ));
+    }
+    o
+}
+
+/// The exit statuses of `lockbench` (also in the README and `--help`).
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// An error, or bad input (a scenario that does not load, an unknown backend).
+    pub const ERROR: i32 = 1;
+    /// Bad command-line usage (clap's own status).
+    pub const USAGE: i32 = 2;
+    /// A backend's verdict was broken or data-lost (with --fail-on-violation).
+    pub const VIOLATION: i32 = 3;
+    /// A backend's verdict was inconclusive (with --fail-on-violation).
+    pub const INCONCLUSIVE: i32 = 4;
+    /// A server did not answer the preflight probe.
+    pub const PREFLIGHT: i32 = 5;
+    /// The harness itself failed.
+    pub const HARNESS: i32 = 6;
+    pub const SIGINT: i32 = 130;
+    pub const SIGTERM: i32 = 143;
 }
 
 fn progress_bar(s: &Scenario, backend: &str) -> Bar {
