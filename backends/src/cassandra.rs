@@ -42,6 +42,9 @@ use crate::{BackendEnv, BackendError, Capabilities, Clock, Lease, LockBackend, L
 /// (1.8 s), so the server's verdict usually arrives first.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Connecting, with the first metadata fetch, must finish within this.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The naive table's default TTL (seconds): the only lease it knows.
 const NAIVE_TTL_S: i32 = 1;
 
@@ -137,12 +140,20 @@ impl Cassandra {
     }
 
     async fn connect(&self) -> Result<Arc<Inner>> {
-        let db = SessionBuilder::new()
-            .known_nodes(&self.endpoints)
-            .connection_timeout(Duration::from_secs(5))
-            .build()
-            .await
-            .map_err(|e| BackendError::Unavailable(format!("cassandra at {}: {e}", self.endpoints.join(","))))?;
+        let at = self.endpoints.iter().map(|e| crate::servers::redact(e)).collect::<Vec<_>>().join(",");
+        // The driver's connection timeout covers opening a connection, not the
+        // first metadata fetch after it: a node that accepts and never answers
+        // would hold `build` forever. One deadline covers the whole set-up.
+        let mut builder = SessionBuilder::new();
+        builder = builder.known_nodes(&self.endpoints).connection_timeout(CONNECT_TIMEOUT);
+        let db = match tokio::time::timeout(CONNECT_TIMEOUT, builder.build()).await {
+            Ok(r) => r.map_err(|e| BackendError::Unavailable(format!("cassandra at {at}: {e}")))?,
+            Err(_) => {
+                return Err(BackendError::Unavailable(format!(
+                    "cassandra at {at}: no answer within {CONNECT_TIMEOUT:?} (connection and first metadata fetch)"
+                )));
+            }
+        };
         // Replicas: one per contact point given, up to three.
         let rf = self.endpoints.len().min(3);
         let ddl = [
@@ -301,6 +312,17 @@ impl Session {
 
 #[async_trait]
 impl LockSession for Session {
+    /// A read of `system.local` (every node has it; nothing of ours changes).
+    async fn ping(&mut self) -> Result<()> {
+        let q = self.inner.db.query_unpaged("SELECT release_version FROM system.local", &[]);
+        match tokio::time::timeout(REQUEST_TIMEOUT, q).await {
+            Ok(r) => r.map(|_| ()).map_err(classify),
+            Err(_) => {
+                Err(BackendError::Unknown(format!("no answer to a read of system.local within {REQUEST_TIMEOUT:?}")))
+            }
+        }
+    }
+
     async fn try_acquire(&mut self, key: &str, lease: Duration) -> Result<Option<Lease>> {
         let owner = new_owner();
         let now = self.clock.now_ns();

@@ -174,3 +174,48 @@ async fn acquire_waits_for_a_release_and_gives_up_after_its_wait() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_answers_on_a_live_backend_and_changes_nothing() {
+    // Every backend, naive ones included: a probe must not lie for any of them.
+    let mut ran = 0;
+    for t in targets().await {
+        let b = t.backend.clone();
+        eprintln!("-- {}", b.name());
+        let mut s = b.session().await.unwrap_or_else(|e| panic!("{}: session: {e}", b.name()));
+        s.ping().await.unwrap_or_else(|e| panic!("{}: ping: {e}", b.name()));
+        // Nothing was taken: the key is free for another session at once.
+        let l = s.try_acquire("ping", ms(2_000)).await.expect("try_acquire").expect("a free key after a ping");
+        s.ping().await.unwrap_or_else(|e| panic!("{}: ping while holding: {e}", b.name()));
+        let mut other = b.session().await.expect("session");
+        let taken = other.try_acquire("ping", ms(2_000)).await.expect("try_acquire");
+        // cassandra-write is no lock at all: it grants everyone.
+        assert!(taken.is_none() || b.capabilities().naive, "{}: a ping freed a held key", b.name());
+        assert!(s.release(&l).await.expect("release") || b.capabilities().naive, "{}", b.name());
+        ran += 1;
+    }
+    assert!(ran > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_of_a_closed_port_is_an_error_that_says_nothing_happened() {
+    // Port 1 on loopback: nothing listens, the connection is refused.
+    let mut ran = 0;
+    for info in lockbench_backends::registry() {
+        let lockbench_backends::Needs::Servers { n, .. } = info.needs else { continue };
+        if !info.compiled {
+            continue;
+        }
+        let env = lockbench_backends::BackendEnv { endpoints: vec!["127.0.0.1:1".into(); n], ..Default::default() };
+        let b = info.open(&env).expect("open");
+        let r = match b.session().await {
+            Ok(mut s) => s.ping().await,
+            Err(e) => Err(e),
+        };
+        let e = r.err().unwrap_or_else(|| panic!("{}: ping of a closed port answered", info.name));
+        eprintln!("-- {}: {e}", info.name);
+        assert!(!e.is_indeterminate(), "{}: a refused connection sent nothing: {e}", info.name);
+        ran += 1;
+    }
+    assert!(ran > 0);
+}

@@ -118,6 +118,15 @@ impl External {
     }
 }
 
+/// An endpoint fit to print: a `user:password@` or `:password@` prefix becomes
+/// `***@`. Every message that names an endpoint goes through this.
+pub fn redact(endpoint: &str) -> String {
+    match endpoint.rsplit_once('@') {
+        Some((_, host)) => format!("***@{host}"),
+        None => endpoint.to_owned(),
+    }
+}
+
 impl Servers for External {
     fn endpoints(&self) -> Vec<String> {
         self.endpoints.clone()
@@ -136,6 +145,13 @@ impl Servers for External {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redact_hides_the_password_and_keeps_the_address() {
+        assert_eq!(redact(":WrongPw@127.0.0.1:6379"), "***@127.0.0.1:6379");
+        assert_eq!(redact("user:secret@db:6379"), "***@db:6379");
+        assert_eq!(redact("127.0.0.1:6379"), "127.0.0.1:6379");
+    }
 
     #[test]
     fn external_endpoints_are_checked() {
