@@ -24,15 +24,33 @@ use crate::run::{self, BackendRun, INTERRUPTED, Observer};
 use crate::scenario::{ClientMode, Dur, Overrides, Scenario};
 
 #[derive(Parser, Debug)]
-#[command(name = "lockbench", version, about = "Measure distributed lock backends side by side and try to break them")]
+#[command(
+    name = "lockbench",
+    version,
+    about = "Measure distributed lock backends side by side and try to break them",
+    after_help = EXIT_STATUSES
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
+/// The exit statuses, for `--help` (the same list is in the README).
+pub const EXIT_STATUSES: &str = "Exit status:
+  0    ok
+  1    error or bad input
+  2    usage
+  3    a verdict was broken or data-lost (with --fail-on-violation; fenced does not fail)
+  4    a verdict was inconclusive (with --fail-on-violation)
+  5    preflight failed: a server did not answer its probe (the message names it)
+  6    harness error
+  130  interrupted (SIGINT)
+  143  terminated (SIGTERM)";
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run scenarios against backends and write a result folder per scenario.
+    #[command(after_help = EXIT_STATUSES)]
     Run(RunArgs),
     /// List the shipped scenarios and the backends, with whether each can run here.
     List,
@@ -96,6 +114,10 @@ pub struct RunArgs {
     /// Server faults cannot act on them.
     #[arg(long = "endpoints", value_name = "KIND=HOST:PORT,...")]
     pub endpoints: Vec<String>,
+    /// How long a server has to answer the preflight probe (open a session and
+    /// ping), e.g. 2s. Without an answer the command stops with status 5.
+    #[arg(long, value_parser = parse_dur, default_value = "10s")]
+    pub connect_timeout: Duration,
 }
 
 /// Where each server kind's servers come from.
@@ -189,6 +211,32 @@ fn prepare(info: &BackendInfo, s: &Scenario, p: &Providers) -> Result<std::resul
     }
     let version = servers.as_ref().and_then(|s| s.version());
     Ok(Ok(Prepared { backend, env, servers, version, work }))
+}
+
+/// Probe every selected backend whose servers the user gave, once.
+async fn preflight_external(
+    backends: &[BackendInfo],
+    p: &Providers,
+    timeout: Duration,
+) -> std::result::Result<(), run::preflight::PreflightError> {
+    for info in backends {
+        let Needs::Servers { kind, n } = info.needs else { continue };
+        let Some(ext) = p.external.get(&kind) else { continue };
+        let endpoints: Vec<String> = ext.endpoints.iter().take(n).cloned().collect();
+        let env = BackendEnv { endpoints: endpoints.clone(), ..Default::default() };
+        let backend = info.open(&env).map_err(|e| run::preflight::PreflightError {
+            backend: info.name.to_owned(),
+            endpoints: endpoints.iter().map(|e| lockbench_backends::servers::redact(e)).collect::<Vec<_>>().join(","),
+            what: e.to_string(),
+        })?;
+        run::preflight::probe(&backend, &endpoints, timeout).await?;
+        eprintln!(
+            "preflight: {} at {} answered",
+            info.name,
+            endpoints.iter().map(|e| lockbench_backends::servers::redact(e)).collect::<Vec<_>>().join(",")
+        );
+    }
+    Ok(())
 }
 
 fn parse_dur(s: &str) -> Result<Duration, String> {
@@ -287,7 +335,7 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            1
+            exit::ERROR
         }
     }
 }
@@ -391,6 +439,12 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
         outs.push(dir);
     }
 
+    // 4. Servers the user gave answer, or nothing runs.
+    if let Err(e) = preflight_external(&backends, &providers, args.connect_timeout).await {
+        eprintln!("preflight failed: {e}");
+        return Ok(exit::PREFLIGHT);
+    }
+
     tokio::spawn(async {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("\ninterrupted: stopping the clients and writing what was recorded (Ctrl-C again to abort)");
@@ -423,6 +477,17 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
                     continue;
                 }
             };
+            // A local server answered its provider's readiness check; now it must
+            // answer a client too. (External ones were probed before any scenario.)
+            let local = matches!(info.needs, Needs::Servers { kind, .. } if !providers.external.contains_key(&kind));
+            if local
+                && let Err(e) =
+                    run::preflight::probe(&prepared.backend, &prepared.env.endpoints, args.connect_timeout).await
+            {
+                eprintln!("preflight failed: {e}");
+                eprintln!("stopping here: results of earlier scenarios are kept");
+                return Ok(exit::PREFLIGHT);
+            }
             let bar = progress_bar(s, info.name);
             let r = run::run_backend(s, prepared.backend.clone(), &prepared.env, prepared.servers.clone(), &bar).await;
             bar.0.finish_and_clear();
