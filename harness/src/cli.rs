@@ -576,7 +576,7 @@ pub fn verdict_line(b: &report::BackendSummary) -> String {
         Level::Safe => "safe".to_owned(),
         Level::Inconclusive if b.grants == 0 => "INCONCLUSIVE: no grants".to_owned(),
         Level::Inconclusive => format!(
-            "INCONCLUSIVE: no answer from the server in {} of {} seconds",
+            "INCONCLUSIVE: no answer from the server in {:.1} of {:.1} seconds",
             b.unavailable_seconds, b.load_seconds
         ),
         l => {
@@ -602,9 +602,9 @@ pub fn verdict_line(b: &report::BackendSummary) -> String {
         }
     };
     let e = &b.errors;
-    if e.total() > 0 || b.unavailable_seconds > 0 {
+    if e.total() > 0 || b.unavailable_seconds > 0.0 {
         o.push_str(&format!(
-            "  · errors: {} refused, {} rejected, {} unknown outcome, {} harness limits; unavailable {} of {} s",
+            "  · errors: {} refused, {} rejected, {} unknown outcome, {} harness limits; unavailable {:.1} of {:.1} s",
             e.refused, e.rejected, e.unknown, e.resource, b.unavailable_seconds, b.load_seconds
         ));
     }

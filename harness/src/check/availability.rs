@@ -7,7 +7,9 @@
 //! ending in it was refused, unavailable, timed out or hit the harness's own limits;
 //! none was granted, none told "held by someone else", none rejected. A backend
 //! unavailable for more than half of its load seconds is `inconclusive` (see
-//! [`super::Level`]). Errors are read back from the events' messages, which are the
+//! [`super::Level`]). The seconds are measured in tenths ([`SLOT`]): whole seconds
+//! cannot tell a 3 s run whose server died at 0.95 s from one where it died at
+//! 1.05 s, and that difference decided the verdict. Errors are read back from the events' messages, which are the
 //! backend errors' own words (`unavailable: …`, `rejected: …`, `outcome unknown: …`).
 
 use std::collections::HashMap;
@@ -15,6 +17,9 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::record::{Event, History, Kind, Op};
+
+/// The resolution of unavailable time: a tenth of a second (ns).
+pub const SLOT: u64 = 100_000_000;
 
 /// What caused a failed or unknown operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,19 +56,23 @@ impl Errors {
 }
 
 /// Errors by class and the unavailable seconds of one backend's run.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Availability {
     pub errors: Errors,
-    /// Seconds of load (the run's length, rounded up).
-    pub load_seconds: u64,
-    /// Seconds of load in which attempts were made and none got an answer.
-    pub unavailable_seconds: u64,
+    /// Seconds of load (the history's length), in tenths.
+    pub load_seconds: f64,
+    /// Seconds of load in which attempts were made and none got an answer, in
+    /// tenths.
+    pub unavailable_seconds: f64,
+    /// The same two, in [`SLOT`]s.
+    pub load_slots: u64,
+    pub unavailable_slots: u64,
 }
 
 impl Availability {
     /// Unavailable for more than half of the load seconds.
     pub fn mostly_unavailable(&self) -> bool {
-        self.unavailable_seconds * 2 > self.load_seconds
+        self.unavailable_slots * 2 > self.load_slots
     }
 }
 
@@ -97,8 +106,8 @@ pub fn classify(e: &Event) -> Option<ErrorClass> {
 /// Errors by class, and which seconds of load had attempts but no answer.
 pub fn availability(h: &History) -> Availability {
     let len = h.end.saturating_sub(h.start);
-    let n = len.div_ceil(1_000_000_000).max(1) as usize;
-    let sec = |t: u64| ((t.saturating_sub(h.start) / 1_000_000_000) as usize).min(n - 1);
+    let n = len.div_ceil(SLOT).max(1) as usize;
+    let sec = |t: u64| ((t.saturating_sub(h.start) / SLOT) as usize).min(n - 1);
     let mut tried = vec![false; n];
     let mut answered = vec![false; n];
     let mut errors = Errors::default();
@@ -137,6 +146,13 @@ pub fn availability(h: &History) -> Availability {
             }
         }
     }
-    let unavailable_seconds = tried.iter().zip(&answered).filter(|(t, a)| **t && !**a).count() as u64;
-    Availability { errors, load_seconds: n as u64, unavailable_seconds }
+    let unavailable = tried.iter().zip(&answered).filter(|(t, a)| **t && !**a).count() as u64;
+    let tenths = |slots: u64| (slots * SLOT) as f64 / 1e9;
+    Availability {
+        errors,
+        load_seconds: tenths(n as u64),
+        unavailable_seconds: tenths(unavailable),
+        load_slots: n as u64,
+        unavailable_slots: unavailable,
+    }
 }

@@ -188,7 +188,7 @@ fn a_run_without_grants_is_inconclusive_never_safe() {
     let e = &v.availability.errors;
     assert_eq!((e.refused, e.unknown, e.resource, e.rejected), (1, 1, 1, 1));
     // The one second of load had an answer (the rejection): not unavailable.
-    assert_eq!((v.availability.load_seconds, v.availability.unavailable_seconds), (1, 0));
+    assert_eq!((v.availability.load_slots, v.availability.unavailable_slots), (1, 0));
 }
 
 #[test]
@@ -211,7 +211,23 @@ fn a_backend_that_stops_answering_for_most_of_the_run_is_inconclusive() {
     let mut h = fixture(&t);
     h.end = 3 * S;
     let v = check(&h);
-    assert_eq!((v.availability.load_seconds, v.availability.unavailable_seconds), (3, 2), "{:?}", v.availability);
+    // Slots of 0.1 s: the grant's slot answered; from 1 s on, two slots with only
+    // errors, of 30.
+    assert_eq!((v.availability.load_slots, v.availability.unavailable_slots), (30, 2), "{:?}", v.availability);
+    assert!(!v.availability.mostly_unavailable());
+    assert_eq!(v.level(), Level::Safe);
+    // The same errors spread over every slot from 1 s on: 20 of 30 slots.
+    for slot in 10..30u64 {
+        let mut inv = Event::new(slot * S / 10 + 1, 1, Kind::Invoke, Op::Acquire, 0);
+        inv.key = 0;
+        h.events.push(inv);
+        h.events.push(Event::new(slot * S / 10 + 2, 1, Kind::Fail, Op::Acquire, 0).with_msg("unavailable: refused"));
+    }
+    h.events.sort_by_key(|e| e.t);
+    let v = check(&h);
+    assert_eq!((v.availability.load_slots, v.availability.unavailable_slots), (30, 20), "{:?}", v.availability);
+    assert!((v.availability.unavailable_seconds - 2.0).abs() < 1e-9);
+    assert_eq!(v.level(), Level::Inconclusive);
     assert_eq!(v.level(), Level::Inconclusive);
     // A violation keeps its word, whatever the availability.
     let mut broken = v.clone();

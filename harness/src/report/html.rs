@@ -341,7 +341,7 @@ fn table(bs: &[BackendSummary]) -> String {
             bad_cell(b.errors.rejected, None),
             cell(b.errors.unknown, b.errors.unknown as f64),
             bad_cell(b.errors.resource, None),
-            cell(format!("{} of {}", b.unavailable_seconds, b.load_seconds), b.unavailable_seconds as f64),
+            cell(format!("{:.1} of {:.1}", b.unavailable_seconds, b.load_seconds), b.unavailable_seconds),
             bad_cell(b.holds_overlapped, None),
             bad_cell(b.violations.within_lease, first(OverlapClass::WithinLease).as_deref()),
             bad_cell(b.violations.after_expiry, first(OverlapClass::AfterExpiry).as_deref()),
@@ -387,7 +387,7 @@ fn violations(bs: &[BackendSummary]) -> String {
                 "<span class=\"good\">safe</span>: no violation".to_owned()
             } else {
                 format!(
-                    "<span class=\"warn\">inconclusive</span>: no violation seen, but no evidence either ({} grants; no answer from the server in {} of {} seconds; {} refused, {} timed out, {} hit the harness's limits)",
+                    "<span class=\"warn\">inconclusive</span>: no violation seen, but no evidence either ({} grants; no answer from the server in {:.1} of {:.1} seconds; {} refused, {} timed out, {} hit the harness's limits)",
                     b.grants,
                     b.unavailable_seconds,
                     b.load_seconds,
@@ -544,7 +544,7 @@ pub fn compare(a: &Summary, b: &Summary) -> String {
         ("overlap pairs after expiry", |x| x.violations.after_expiry as f64, true),
         ("increments lost", |x| x.increments_lost as f64, true),
         ("clobbering writes", |x| x.clobbering_writes as f64, true),
-        ("unavailable seconds", |x| x.unavailable_seconds as f64, true),
+        ("unavailable seconds", |x| x.unavailable_seconds, true),
         ("fairness", |x| x.fairness.unwrap_or(0.0), false),
     ];
     for ba in &a.backends {

@@ -140,12 +140,12 @@ pub struct BackendSummary {
     /// Failed or unknown operations by cause.
     #[serde(default)]
     pub errors: Errors,
-    /// Seconds of load (the run's length, rounded up).
+    /// Seconds of load (the run's length, in tenths).
     #[serde(default)]
-    pub load_seconds: u64,
-    /// Seconds of load with attempts and no answer from the server.
+    pub load_seconds: f64,
+    /// Seconds of load with attempts and no answer from the server (in tenths).
     #[serde(default)]
-    pub unavailable_seconds: u64,
+    pub unavailable_seconds: f64,
     pub stale_writes_refused: u64,
     pub late_writes_accepted: u64,
     pub token_regressions: u64,
