@@ -135,8 +135,9 @@ impl Session {
 
 #[async_trait]
 impl LockSession for Session {
-    /// `PING` on every instance at once; answered when a majority answers (the
-    /// others are named in no error: Redlock works without them).
+    /// `PING` on every instance at once; answered when a majority answers (Redlock
+    /// works without the rest). Below a majority, the error names each silent
+    /// instance and what it said.
     async fn ping(&mut self) -> Result<()> {
         let results = self
             .on_all(RESPONSE_TIMEOUT, |mut c| async move {
@@ -152,12 +153,18 @@ impl LockSession for Session {
             .zip(&self.endpoints)
             .filter_map(|(r, e)| r.as_ref().err().map(|err| format!("{}: {err}", crate::servers::redact(e))))
             .collect();
-        Err(BackendError::Unavailable(format!(
+        let what = format!(
             "{answered} of {} instances answered, {} needed ({})",
             results.len(),
             self.quorum(),
             why.join("; ")
-        )))
+        );
+        // Sent and not answered is unknown, as everywhere; refused is unavailable.
+        Err(if results.iter().any(|r| r.as_ref().is_err_and(|e| e.is_indeterminate())) {
+            BackendError::Unknown(what)
+        } else {
+            BackendError::Unavailable(what)
+        })
     }
 
     async fn try_acquire(&mut self, key: &str, lease: Duration) -> Result<Option<Lease>> {

@@ -219,3 +219,39 @@ async fn ping_of_a_closed_port_is_an_error_that_says_nothing_happened() {
     }
     assert!(ran > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_accepts_and_never_answers_gives_an_error_not_a_hang() {
+    // A listener that accepts every connection and never says a word: session
+    // set-up and ping must run into their own deadlines (Redis: 1 s per command;
+    // Cassandra: 5 s for the connection and the first metadata fetch).
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let at = l.local_addr().expect("addr").to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in l.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let mut ran = 0;
+    for info in lockbench_backends::registry() {
+        let lockbench_backends::Needs::Servers { n, .. } = info.needs else { continue };
+        if !info.compiled {
+            continue;
+        }
+        let env = lockbench_backends::BackendEnv { endpoints: vec![at.clone(); n], ..Default::default() };
+        let b = info.open(&env).expect("open");
+        let probe = async {
+            let mut s = b.session().await?;
+            s.ping().await
+        };
+        // The outer bound only catches a hang; the backend's own deadline must end it.
+        let r = tokio::time::timeout(Duration::from_secs(60), probe)
+            .await
+            .unwrap_or_else(|_| panic!("{}: no deadline on a silent server", info.name));
+        let e = r.err().unwrap_or_else(|| panic!("{}: a silent server answered", info.name));
+        eprintln!("-- {}: {e}", info.name);
+        ran += 1;
+    }
+    assert!(ran > 0);
+}
