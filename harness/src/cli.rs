@@ -581,7 +581,7 @@ pub fn verdict_line(b: &report::BackendSummary) -> String {
         ),
         l => {
             let mut o = format!(
-                "{}: {} of {} holds overlapped ({} within both leases, {} after expiry, in pairs), {} of {} increments lost, {} token regressions",
+                "{}: {} of {} holds overlapped (pairs: {} within both leases, {} after expiry), {} of {} increments lost, {} token regressions",
                 l.word().to_uppercase(),
                 b.holds_overlapped,
                 b.grants,

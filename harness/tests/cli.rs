@@ -84,6 +84,9 @@ fn a_run_writes_a_whole_result_folder() {
     assert_eq!(s["seed"], 7);
     let b = &s["backends"][0];
     assert_eq!(b["name"], "inprocess");
+    // Exit 3 means a verdict of broken or data-lost somewhere.
+    let words: Vec<&str> = s["backends"].as_array().unwrap().iter().map(|b| b["verdict"].as_str().unwrap()).collect();
+    assert!(words.iter().any(|w| *w == "broken" || *w == "data-lost"), "{words:?}");
     for k in [
         "grants",
         "acquire_latency_us",
