@@ -673,6 +673,20 @@ fn tempdir(tag: &str) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn fail_on_violation_fails_on_broken_and_data_lost_then_inconclusive_never_fenced() {
+        use super::{Level, Worst, exit};
+        let status = |ls: &[Level]| {
+            let mut w = Worst::default();
+            ls.iter().for_each(|l| w.add(*l));
+            w.status()
+        };
+        assert_eq!(status(&[Level::Safe, Level::Fenced]), exit::OK);
+        assert_eq!(status(&[Level::Safe, Level::Inconclusive]), exit::INCONCLUSIVE);
+        assert_eq!(status(&[Level::Inconclusive, Level::DataLost]), exit::VIOLATION);
+        assert_eq!(status(&[Level::Broken]), exit::VIOLATION);
+    }
+
+    #[test]
     fn no_subcommand_runs_with_the_same_defaults_as_run() {
         let a = super::default_run();
         assert_eq!(a.results, std::path::PathBuf::from("results"));
