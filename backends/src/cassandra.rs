@@ -35,6 +35,7 @@ use scylla::statement::{Consistency, SerialConsistency};
 use scylla::value::{CqlValue, Row};
 use tokio::sync::OnceCell;
 
+use crate::servers::{Endpoint, redact};
 use crate::{BackendEnv, BackendError, Capabilities, Clock, Lease, LockBackend, LockSession, Result, new_owner};
 
 /// What the client waits for one request before calling its outcome unknown:
@@ -140,17 +141,23 @@ impl Cassandra {
     }
 
     async fn connect(&self) -> Result<Arc<Inner>> {
-        let at = self.endpoints.iter().map(|e| crate::servers::redact(e)).collect::<Vec<_>>().join(",");
+        let eps = self.endpoints.iter().map(|e| Endpoint::from_env(e)).collect::<Result<Vec<_>>>()?;
+        let shown = eps.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(",");
+        let mut builder =
+            SessionBuilder::new().known_nodes(eps.iter().map(Endpoint::addr)).connection_timeout(CONNECT_TIMEOUT);
+        if let Some(e) = eps.iter().find(|e| e.password().is_some() || e.user.is_some()) {
+            builder = builder.user(e.user.as_deref().unwrap_or(""), e.password().unwrap_or(""));
+        }
         // The driver's connection timeout covers opening a connection, not the
         // first metadata fetch after it: a node that accepts and never answers
         // would hold `build` forever. One deadline covers the whole set-up.
-        let mut builder = SessionBuilder::new();
-        builder = builder.known_nodes(&self.endpoints).connection_timeout(CONNECT_TIMEOUT);
         let db = match tokio::time::timeout(CONNECT_TIMEOUT, builder.build()).await {
-            Ok(r) => r.map_err(|e| BackendError::Unavailable(format!("cassandra at {at}: {e}")))?,
+            Ok(r) => {
+                r.map_err(|e| BackendError::Unavailable(format!("cassandra at {shown}: {}", redact(&e.to_string()))))?
+            }
             Err(_) => {
                 return Err(BackendError::Unavailable(format!(
-                    "cassandra at {at}: no answer within {CONNECT_TIMEOUT:?} (connection and first metadata fetch)"
+                    "cassandra at {shown}: no answer within {CONNECT_TIMEOUT:?} (connection and first metadata fetch)"
                 )));
             }
         };

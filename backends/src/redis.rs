@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{RedisError, Script};
+use redis::{IntoConnectionInfo, RedisError, Script};
 
 use crate::{BackendEnv, BackendError, Capabilities, Clock, Lease, LockBackend, LockSession, Result, new_owner};
 
@@ -81,15 +81,30 @@ pub(crate) fn classify(e: RedisError) -> BackendError {
 
 /// A connection to one server, reconnecting on its own.
 pub(crate) fn connect(endpoint: &str, timeout: Duration) -> Result<ConnectionManager> {
-    let client = redis::Client::open(format!("redis://{endpoint}/"))
-        .map_err(|e| BackendError::Config(format!("redis endpoint `{}`: {e}", crate::servers::redact(endpoint))))?;
+    let e = crate::servers::Endpoint::from_env(endpoint)?;
+    let mut login = redis::RedisConnectionInfo::default().set_db(e.db.unwrap_or(0));
+    if let Some(u) = &e.user {
+        login = login.set_username(u);
+    }
+    if let Some(p) = e.password() {
+        login = login.set_password(p);
+    }
+    let info = redis::ConnectionAddr::Tcp(e.host.clone(), e.port)
+        .into_connection_info()
+        .map(|i| i.set_redis_settings(login))
+        .map_err(|err| {
+            BackendError::Config(format!("redis endpoint `{e}`: {}", crate::servers::redact(&err.to_string())))
+        })?;
+    let client = redis::Client::open(info).map_err(|err| {
+        BackendError::Config(format!("redis endpoint `{e}`: {}", crate::servers::redact(&err.to_string())))
+    })?;
     let cfg = ConnectionManagerConfig::new()
         .set_response_timeout(Some(timeout))
         .set_connection_timeout(Some(timeout))
         .set_number_of_retries(2)
         .set_max_delay(Duration::from_millis(100));
     ConnectionManager::new_lazy_with_config(client, cfg)
-        .map_err(|e| BackendError::Config(format!("{}: {e}", crate::servers::redact(endpoint))))
+        .map_err(|err| BackendError::Config(format!("{e}: {}", crate::servers::redact(&err.to_string()))))
 }
 
 pub(crate) fn lock_key(key: &str) -> String {

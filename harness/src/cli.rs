@@ -95,9 +95,14 @@ pub struct RunArgs {
     /// Override the scenario's client count.
     #[arg(long)]
     pub clients: Option<u32>,
-    /// The exact result folder (with several scenarios: one subfolder each).
+    /// The exact result folder (with several scenarios: a folder of results, one
+    /// subfolder each). It must be new, empty, or an earlier result (with --force).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Let --out replace an earlier result: only the files lockbench wrote there
+    /// are replaced; anything else in the folder stays.
+    #[arg(long)]
+    pub force: bool,
     /// Where result folders go when --out is not given.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
@@ -109,9 +114,11 @@ pub struct RunArgs {
     /// to servers running on the same machine.
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Use running servers instead of starting local ones: KIND=host:port[,host:port...]
-    /// (e.g. redis=10.0.0.5:6379). Also from LOCKBENCH_<KIND>, e.g. LOCKBENCH_REDIS.
-    /// Server faults cannot act on them.
+    /// Use running servers instead of starting local ones: KIND=ENDPOINT[,ENDPOINT...]
+    /// where ENDPOINT is host:port or user:password@host:port (Redis also
+    /// redis://[user:password@]host:port[/db]); e.g. redis=10.0.0.5:6379. Also from
+    /// LOCKBENCH_<KIND> (LOCKBENCH_REDIS); a password from LOCKBENCH_<KIND>_PASSWORD
+    /// keeps it out of shell history. Server faults cannot act on them.
     #[arg(long = "endpoints", value_name = "KIND=HOST:PORT,...")]
     pub endpoints: Vec<String>,
     /// How long a server has to answer the preflight probe (open a session and
@@ -138,12 +145,18 @@ impl Providers {
         }
         for e in &args.endpoints {
             let Some((kind, list)) = e.split_once('=') else {
-                bail!("--endpoints `{e}`: write KIND=host:port[,host:port...], e.g. redis=127.0.0.1:6379");
+                bail!(
+                    "--endpoints `{}`: write KIND=host:port[,host:port...], e.g. redis=127.0.0.1:6379",
+                    lockbench_backends::servers::redact(e)
+                );
             };
             let Some(k) = kinds.iter().find(|k| k.name() == kind) else {
-                bail!("--endpoints `{e}`: unknown server kind `{kind}` (known: redis, cassandra, cassandra_v1)");
+                bail!(
+                    "--endpoints `{}`: unknown server kind `{kind}` (known: redis, cassandra, cassandra_v1)",
+                    lockbench_backends::servers::redact(e)
+                );
             };
-            p.external.insert(*k, External::parse(*k, list).with_context(|| format!("--endpoints `{e}`"))?);
+            p.external.insert(*k, External::parse(*k, list).context("--endpoints")?);
         }
         Ok(p)
     }
@@ -188,8 +201,9 @@ fn prepare(info: &BackendInfo, s: &Scenario, p: &Providers) -> Result<std::resul
                 if ext.endpoints.len() < n {
                     bail!("{} needs {n} {kind} servers, --endpoints gave {}", info.name, ext.endpoints.len());
                 }
-                let e = ext.endpoints[..n].to_vec();
-                (Some(Arc::new(External { endpoints: e.clone() }) as Arc<dyn Servers>), e)
+                let ext = ext.first(n);
+                let e = ext.endpoints();
+                (Some(Arc::new(ext) as Arc<dyn Servers>), e)
             } else {
                 if let Some(m) = s.max_server()
                     && m >= n
@@ -222,7 +236,8 @@ async fn preflight_external(
     for info in backends {
         let Needs::Servers { kind, n } = info.needs else { continue };
         let Some(ext) = p.external.get(&kind) else { continue };
-        let endpoints: Vec<String> = ext.endpoints.iter().take(n).cloned().collect();
+        // The backends' form (it holds any password: printed only through redact).
+        let endpoints: Vec<String> = ext.first(n).endpoints();
         let env = BackendEnv { endpoints: endpoints.clone(), ..Default::default() };
         let backend = info.open(&env).map_err(|e| run::preflight::PreflightError {
             backend: info.name.to_owned(),
@@ -321,7 +336,9 @@ pub fn main() -> i32 {
                 let out = out.unwrap_or_else(|| {
                     a.parent().unwrap_or(Path::new(".")).join(format!("compare-{}-vs-{}.html", name(&a), name(&b)))
                 });
-                report::compare(&a, &b, &out)?;
+                for w in report::compare(&a, &b, &out)? {
+                    eprintln!("warning: {w}");
+                }
                 println!("{}", out.display());
                 Ok(0)
             }
@@ -334,7 +351,8 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Whatever the error carries, no password reaches the terminal.
+            eprintln!("error: {}", lockbench_backends::servers::redact(&format!("{e:#}")));
             exit::ERROR
         }
     }
@@ -427,16 +445,29 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
         }
         backends.push(info);
     }
-    // 3. Output folders are free to write.
+    // 3. Output folders: checked and claimed before anything runs (nothing of the
+    //    user's is ever replaced; a second run into the same folder is refused).
     let (started_at, stamp) = report::now_stamps();
-    let mut outs = Vec::new();
+    let mut claims = Vec::new();
+    let mut names_used: Vec<String> = Vec::new();
+    if let (Some(o), true) = (&args.out, scenarios.len() > 1) {
+        report::folder::results_out(o)?;
+    }
     for s in &scenarios {
-        let dir = match (&args.out, scenarios.len()) {
-            (Some(o), 1) => o.clone(),
-            (Some(o), _) => o.join(&s.name),
-            (None, _) => unique(&args.results.join(format!("{stamp}-{}", s.name))),
+        // Two scenario files of one name in one command get two folders.
+        let mut name = s.name.clone();
+        let mut i = 2;
+        while names_used.contains(&name) {
+            name = format!("{}-{i}", s.name);
+            i += 1;
+        }
+        names_used.push(name.clone());
+        let claim = match (&args.out, scenarios.len()) {
+            (Some(o), 1) => report::folder::Claim::out(o, args.force)?,
+            (Some(o), _) => report::folder::Claim::out(&o.join(&name), args.force)?,
+            (None, _) => report::folder::Claim::fresh(&args.results, &format!("{stamp}-{name}"))?,
         };
-        outs.push(dir);
+        claims.push(Some(claim));
     }
 
     // 4. Servers the user gave answer, or nothing runs.
@@ -458,7 +489,10 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
     });
 
     let mut worst = Worst::default();
-    for (s, out) in scenarios.iter().zip(&outs) {
+    let mut harness_failed = false;
+    // Scenarios none of whose pairs ran, with why.
+    let mut ran_nothing: Vec<String> = Vec::new();
+    for (s, claim) in scenarios.iter().zip(claims.iter_mut()) {
         if INTERRUPTED.load(Ordering::Relaxed) {
             break;
         }
@@ -499,32 +533,33 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
             if INTERRUPTED.load(Ordering::Relaxed) {
                 break;
             }
+            let why: Vec<String> = skipped.iter().map(|k| format!("{}: {}", k.backend, k.reason)).collect();
+            ran_nothing.push(format!("{} ({})", s.name, why.join("; ")));
             continue;
         }
+        let Some(claim) = claim.take() else { continue };
         let meta = Summary {
             schema_version: report::summary::SCHEMA_VERSION,
             lockbench_version: env!("CARGO_PKG_VERSION").to_owned(),
-            run_id: out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            run_id: format!("{stamp}-{}-{:08x}", s.name, rand::random::<u32>()),
             scenario: s.name.clone(),
             description: s.description.clone(),
             scenario_toml: s.to_toml(),
             seed: s.seed,
             started_at: started_at.clone(),
-            command: reproduce(s, &names, &args),
+            command: reproduce(s, &names, &args, &providers),
             interrupted: false,
             machine: Machine::here(),
             backends: Vec::new(),
             skipped,
+            history_events: Some(runs.iter().map(|r| r.history.events.len() as u64).sum()),
         };
         let (mut summary, lats) = report::summarize(meta, &runs);
         for (b, v) in summary.backends.iter_mut().zip(versions) {
             b.server_version = v;
         }
-        report::write(out, &summary, &runs, &lats)?;
-        println!("{} → {}", s.name, out.join("report.html").display());
-        if args.out.is_none() {
-            report::write_index(&args.results)?;
-        }
+        // The figures first: a write that fails (a full disk) does not lose them.
+        println!("{}:", s.name);
         for b in &summary.backends {
             worst.add(b.verdict);
             println!(
@@ -536,13 +571,60 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
                 report::html::us(b.acquire_latency_us.p99),
                 verdict_line(b)
             );
+            for line in notes(s, b) {
+                println!("  {:<14} {line}", "");
+            }
+            harness_failed |= !b.harness_errors.is_empty();
+        }
+        let out = report::write(claim, &summary, &runs, &lats)?;
+        println!("  → {}", out.join("report.html").display());
+        if args.out.is_none() {
+            report::write_index(&args.results)?;
         }
     }
     if INTERRUPTED.load(Ordering::Relaxed) {
         eprintln!("interrupted: results so far are written and marked `interrupted`");
-        return Ok(130);
+        return Ok(exit::SIGINT);
+    }
+    // Nothing measured is never a quiet success: a command in which no pair ran,
+    // or a scenario the user named whose pairs all were skipped, fails. (The
+    // default suite lists its skipped pairs and carries on.)
+    let named = !args.scenarios.is_empty();
+    if !ran_nothing.is_empty() && (named || ran_nothing.len() == scenarios.len()) {
+        eprintln!("error: nothing ran for {}", ran_nothing.join(", "));
+        return Ok(exit::ERROR);
+    }
+    if harness_failed {
+        eprintln!(
+            "error: the harness itself failed during the run (see harness_errors in summary.json); the verdicts \
+             above do not count those failures against the backends"
+        );
+        return Ok(exit::HARNESS);
     }
     Ok(if args.fail_on_violation { worst.status() } else { exit::OK })
+}
+
+/// What the terminal line alone would hide: the harness's own failures, faults that
+/// hit nothing, and time spent past the scenario's duration.
+fn notes(s: &Scenario, b: &report::BackendSummary) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some(first) = b.harness_errors.first() {
+        v.push(format!("HARNESS ERROR ×{}: {first}", b.harness_errors.len()));
+    }
+    if b.faults_missed > 0 {
+        v.push(format!(
+            "{} of {} fault(s) hit nothing (no holder at the time, or not applied): see the report",
+            b.faults_missed,
+            b.faults.len()
+        ));
+    }
+    if let Some(d) = s.duration() {
+        let past = b.duration_s - d.as_secs_f64();
+        if past > 0.1 {
+            v.push(format!("ran {past:.1} s past the {} duration, letting holds and requests finish", Dur(d)));
+        }
+    }
+    v
 }
 
 /// The worst verdicts seen in a command, for `--fail-on-violation`.
@@ -645,8 +727,9 @@ fn progress_bar(s: &Scenario, backend: &str) -> Bar {
     Bar(pb, total)
 }
 
-/// The command that reproduces a scenario's run.
-fn reproduce(s: &Scenario, backends: &[String], a: &RunArgs) -> String {
+/// The command that reproduces a scenario's run. Servers given with `--endpoints`
+/// stay in it, each password replaced by its variable for a shell to expand.
+fn reproduce(s: &Scenario, backends: &[String], a: &RunArgs, p: &Providers) -> String {
     let mut c = format!("lockbench run {} --backend {} --seed {}", s.path.display(), backends.join(","), s.seed);
     if let Some(d) = a.duration {
         c.push_str(&format!(" --duration {}", Dur(d)));
@@ -654,14 +737,13 @@ fn reproduce(s: &Scenario, backends: &[String], a: &RunArgs) -> String {
     if let Some(n) = a.clients {
         c.push_str(&format!(" --clients {n}"));
     }
-    c
-}
-
-fn unique(p: &Path) -> PathBuf {
-    if !p.exists() {
-        return p.to_owned();
+    let mut kinds: Vec<&ServerKind> = p.external.keys().collect();
+    kinds.sort_by_key(|k| k.name());
+    for k in kinds {
+        let list: Vec<String> = p.external[k].endpoints.iter().map(|e| e.reproducible(*k)).collect();
+        c.push_str(&format!(" --endpoints \"{}={}\"", k.name(), list.join(",")));
     }
-    (2..).map(|i| PathBuf::from(format!("{}-{i}", p.display()))).find(|q| !q.exists()).unwrap_or_else(|| p.to_owned())
+    c
 }
 
 fn tempdir(tag: &str) -> Result<PathBuf> {

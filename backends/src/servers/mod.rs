@@ -6,7 +6,10 @@
 //! `external` takes endpoints the user gives (a real cluster) and offers no server
 //! faults. This module must not know about scenarios or histories.
 
+pub mod endpoint;
 pub mod local;
+
+pub use endpoint::{Endpoint, redact};
 
 use std::fmt;
 
@@ -34,6 +37,12 @@ impl ServerKind {
             ServerKind::Cassandra => "cassandra",
             ServerKind::CassandraPaxosV1 => "cassandra_v1",
         }
+    }
+
+    /// The variable a password for this kind's servers may come from
+    /// (`LOCKBENCH_REDIS_PASSWORD`, ...), keeping it out of shell history.
+    pub fn password_var(self) -> String {
+        format!("LOCKBENCH_{}_PASSWORD", self.name().to_uppercase())
     }
 
     /// The program the local provider runs, and how to install it.
@@ -95,41 +104,37 @@ pub trait Servers: Send + Sync {
 }
 
 /// Endpoints the user gave: a real cluster. No faults.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct External {
-    pub endpoints: Vec<String>,
+    pub kind: ServerKind,
+    pub endpoints: Vec<Endpoint>,
 }
 
 impl External {
-    /// Parse `host:port[,host:port...]`, refusing anything else with the text named.
+    /// Parse `ENDPOINT[,ENDPOINT...]` (forms in [`endpoint`]), refusing anything else
+    /// with the text named (its password hidden).
     pub fn parse(kind: ServerKind, s: &str) -> Result<External> {
-        let mut endpoints = Vec::new();
-        for e in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let ok = e.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
-            if !ok {
-                return Err(BackendError::Config(format!("{kind} endpoint `{e}` is not host:port")));
-            }
-            endpoints.push(e.to_owned());
-        }
+        let endpoints = s
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|e| Endpoint::parse(kind, e))
+            .collect::<Result<Vec<_>>>()?;
         if endpoints.is_empty() {
             return Err(BackendError::Config(format!("no {kind} endpoints given")));
         }
-        Ok(External { endpoints })
+        Ok(External { kind, endpoints })
     }
-}
 
-/// An endpoint fit to print: a `user:password@` or `:password@` prefix becomes
-/// `***@`. Every message that names an endpoint goes through this.
-pub fn redact(endpoint: &str) -> String {
-    match endpoint.rsplit_once('@') {
-        Some((_, host)) => format!("***@{host}"),
-        None => endpoint.to_owned(),
+    /// The first `n` endpoints.
+    pub fn first(&self, n: usize) -> External {
+        External { kind: self.kind, endpoints: self.endpoints[..n.min(self.endpoints.len())].to_vec() }
     }
 }
 
 impl Servers for External {
     fn endpoints(&self) -> Vec<String> {
-        self.endpoints.clone()
+        self.endpoints.iter().map(Endpoint::to_env).collect()
     }
     fn can_fault(&self) -> bool {
         false
@@ -147,18 +152,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redact_hides_the_password_and_keeps_the_address() {
-        assert_eq!(redact(":WrongPw@127.0.0.1:6379"), "***@127.0.0.1:6379");
-        assert_eq!(redact("user:secret@db:6379"), "***@db:6379");
-        assert_eq!(redact("127.0.0.1:6379"), "127.0.0.1:6379");
-    }
-
-    #[test]
     fn external_endpoints_are_checked() {
         let e = External::parse(ServerKind::Redis, "127.0.0.1:6379, 127.0.0.2:6380").unwrap();
-        assert_eq!(e.endpoints, vec!["127.0.0.1:6379", "127.0.0.2:6380"]);
+        assert_eq!(e.endpoints(), vec!["127.0.0.1:6379", "127.0.0.2:6380"]);
         let err = External::parse(ServerKind::Redis, "127.0.0.1:6379,localhost").unwrap_err().to_string();
-        assert!(err.contains("`localhost` is not host:port"), "{err}");
+        assert!(err.contains("`localhost`: no port"), "{err}");
         assert!(External::parse(ServerKind::Redis, "h:0").is_err());
         assert!(External::parse(ServerKind::Redis, "").is_err());
     }

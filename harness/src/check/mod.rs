@@ -565,3 +565,14 @@ pub fn jain(xs: impl Iterator<Item = u64>) -> Option<f64> {
 
 #[cfg(test)]
 mod tests;
+
+/// Failures of the harness itself (a worker process that died outside any fault,
+/// or could not start): recorded as `fail` crash events, never a violation of the
+/// backend. Their messages, in time order.
+pub fn harness_errors(h: &History) -> Vec<String> {
+    h.events
+        .iter()
+        .filter(|e| e.op == Op::Crash && e.kind == Kind::Fail)
+        .map(|e| e.msg.as_deref().unwrap_or("harness error").to_owned())
+        .collect()
+}

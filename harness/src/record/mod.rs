@@ -89,8 +89,10 @@ impl Event {
     pub fn new(t: u64, client: u32, kind: Kind, op: Op, key: u32) -> Self {
         Event { t, client, kind, op, key, owner: 0, token: 0, a: 0, b: 0, msg: None }
     }
+    /// Attach a message (an error's text): any password the process knows is
+    /// replaced by `***` first, so none reaches a history.
     pub fn with_msg(mut self, msg: impl Into<Box<str>>) -> Self {
-        self.msg = Some(msg.into());
+        self.msg = Some(lockbench_backends::servers::endpoint::redact_known(msg.into()));
         self
     }
 }
@@ -130,25 +132,51 @@ impl History {
     }
 }
 
+/// The first line of a `history.jsonl`: which run it belongs to, so that a report
+/// is never rebuilt from another run's history.
+pub fn write_header(run_id: &str, w: &mut impl Write) -> io::Result<()> {
+    serde_json::to_writer(&mut *w, &serde_json::json!({ "lockbench_history": 1, "run_id": run_id }))?;
+    w.write_all(b"\n")
+}
+
 /// Read a `history.jsonl` back: (backend, event) per line.
 pub fn read_jsonl(r: impl BufRead) -> io::Result<Vec<(String, Event)>> {
+    read_history(r).map(|(_, events)| events)
+}
+
+/// Read a `history.jsonl` back: its run id (from the header line, if it has one)
+/// and (backend, event) per line. A bad line is named by its number.
+pub fn read_history(r: impl BufRead) -> io::Result<(Option<String>, Vec<(String, Event)>)> {
     #[derive(Deserialize)]
     struct Line {
         backend: String,
         #[serde(flatten)]
         e: Event,
     }
+    #[derive(Deserialize)]
+    struct Header {
+        #[allow(dead_code)]
+        lockbench_history: u32,
+        run_id: String,
+    }
     let mut out = Vec::new();
+    let mut run_id = None;
     for (i, line) in r.lines().enumerate() {
         let line = line?;
         if line.trim().is_empty() {
+            continue;
+        }
+        if i == 0
+            && let Ok(h) = serde_json::from_str::<Header>(&line)
+        {
+            run_id = Some(h.run_id);
             continue;
         }
         let l: Line = serde_json::from_str(&line)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("history line {}: {e}", i + 1)))?;
         out.push((l.backend, l.e));
     }
-    Ok(out)
+    Ok((run_id, out))
 }
 
 /// A client's recorder: events pushed in order, nothing else. A worker process

@@ -475,7 +475,7 @@ fn violations(bs: &[BackendSummary]) -> String {
     o
 }
 
-const PAGE_HEAD: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{{t}}</title><style>\
+const PAGE_HEAD: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"generator\" content=\"lockbench\"><title>{{t}}</title><style>\
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:72em;padding:0 1em}\
 table{border-collapse:collapse}th,td{padding:.3em .6em;border-bottom:1px solid #e4e4e4;text-align:right;white-space:nowrap}\
 td:first-child,th:first-child{text-align:left}.bad{color:#b00020;font-weight:600}.good{color:#137333;font-weight:600}\
@@ -514,8 +514,11 @@ pub fn index(runs: &[(String, Summary)]) -> String {
 }
 
 /// A page that sets two runs side by side, with the change in every figure.
-pub fn compare(a: &Summary, b: &Summary) -> String {
+pub fn compare(a: &Summary, b: &Summary, warnings: &[String]) -> String {
     let mut o = PAGE_HEAD.replace("{{t}}", &esc(&format!("lockbench: {} vs {}", a.run_id, b.run_id)));
+    for w in warnings {
+        let _ = write!(o, "<p class=\"bad\">Warning: {}</p>", esc(w));
+    }
     let _ = write!(
         o,
         "<h1>{} → {}</h1><p>A: {} ({}, seed {}) · B: {} ({}, seed {})</p>",

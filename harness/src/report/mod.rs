@@ -4,9 +4,11 @@
 //! `history.jsonl` (every event of every backend), `<backend>.hlog` (per-second
 //! latency histograms), `scenario.toml` (the scenario as it ran) and `report.html`.
 //! A folder is written under a `.partial` name and renamed when complete, so a
-//! folder that exists is whole.
+//! folder that exists is whole; `folder` decides which folders lockbench may write
+//! and replace (never a user's files).
 
 pub mod charts;
+pub mod folder;
 pub mod html;
 pub mod summary;
 
@@ -14,7 +16,7 @@ use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::check;
 use crate::record::hist::Latencies;
@@ -35,32 +37,52 @@ pub fn summarize(meta: Summary, runs: &[BackendRun]) -> (Summary, Vec<Latencies>
     (s, lats)
 }
 
-/// Write the result folder at `dir` (which must not exist yet).
-pub fn write(dir: &Path, summary: &Summary, runs: &[BackendRun], lats: &[Latencies]) -> Result<()> {
-    let partial = partial_name(dir);
-    if partial.exists() {
-        fs::remove_dir_all(&partial).with_context(|| format!("removing a stale {}", partial.display()))?;
+/// Write the run's files into `claim`'s `.partial` folder and make it the result.
+/// On a write error nothing is thrown away: the message names the file and where
+/// the partial result is.
+pub fn write(claim: folder::Claim, summary: &Summary, runs: &[BackendRun], lats: &[Latencies]) -> Result<PathBuf> {
+    let mut written = Vec::new();
+    let r = write_files(&claim, summary, runs, lats, &mut written);
+    if let Err(e) = r {
+        return Err(e.context(format!(
+            "the result is incomplete; what was written is in {} (the figures above are whole)",
+            claim.partial.display()
+        )));
     }
-    fs::create_dir_all(&partial).with_context(|| format!("creating {}", partial.display()))?;
-    let file = |name: &str| -> Result<BufWriter<fs::File>> {
-        let p = partial.join(name);
-        Ok(BufWriter::new(fs::File::create(&p).with_context(|| format!("creating {}", p.display()))?))
+    claim.commit(&written)
+}
+
+fn write_files(
+    claim: &folder::Claim,
+    summary: &Summary,
+    runs: &[BackendRun],
+    lats: &[Latencies],
+    written: &mut Vec<String>,
+) -> Result<()> {
+    let mut file = |name: &str, body: &mut dyn FnMut(&mut BufWriter<fs::File>) -> std::io::Result<()>| -> Result<()> {
+        let p = claim.file(name);
+        written.push(name.to_owned());
+        let mut w = BufWriter::new(fs::File::create(&p).with_context(|| format!("creating {}", p.display()))?);
+        body(&mut w)
+            .and_then(|_| w.flush())
+            .and_then(|_| w.get_ref().sync_data())
+            .with_context(|| format!("writing {}", p.display()))
     };
-    let mut w = file("summary.json")?;
-    serde_json::to_writer_pretty(&mut w, summary)?;
-    w.write_all(b"\n")?;
-    w.flush()?;
-    let mut w = file("history.jsonl")?;
-    for r in runs {
-        r.history.write_jsonl(&r.backend, &mut w)?;
-    }
-    w.flush()?;
+    file("summary.json", &mut |w| {
+        serde_json::to_writer_pretty(&mut *w, summary)?;
+        w.write_all(b"\n")
+    })?;
+    file("history.jsonl", &mut |w| {
+        crate::record::write_header(&summary.run_id, w)?;
+        for r in runs {
+            r.history.write_jsonl(&r.backend, w)?;
+        }
+        Ok(())
+    })?;
     for (r, l) in runs.iter().zip(lats) {
-        let mut w = file(&format!("{}.hlog", r.backend))?;
-        l.write_hlog(&mut w, &r.backend)?;
-        w.flush()?;
+        file(&format!("{}.hlog", r.backend), &mut |w| l.write_hlog(w, &r.backend))?;
     }
-    fs::write(partial.join("scenario.toml"), &summary.scenario_toml)?;
+    file("scenario.toml", &mut |w| w.write_all(summary.scenario_toml.as_bytes()))?;
     let extras: Vec<html::Extras> = summary
         .backends
         .iter()
@@ -68,18 +90,8 @@ pub fn write(dir: &Path, summary: &Summary, runs: &[BackendRun], lats: &[Latenci
         .zip(lats)
         .map(|((b, r), l)| html::Extras::from_history(b, &r.history, l))
         .collect();
-    fs::write(partial.join("report.html"), html::render(summary, &extras))?;
-    if dir.exists() {
-        fs::remove_dir_all(dir).with_context(|| format!("replacing {}", dir.display()))?;
-    }
-    fs::rename(&partial, dir).with_context(|| format!("renaming {} to {}", partial.display(), dir.display()))?;
-    Ok(())
-}
-
-fn partial_name(dir: &Path) -> PathBuf {
-    let mut name = dir.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".partial");
-    dir.with_file_name(name)
+    let page = html::render(summary, &extras);
+    file("report.html", &mut |w| w.write_all(page.as_bytes()))
 }
 
 /// Read a result folder's summary.
@@ -90,13 +102,47 @@ pub fn read_summary(dir: &Path) -> Result<Summary> {
 }
 
 /// Rebuild `report.html` of a finished run from its `summary.json` and
-/// `history.jsonl`.
+/// `history.jsonl`. Refuses, leaving the existing report as it is, when the
+/// history is not the one the summary was made from (another run's id, or fewer or
+/// more events than the summary counted).
 pub fn rebuild(dir: &Path) -> Result<PathBuf> {
     let summary = read_summary(dir)?;
     let hp = dir.join("history.jsonl");
     let f = fs::File::open(&hp).with_context(|| format!("reading {}", hp.display()))?;
+    let (run_id, events) =
+        crate::record::read_history(std::io::BufReader::new(f)).with_context(|| format!("{}", hp.display()))?;
+    match summary.history_events {
+        Some(n) => {
+            match &run_id {
+                Some(id) if *id == summary.run_id => {}
+                Some(id) => bail!(
+                    "{} is from another run (run id {id}; summary.json is run {}): not re-rendering",
+                    hp.display(),
+                    summary.run_id
+                ),
+                None => bail!(
+                    "{} carries no run id (emptied or replaced?); summary.json is run {}: not re-rendering",
+                    hp.display(),
+                    summary.run_id
+                ),
+            }
+            if events.len() as u64 != n {
+                bail!(
+                    "{} has {} events where summary.json counted {n}: it is not the history the summary was made \
+                     from; not re-rendering",
+                    hp.display(),
+                    events.len()
+                );
+            }
+        }
+        None => eprintln!(
+            "warning: {} predates run ids; cannot check that {} belongs to it",
+            dir.join("summary.json").display(),
+            hp.display()
+        ),
+    }
     let mut per: std::collections::HashMap<String, Vec<crate::record::Event>> = std::collections::HashMap::new();
-    for (b, e) in crate::record::read_jsonl(std::io::BufReader::new(f)).with_context(|| format!("{}", hp.display()))? {
+    for (b, e) in events {
         per.entry(b).or_default().push(e);
     }
     let extras: Vec<html::Extras> = summary
@@ -112,29 +158,75 @@ pub fn rebuild(dir: &Path) -> Result<PathBuf> {
         })
         .collect();
     let out = dir.join("report.html");
-    fs::write(&out, html::render(&summary, &extras)).with_context(|| format!("writing {}", out.display()))?;
+    replace_file(&out, html::render(&summary, &extras).as_bytes())?;
     Ok(out)
 }
 
-/// Write `index.html` in a folder of result folders, newest first.
+/// Write `path` whole or not at all (a temp file renamed over it).
+fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let r = fs::write(&tmp, bytes).and_then(|_| fs::rename(&tmp, path));
+    if r.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    r.with_context(|| format!("writing {}", path.display()))
+}
+
+/// Write an HTML page that lockbench makes (index, compare) at `path`, refusing to
+/// write over any file that is not such a page.
+fn write_page(path: &Path, page: &str) -> Result<()> {
+    if path.exists() {
+        let head =
+            fs::read(path).map(|b| String::from_utf8_lossy(&b[..b.len().min(4096)]).into_owned()).unwrap_or_default();
+        if !head.contains("<meta name=\"generator\" content=\"lockbench\">") {
+            bail!("{} exists and is not a page lockbench wrote: not writing over it", path.display());
+        }
+    }
+    replace_file(path, page.as_bytes())
+}
+
+/// Write `index.html` in a folder of result folders, newest first. Folders still
+/// being written (`.partial`) are left out.
 pub fn write_index(results: &Path) -> Result<PathBuf> {
     let mut runs = Vec::new();
     for e in fs::read_dir(results).with_context(|| format!("reading {}", results.display()))?.flatten() {
         let d = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".partial") || !d.is_dir() {
+            continue;
+        }
         if let Ok(s) = read_summary(&d) {
-            runs.push((e.file_name().to_string_lossy().into_owned(), s));
+            runs.push((name, s));
         }
     }
     runs.sort_by(|a, b| b.1.started_at.cmp(&a.1.started_at).then(b.0.cmp(&a.0)));
     let out = results.join("index.html");
-    fs::write(&out, html::index(&runs)).with_context(|| format!("writing {}", out.display()))?;
+    write_page(&out, &html::index(&runs))?;
     Ok(out)
 }
 
-/// Write a page comparing two runs.
-pub fn compare(a: &Path, b: &Path, out: &Path) -> Result<()> {
+/// Write a page comparing two runs; returns warnings (different scenarios, seeds or
+/// durations make the comparison weak).
+pub fn compare(a: &Path, b: &Path, out: &Path) -> Result<Vec<String>> {
     let (sa, sb) = (read_summary(a)?, read_summary(b)?);
-    fs::write(out, html::compare(&sa, &sb)).with_context(|| format!("writing {}", out.display()))
+    let mut warnings = Vec::new();
+    if sa.scenario != sb.scenario {
+        warnings.push(format!("the scenarios differ ({} vs {})", sa.scenario, sb.scenario));
+    } else if sa.scenario_toml != sb.scenario_toml {
+        warnings.push("the scenario files differ (durations, clients or faults)".to_owned());
+    }
+    if sa.seed != sb.seed {
+        warnings.push(format!("the seeds differ ({} vs {}): the schedules are not the same", sa.seed, sb.seed));
+    }
+    let dur = |s: &Summary| s.backends.iter().map(|b| b.duration_s).fold(0.0, f64::max);
+    let (da, db) = (dur(&sa), dur(&sb));
+    if (da - db).abs() > 0.1 * da.max(db) {
+        warnings.push(format!("the run lengths differ ({da:.1} s vs {db:.1} s)"));
+    }
+    write_page(out, &html::compare(&sa, &sb, &warnings))?;
+    Ok(warnings)
 }
 
 /// Now as RFC 3339 UTC, and as a compact id (`20261123-014502`).

@@ -34,6 +34,10 @@ pub struct Summary {
     /// Backends the scenario could not run on here, with why.
     #[serde(default)]
     pub skipped: Vec<Skipped>,
+    /// Events written to history.jsonl (every backend's); `report` refuses a
+    /// history with another count. None in summaries written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_events: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -163,6 +167,13 @@ pub struct BackendSummary {
     pub p99_per_second_us: Vec<u64>,
     /// Fault windows, seconds since the load started.
     pub faults: Vec<FaultWindow>,
+    /// Faults that hit nothing (no holder at the time, no servers, not applied).
+    #[serde(default)]
+    pub faults_missed: u64,
+    /// Failures of the harness during this run (a worker that died outside any
+    /// fault): never the backend's violations, but the run is not clean (exit 6).
+    #[serde(default)]
+    pub harness_errors: Vec<String>,
     /// The first violations of each sort, each with the events that prove it.
     pub overlaps: Vec<OverlapReport>,
     pub regressions: Vec<RegressionReport>,
@@ -297,6 +308,13 @@ impl BackendSummary {
             grants_per_second: l.grants_per_second.clone(),
             p99_per_second_us,
             faults,
+            faults_missed: h
+                .events
+                .iter()
+                .filter(|e| e.op == crate::record::Op::Fault && e.kind == crate::record::Kind::Invoke)
+                .filter(|e| e.b == crate::faults::MISSED)
+                .count() as u64,
+            harness_errors: crate::check::harness_errors(h),
             overlaps: v
                 .overlaps
                 .iter()

@@ -21,7 +21,7 @@ use lockbench_backends::{BackendEnv, BackendError, Capabilities, Clock, LockBack
 use crate::faults;
 use crate::record::History;
 use crate::scenario::{ClientMode, LoadModel, Scenario};
-use client::{Client, Control, Plan, Progress, Shared};
+use client::{Client, Command, Control, Plan, Progress, Shared};
 use keys::{KeyChooser, key_name};
 
 /// Set by the Ctrl-C handler: every running scenario stops early and keeps what it
@@ -161,8 +161,7 @@ pub async fn run_backend(
     let fault_specs: Vec<_> = s.faults.iter().map(|f| f.get_ref().clone()).collect();
     let fault_events = Arc::new(std::sync::Mutex::new(Vec::new()));
     let world = faults::World {
-        controls: controls.clone(),
-        shared: shared.clone(),
+        crew: Arc::new(Crew { controls: controls.clone(), shared: shared.clone() }),
         servers,
         net: net.clone(),
         net_error,
@@ -204,5 +203,30 @@ pub async fn run_backend(
         capabilities: backend.capabilities(),
         history: History::merge(parts, start, end),
         interrupted,
+    }
+}
+
+/// The nemesis's handle on this run's clients: what a fault may do to them, and no
+/// more.
+struct Crew {
+    controls: Vec<Arc<Control>>,
+    shared: Arc<Shared>,
+}
+
+impl faults::Crew for Crew {
+    fn count(&self) -> usize {
+        self.controls.len()
+    }
+    fn holders(&self) -> Vec<usize> {
+        (0..self.controls.len()).filter(|&i| self.controls[i].holding.load(Ordering::Relaxed) != 0).collect()
+    }
+    fn crash(&self, c: usize, restart_after: Duration) {
+        self.controls[c].send(Command::Crash { restart_after });
+    }
+    fn pause(&self, c: usize, d: Duration) {
+        self.controls[c].send(Command::Pause(d));
+    }
+    fn stopped(&self) -> bool {
+        self.shared.stop.load(Ordering::Relaxed)
     }
 }

@@ -171,7 +171,8 @@ impl Supervisor {
         let spec_line = match serde_json::to_string(&self.spec) {
             Ok(s) => s,
             Err(e) => {
-                events.push(Event::new(mono_ns(), self.id, Kind::Fail, Op::Acquire, 0).with_msg(format!("{e}")));
+                let msg = format!("harness error: cannot describe the worker: {e}");
+                events.push(Event::new(mono_ns(), self.id, Kind::Fail, Op::Crash, 0).with_msg(msg));
                 return events;
             }
         };
@@ -180,8 +181,8 @@ impl Supervisor {
                 Ok(Some(restart_after)) => tokio::time::sleep(restart_after).await,
                 Ok(None) => break,
                 Err(e) => {
-                    let msg = format!("worker process: {e:#}");
-                    events.push(Event::new(mono_ns(), self.id, Kind::Fail, Op::Acquire, 0).with_msg(msg));
+                    let msg = format!("harness error: worker process: {e:#}");
+                    events.push(Event::new(mono_ns(), self.id, Kind::Fail, Op::Crash, 0).with_msg(msg));
                     break;
                 }
             }
@@ -190,7 +191,10 @@ impl Supervisor {
     }
 
     /// One worker process from start to exit. `Some(delay)`: it was crashed on
-    /// purpose and comes back after `delay`.
+    /// purpose and comes back after `delay`. A worker that dies on its own (not a
+    /// scheduled fault) is a failure of the harness, not of the backend: its death
+    /// is recorded with its cause, the hold it had ends there, a request it had in
+    /// flight is closed as unknown, and it is not started again.
     async fn incarnation(&self, spec_line: &str, events: &mut Vec<Event>) -> Result<Option<Duration>> {
         let mut cmd = std::process::Command::new(exe()?);
         cmd.arg("worker").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
@@ -200,22 +204,26 @@ impl Supervisor {
         let stdout = tokio::process::ChildStdout::from_std(child.stdout.take().context("worker stdout")?)?;
         stdin.write_all(format!("{spec_line}\n").as_bytes()).await?;
         let mut lines = BufReader::new(stdout).lines();
-        // The key and owner this worker holds, as its events say.
-        let mut holding: Option<(u32, u64, u64)> = None;
+        let mut state = Seen::default();
         // After "stop", a worker finishes its hold; one that takes longer than this
         // is stuck and gets killed, so that a run always ends.
         const STOP_GRACE: Duration = Duration::from_secs(15);
         let mut stopping = false;
         let mut stop_deadline = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
-        let mut outcome = None;
+        // Set when the nemesis crashed it: (when, restart after).
+        let mut crashed: Option<(u64, Duration)> = None;
+        let mut held_reads = false;
+        // Killed because it did not stop in time (recorded as such, not a death).
+        let mut stuck = false;
         loop {
             tokio::select! {
-                line = lines.next_line() => {
+                line = lines.next_line(), if !held_reads => {
                     let Some(line) = line? else { break };
                     let Ok(up) = serde_json::from_str::<Up>(&line) else { continue };
                     match up {
                         Up::Ev(e) => {
-                            self.track(&e, &mut holding);
+                            state.see(&e);
+                            self.track(&e);
                             events.push(e);
                         }
                         Up::Read(k) => {
@@ -225,22 +233,20 @@ impl Supervisor {
                         Up::Write(k, v, t) => {
                             let r = self.shared.register.write(k, v, (t != 0).then_some(t)).await;
                             reply(&mut stdin, &Down::Written(r.map_err(|s| s.seen))).await;
+                            held_reads = crashed.is_none() && HOLD_READS_AFTER_WRITE.swap(false, Ordering::Relaxed);
                         }
                     }
                 }
-                cmd = self.control.next_command(), if outcome.is_none() => match cmd {
+                cmd = self.control.next_command(), if crashed.is_none() => match cmd {
                     Command::Crash { restart_after } => {
                         // SAFETY: kill(2) on our own child.
                         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-                        let t = mono_ns();
-                        if let Some((key, owner, token)) = holding.take() {
-                            let mut e = Event::new(t, self.id, Kind::Ok, Op::Crash, key);
-                            e.owner = owner;
-                            e.token = token;
-                            events.push(e);
-                        }
+                        crashed = Some((mono_ns(), restart_after));
                         self.control.holding.store(0, Ordering::Relaxed);
-                        outcome = Some(restart_after);
+                        // What it did before it died may still be in the pipe: the
+                        // crash is recorded against the hold it really had, after
+                        // every line is read.
+                        held_reads = false;
                     }
                     Command::Pause(d) => {
                         // SAFETY: as above.
@@ -252,6 +258,7 @@ impl Supervisor {
                 _ = tokio::time::sleep(Duration::from_millis(20)), if !stopping => {
                     if self.shared.stop.load(Ordering::Relaxed) {
                         stopping = true;
+                        held_reads = false;
                         stop_deadline = tokio::time::Instant::now() + STOP_GRACE;
                         reply(&mut stdin, &Down::Stop).await;
                     }
@@ -259,6 +266,7 @@ impl Supervisor {
                 _ = tokio::time::sleep_until(stop_deadline), if stopping => {
                     // SAFETY: kill(2) on our own child.
                     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                    stuck = true;
                     let e = Event::new(mono_ns(), self.id, Kind::Info, Op::Crash, 0)
                         .with_msg(format!("worker did not stop within {STOP_GRACE:?}: killed"));
                     events.push(e);
@@ -267,13 +275,37 @@ impl Supervisor {
             }
         }
         // Its stdout closed: it exited or was killed. Reap it.
-        let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+        let status = tokio::task::spawn_blocking(move || child.wait()).await.ok().and_then(|r| r.ok());
         forget(pid);
         self.control.holding.store(0, Ordering::Relaxed);
-        Ok(outcome)
+        match crashed {
+            Some((t, restart_after)) => {
+                // Every event it wrote is in: end the hold it had then, if any.
+                if let Some(e) = state.died(self.id, t, None) {
+                    events.extend(e);
+                }
+                Ok(Some(restart_after))
+            }
+            None if stopping && (stuck || status.is_some_and(|s| s.success())) => Ok(None),
+            None => {
+                let cause = match status {
+                    Some(s) => describe_exit(s),
+                    None => "its exit status could not be read".to_owned(),
+                };
+                let why = format!(
+                    "harness error: worker process {pid} (client {}) died outside any fault: {cause}; its hold ends \
+                     here, it is not restarted, and this is not the backend's doing",
+                    self.id
+                );
+                if let Some(e) = state.died(self.id, mono_ns(), Some(why)) {
+                    events.extend(e);
+                }
+                Ok(None)
+            }
+        }
     }
 
-    fn track(&self, e: &Event, holding: &mut Option<(u32, u64, u64)>) {
+    fn track(&self, e: &Event) {
         let p = &self.shared.progress;
         match (e.op, e.kind) {
             (Op::Acquire, Kind::Invoke) => {
@@ -281,15 +313,141 @@ impl Supervisor {
             }
             (Op::Acquire, Kind::Ok) => {
                 p.grants.fetch_add(1, Ordering::Relaxed);
-                *holding = Some((e.key, e.owner, e.token));
                 self.control.holding.store(e.owner, Ordering::Relaxed);
             }
             (Op::Release, Kind::Invoke) => {
-                *holding = None;
                 self.control.holding.store(0, Ordering::Relaxed);
             }
             _ => {}
         }
+    }
+}
+
+/// A test hook: after answering a register write, the supervisor stops reading
+/// the worker's pipe until a crash command arrives, so that the worker's release
+/// and its next grant are queued, unread, when the crash comes (the race a loaded
+/// machine produces now and then). Off unless a test sets it; it fires once.
+pub static HOLD_READS_AFTER_WRITE: AtomicBool = AtomicBool::new(false);
+
+/// What the parent has seen of one worker: the hold it has and the request it has
+/// in flight.
+#[derive(Default)]
+struct Seen {
+    /// (key, owner, token) of the hold, from its grant to its release's invoke.
+    holding: Option<(u32, u64, u64)>,
+    /// The last invoke without its completion.
+    in_flight: Option<Event>,
+    /// The time of the last event it wrote.
+    last_t: u64,
+}
+
+impl Seen {
+    fn see(&mut self, e: &Event) {
+        self.last_t = self.last_t.max(e.t);
+        match e.kind {
+            Kind::Invoke if e.op != Op::Fault => self.in_flight = Some(e.clone()),
+            _ if self.in_flight.as_ref().is_some_and(|i| i.op == e.op) => self.in_flight = None,
+            _ => {}
+        }
+        match (e.op, e.kind) {
+            (Op::Acquire, Kind::Ok) => self.holding = Some((e.key, e.owner, e.token)),
+            (Op::Release, Kind::Invoke) => self.holding = None,
+            _ => {}
+        }
+    }
+
+    /// The events that end this worker at `t`: a request in flight closed as
+    /// unknown, and its hold ended by the crash (`why` None: the nemesis's crash,
+    /// recorded `ok`) or by its own death (`why`: a harness error, recorded `fail`).
+    /// Never before the last event it wrote.
+    fn died(&mut self, client: u32, t: u64, why: Option<String>) -> Option<Vec<Event>> {
+        let t = t.max(self.last_t + 1);
+        let mut out = Vec::new();
+        if let Some(inv) = self.in_flight.take() {
+            let mut e = Event::new(t, client, Kind::Info, inv.op, inv.key)
+                .with_msg("the worker died with this request in flight");
+            e.owner = inv.owner;
+            e.token = inv.token;
+            out.push(e);
+        }
+        let hold = self.holding.take();
+        match (&why, hold) {
+            (None, Some((key, owner, token))) => {
+                let mut e = Event::new(t, client, Kind::Ok, Op::Crash, key);
+                e.owner = owner;
+                e.token = token;
+                out.push(e);
+            }
+            (None, None) => {}
+            (Some(why), hold) => {
+                let (key, owner, token) = hold.unwrap_or((0, 0, 0));
+                let mut e = Event::new(t, client, Kind::Fail, Op::Crash, key).with_msg(why.clone());
+                e.owner = owner;
+                e.token = token;
+                out.push(e);
+            }
+        }
+        (!out.is_empty()).then_some(out)
+    }
+}
+
+fn describe_exit(s: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (s.code(), s.signal()) {
+        (Some(c), _) => format!("it exited with status {c}"),
+        (None, Some(sig)) => {
+            format!("it was killed by signal {sig}{}", if sig == libc::SIGKILL { " (SIGKILL)" } else { "" })
+        }
+        _ => format!("{s}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(t: u64, kind: Kind, op: Op, owner: u64) -> Event {
+        let mut e = Event::new(t, 0, kind, op, 3);
+        e.owner = owner;
+        e
+    }
+
+    #[test]
+    fn a_crash_is_recorded_against_the_hold_the_worker_really_had() {
+        // Read before the kill: grant 1. Read after it (still in the pipe): its
+        // release, and grant 2.
+        let mut s = Seen::default();
+        for e in [
+            ev(10, Kind::Invoke, Op::Acquire, 0),
+            ev(11, Kind::Ok, Op::Acquire, 1),
+            ev(20, Kind::Invoke, Op::Release, 1),
+            ev(21, Kind::Ok, Op::Release, 1),
+            ev(22, Kind::Invoke, Op::Acquire, 0),
+            ev(23, Kind::Ok, Op::Acquire, 2),
+        ] {
+            s.see(&e);
+        }
+        let out = s.died(0, 15, None).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].op, out[0].kind, out[0].owner), (Op::Crash, Kind::Ok, 2));
+        assert!(out[0].t > 23, "never before what it wrote");
+    }
+
+    #[test]
+    fn a_death_outside_a_fault_ends_its_hold_and_closes_its_request_as_unknown() {
+        let mut s = Seen::default();
+        for e in [ev(11, Kind::Ok, Op::Acquire, 7), ev(12, Kind::Invoke, Op::Renew, 7)] {
+            s.see(&e);
+        }
+        let out = s.died(0, 50, Some("harness error: died".into())).unwrap();
+        assert_eq!((out[0].op, out[0].kind), (Op::Renew, Kind::Info));
+        assert_eq!((out[1].op, out[1].kind, out[1].owner), (Op::Crash, Kind::Fail, 7));
+        // A crash of a worker that held nothing by then records nothing.
+        let mut s = Seen::default();
+        s.see(&ev(1, Kind::Ok, Op::Acquire, 1));
+        s.see(&ev(2, Kind::Invoke, Op::Release, 1));
+        s.see(&ev(3, Kind::Ok, Op::Release, 1));
+        assert!(s.died(0, 5, None).is_none());
     }
 }
 

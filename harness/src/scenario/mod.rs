@@ -245,7 +245,9 @@ impl Problems<'_> {
 }
 
 fn error_at(path: &Path, src: &str, span: Option<Range<usize>>, message: String) -> ScenarioError {
-    let at = span.filter(|s| s.end > 0 || s.start > 0).map(|s| {
+    // A problem with no place of its own (a missing field) is the whole file's:
+    // line 1.
+    let at = span.map(|s| {
         let before = &src[..s.start.min(src.len())];
         let line = before.matches('\n').count() + 1;
         let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
@@ -270,8 +272,8 @@ impl Scenario {
 
     /// Parse and validate scenario text; `path` is only used in messages.
     pub fn parse(src: &str, path: &Path, name: &str) -> Result<Scenario, ScenarioError> {
-        let mut s: Scenario =
-            toml::from_str(src).map_err(|e| error_at(path, src, e.span(), e.message().trim().to_owned()))?;
+        let mut s: Scenario = toml::from_str(src)
+            .map_err(|e| error_at(path, src, e.span().or(Some(0..0)), e.message().trim().to_owned()))?;
         s.name = name.to_owned();
         s.path = path.to_owned();
         let mut p = Problems { src, path, first: None };
@@ -430,6 +432,20 @@ impl Scenario {
         }
         if let Some(s) = o.seed {
             self.seed = s;
+        }
+        // The same checks as a file gets (limits, faults within the run), so that
+        // what runs, and the scenario.toml written from it, is a valid scenario.
+        let mut p = Problems { src: "", path: &self.path, first: None };
+        self.validate(&mut p);
+        if let Some(e) = p.first {
+            let mut flags = Vec::new();
+            if let Some(c) = o.clients {
+                flags.push(format!("--clients {c}"));
+            }
+            if let Some(d) = o.duration {
+                flags.push(format!("--duration {}", Dur(d)));
+            }
+            return Err(format!("{}: with {}: {}", self.path.display(), flags.join(" "), e.message));
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ fn parse(src: &str) -> Result<Scenario, ScenarioError> {
 
 const GOOD: &str = r#"
 clients = 4
-duration = "1s"
+duration = "5s"
 [keys]
 count = 10
 [lock]
@@ -43,7 +43,7 @@ fn a_bad_value_is_named_with_its_line_and_field() {
 
 #[test]
 fn cross_field_rules_are_enforced() {
-    let e = parse(&GOOD.replace("duration = \"1s\"", "")).unwrap_err().to_string();
+    let e = parse(&GOOD.replace("duration = \"5s\"", "")).unwrap_err().to_string();
     assert!(e.contains("one of `duration` and `ops`"), "{e}");
     let e = parse(&format!("{GOOD}[load]\nmodel = \"open\"\n")).unwrap_err().to_string();
     assert!(e.contains("field `load.rate`") && e.contains(":9:"), "{e}");
@@ -78,6 +78,22 @@ fn overrides_apply_and_bad_ones_name_the_flag() {
     assert_eq!((s.clients(), s.duration(), s.seed), (2, Some(Duration::from_millis(300)), 9));
     let e = s.apply_overrides(&Overrides { clients: Some(0), ..Default::default() }).unwrap_err();
     assert!(e.contains("--clients"), "{e}");
+    // Overrides meet the file's own limits, so that scenario.toml always loads again.
+    let mut s = parse(GOOD).unwrap();
+    let e = s.apply_overrides(&Overrides { clients: Some(100_000), ..Default::default() }).unwrap_err();
+    assert!(e.contains("--clients 100000") && e.contains("at most 10000"), "{e}");
+}
+
+#[test]
+fn a_fault_at_or_after_the_end_is_refused_with_the_fault_and_duration_named() {
+    let late = format!("{GOOD}[[faults]]\nkind = \"crash-holder\"\nat = \"5s\"\n");
+    let e = parse(&late).unwrap_err().to_string();
+    assert!(e.contains("crash-holder: `at` = 5s falls at or after the end of the run (duration 5s)"), "{e}");
+    assert!(e.contains("t.toml:8:"), "{e}");
+    let mut s = parse(&late.replace("at = \"5s\"", "at = \"500ms\"")).unwrap();
+    let e =
+        s.apply_overrides(&Overrides { duration: Some(Duration::from_millis(400)), ..Default::default() }).unwrap_err();
+    assert!(e.contains("--duration 400ms") && e.contains("crash-holder: `at` = 500ms falls at or after"), "{e}");
 }
 
 #[test]

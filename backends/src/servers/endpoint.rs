@@ -1,0 +1,359 @@
+//! Where a user's server is, and how to log in to it, without the password ever
+//! reaching an output.
+//!
+//! Forms (every kind): `host:port`, `user:password@host:port`, `:password@host:port`
+//! and `user@host:port`; Redis also takes `redis://[user:password@]host:port[/db]`.
+//! A password can instead come from `LOCKBENCH_<KIND>_PASSWORD` (e.g.
+//! `LOCKBENCH_REDIS_PASSWORD`), which keeps it out of shell history. TLS
+//! (`rediss://`) is refused: not supported yet.
+//!
+//! Every password parsed here is remembered for this process, and [`redact`]
+//! replaces it wherever it appears: error messages, recorded events and the
+//! terminal all pass through it. [`redact`] also hides the `user:password@` part of
+//! text that did not parse (the password of a malformed endpoint is never learnt).
+//! This module must never print or format a password itself: [`Endpoint`]'s
+//! `Display` and `Debug` leave it out.
+
+use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::ServerKind;
+use crate::{BackendError, Result};
+
+/// Passwords seen by this process, longest first (so that a password containing
+/// another is replaced whole).
+static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static ANY_SECRET: AtomicBool = AtomicBool::new(false);
+
+fn remember(secret: &str) {
+    if secret.is_empty() {
+        return;
+    }
+    let mut s = SECRETS.lock().unwrap_or_else(|p| p.into_inner());
+    if !s.iter().any(|x| x == secret) {
+        s.push(secret.to_owned());
+        s.sort_by_key(|x| std::cmp::Reverse(x.len()));
+    }
+    ANY_SECRET.store(true, Ordering::Release);
+}
+
+/// `text` with every known password replaced by `***`, and the password part of
+/// anything shaped like `user:password@host` hidden too. Cheap when no password was
+/// ever given (the common case), so it can sit on every error path.
+pub fn redact(text: &str) -> String {
+    let mut out = hide_userinfo(text);
+    if ANY_SECRET.load(Ordering::Acquire) {
+        for s in SECRETS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), "***");
+            }
+        }
+    }
+    out
+}
+
+/// Like [`redact`], for recorded messages: allocates only when there is something
+/// to hide.
+pub fn redact_known(text: Box<str>) -> Box<str> {
+    if !ANY_SECRET.load(Ordering::Acquire) {
+        return text;
+    }
+    let secrets = SECRETS.lock().unwrap_or_else(|p| p.into_inner());
+    if !secrets.iter().any(|s| text.contains(s.as_str())) {
+        return text;
+    }
+    let mut out = text.into_string();
+    for s in secrets.iter() {
+        out = out.replace(s.as_str(), "***");
+    }
+    out.into_boxed_str()
+}
+
+/// Replace `:password` in every `…:password@host` of `text` with `:***`: a token
+/// that holds `@` after a `:` is taken for credentials (a malformed endpoint's
+/// password has not been learnt, so only its shape can hide it).
+fn hide_userinfo(text: &str) -> String {
+    if !text.contains('@') {
+        return text.to_owned();
+    }
+    let is_sep = |c: char| c.is_whitespace() || matches!(c, '`' | '"' | '\'' | ',' | '=' | '(' | ')' | '<' | '>');
+    let mut out = String::with_capacity(text.len());
+    for token in text.split_inclusive(is_sep) {
+        let (body, sep) = match token.char_indices().last() {
+            Some((j, c)) if is_sep(c) => (&token[..j], &token[j..]),
+            _ => (token, ""),
+        };
+        match body.rfind('@') {
+            Some(at) => {
+                let (userinfo, rest) = body.split_at(at);
+                // Skip a scheme ("redis://").
+                let start = userinfo.find("://").map_or(0, |p| p + 3);
+                match userinfo[start..].find(':') {
+                    Some(colon) => {
+                        out.push_str(&userinfo[..start + colon]);
+                        out.push_str(":***");
+                        out.push_str(rest);
+                    }
+                    None => out.push_str(body),
+                }
+            }
+            None => out.push_str(body),
+        }
+        out.push_str(sep);
+    }
+    out
+}
+
+/// One server address with optional credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub user: Option<String>,
+    password: Option<String>,
+    /// Redis database number (`redis://…/db`).
+    pub db: Option<i64>,
+    /// Where the password came from: the endpoint text, or this variable.
+    pub password_var: Option<String>,
+}
+
+impl Endpoint {
+    /// Parse one endpoint as a user wrote it (see the module's forms), taking the
+    /// password from `LOCKBENCH_<KIND>_PASSWORD` when the text has none. Errors name
+    /// the endpoint with any password hidden.
+    pub fn parse(kind: ServerKind, text: &str) -> Result<Endpoint> {
+        let bad = |why: &str| BackendError::Config(format!("{kind} endpoint `{}`: {why}", redact(text)));
+        let t = text.trim();
+        let (body, url) = match t.split_once("://") {
+            Some(("redis", rest)) if kind == ServerKind::Redis => (rest, true),
+            Some(("rediss", _)) => {
+                return Err(bad("TLS (rediss://) is not supported yet; give host:port or redis://host:port"));
+            }
+            Some((scheme, _)) => return Err(bad(&format!("`{scheme}://` is not a {kind} endpoint form"))),
+            None => (t, false),
+        };
+        let mut e = Self::parse_body(body, url).map_err(|why| bad(&why))?;
+        if e.db.is_some() && kind != ServerKind::Redis {
+            return Err(bad("a /db suffix is only for redis"));
+        }
+        if e.password.is_none() {
+            let var = kind.password_var();
+            if let Ok(p) = std::env::var(&var)
+                && !p.is_empty()
+            {
+                e.password = Some(p);
+                e.password_var = Some(var);
+            }
+        }
+        if let Some(p) = &e.password {
+            remember(p);
+        }
+        Ok(e)
+    }
+
+    /// Parse the form carried between lockbench's own processes ([`Endpoint::to_env`]).
+    pub fn from_env(text: &str) -> Result<Endpoint> {
+        let e = Self::parse_body(text, false)
+            .map_err(|why| BackendError::Config(format!("endpoint `{}`: {why}", redact(text))))?;
+        if let Some(p) = &e.password {
+            remember(p);
+        }
+        Ok(e)
+    }
+
+    fn parse_body(body: &str, url: bool) -> std::result::Result<Endpoint, String> {
+        let (authority, path) = match body.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (body, None),
+        };
+        // The password may itself hold '@': the host part follows the last one.
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let decode = |s: &str| if url { percent_decode(s) } else { Ok(s.to_owned()) };
+        let (user, password) = match userinfo {
+            None => (None, None),
+            Some(u) => match u.split_once(':') {
+                Some((user, pw)) => (Some(decode(user)?), Some(decode(pw)?)),
+                None => (Some(decode(u)?), None),
+            },
+        };
+        let user = user.filter(|u| !u.is_empty());
+        let password = password.filter(|p| !p.is_empty());
+        let Some((host, port)) = hostport.rsplit_once(':') else {
+            return Err("no port: write host:port".into());
+        };
+        if host.is_empty() {
+            return Err("no host: write host:port".into());
+        }
+        let port = match port.parse::<u16>() {
+            Ok(p) if p > 0 => p,
+            _ => return Err(format!("`{port}` is not a port (1-65535)")),
+        };
+        let db = match path.map(|p| p.trim_end_matches('/')) {
+            None | Some("") => None,
+            Some(d) => Some(d.parse::<i64>().map_err(|_| format!("`/{d}` is not a database number"))?),
+        };
+        Ok(Endpoint { host: host.to_owned(), port, user, password, db, password_var: None })
+    }
+
+    /// `host:port`.
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
+    /// The same endpoint at another address (a proxy in front of it).
+    pub fn at(&self, addr: &str) -> Result<Endpoint> {
+        let (host, port) = addr
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+            .ok_or_else(|| BackendError::Config(format!("`{addr}` is not host:port")))?;
+        Ok(Endpoint { host, port, ..self.clone() })
+    }
+
+    /// The form lockbench hands its backends and worker processes (through memory
+    /// and pipes, never a command line): `[user[:password]@]host:port[/db]`. It holds
+    /// the password: never print it (use `Display`, or [`redact`]).
+    pub fn to_env(&self) -> String {
+        let mut s = String::new();
+        if self.user.is_some() || self.password.is_some() {
+            s.push_str(self.user.as_deref().unwrap_or(""));
+            if let Some(p) = &self.password {
+                s.push(':');
+                s.push_str(p);
+            }
+            s.push('@');
+        }
+        s.push_str(&self.addr());
+        if let Some(db) = self.db {
+            s.push_str(&format!("/{db}"));
+        }
+        s
+    }
+
+    /// The form for a reproduce command: the password replaced by its variable, for
+    /// a shell to expand: `user:${LOCKBENCH_REDIS_PASSWORD}@host:port`.
+    pub fn reproducible(&self, kind: ServerKind) -> String {
+        let mut s = String::new();
+        if self.user.is_some() || self.password.is_some() {
+            s.push_str(self.user.as_deref().unwrap_or(""));
+            if self.password.is_some() {
+                s.push_str(&format!(":${{{}}}", kind.password_var()));
+            }
+            s.push('@');
+        }
+        s.push_str(&self.addr());
+        if let Some(db) = self.db {
+            s.push_str(&format!("/{db}"));
+        }
+        s
+    }
+}
+
+/// Never the password.
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(u) = &self.user {
+            write!(f, "{u}@")?;
+        }
+        write!(f, "{}", self.addr())?;
+        if let Some(db) = self.db {
+            write!(f, "/{db}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Endpoint({self}{})", if self.password.is_some() { ", password: ***" } else { "" })
+    }
+}
+
+fn percent_decode(s: &str) -> std::result::Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
+            match hex {
+                Some(v) => {
+                    out.push(v);
+                    i += 3;
+                    continue;
+                }
+                None => return Err("a `%` not followed by two hex digits".into()),
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| "credentials that are not UTF-8 after %-decoding".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_form_parses_and_none_shows_its_password() {
+        for (text, user, db) in [
+            ("127.0.0.1:6379", None, None),
+            (":Pw1@127.0.0.1:6379", None, None),
+            ("alice:Pw2@127.0.0.1:6379", Some("alice"), None),
+            ("bob@127.0.0.1:6379", Some("bob"), None),
+            ("redis://:Pw3@127.0.0.1:6379", None, None),
+            ("redis://carol:Pw4@127.0.0.1:6379/2", Some("carol"), Some(2)),
+            ("redis://127.0.0.1:6379/", None, None),
+            ("redis://:p%40ss@127.0.0.1:6379", None, None),
+        ] {
+            let e = Endpoint::parse(ServerKind::Redis, text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!((e.host.as_str(), e.port), ("127.0.0.1", 6379), "{text}");
+            assert_eq!(e.user.as_deref(), user, "{text}");
+            assert_eq!(e.db, db, "{text}");
+            let shown = format!("{e} {e:?} {}", e.reproducible(ServerKind::Redis));
+            if let Some(p) = e.password() {
+                assert!(!shown.contains(p), "{shown}");
+                assert!(!redact(&e.to_env()).contains(p));
+                assert_eq!(Endpoint::from_env(&e.to_env()).unwrap(), e);
+            }
+        }
+        assert_eq!(Endpoint::parse(ServerKind::Redis, "redis://:p%40ss@h:1").unwrap().password(), Some("p@ss"));
+    }
+
+    #[test]
+    fn malformed_forms_are_refused_without_their_password() {
+        for text in [
+            ":Secret9@127.0.0.1",
+            "redis://:Secret9@127.0.0.1:notaport",
+            "rediss://:Secret9@127.0.0.1:6380",
+            "http://u:Secret9@127.0.0.1:80",
+            "u:Secret9@:6379",
+            "redis://:Secret9@127.0.0.1:6379/x",
+        ] {
+            let err = Endpoint::parse(ServerKind::Redis, text).unwrap_err().to_string();
+            assert!(!err.contains("Secret9"), "{text}: {err}");
+            assert!(err.contains("127.0.0.1") || err.contains(":6379"), "names the endpoint: {err}");
+        }
+        let err = Endpoint::parse(ServerKind::Redis, "rediss://h:1").unwrap_err().to_string();
+        assert!(err.contains("TLS"), "{err}");
+        assert!(Endpoint::parse(ServerKind::Cassandra, "h:9042/1").is_err());
+    }
+
+    #[test]
+    fn redact_hides_known_passwords_and_userinfo_shapes() {
+        let _ = Endpoint::parse(ServerKind::Redis, "u:KnownPw7@h:1").unwrap();
+        assert_eq!(redact("auth failed for KnownPw7"), "auth failed for ***");
+        assert_eq!(&*redact_known("x KnownPw7 y".into()), "x *** y");
+        assert_eq!(redact("`:Other8@10.0.0.1` bad"), "`:***@10.0.0.1` bad");
+        assert_eq!(redact("redis://me:Other8@h:1/"), "redis://me:***@h:1/");
+        assert_eq!(redact("no secret@here"), "no secret@here");
+    }
+}

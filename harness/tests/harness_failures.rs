@@ -1,0 +1,119 @@
+//! The harness's own failures are the harness's: a worker process killed outside
+//! any fault is recorded as a harness error (exit 6) and never becomes the
+//! backend's violation; faults that would fall after the end, and runs in which
+//! nothing could run, are refused instead of passing in silence.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_lockbench")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn scenario(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../scenarios/{name}.toml")).to_string_lossy().into_owned()
+}
+
+/// `lockbench worker` children of `pid`.
+fn workers_of(pid: u32) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
+        let ppid = rest.split_whitespace().nth(1).and_then(|x| x.parse::<u32>().ok());
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if ppid == Some(pid) && String::from_utf8_lossy(&cmd).contains("worker") && !rest.trim_start().starts_with('Z')
+        {
+            v.push(p);
+        }
+    }
+    v
+}
+
+#[test]
+fn workers_killed_outside_a_fault_are_harness_errors_not_the_backends_violations() {
+    let d = tempfile::tempdir().unwrap();
+    let scen = d.path().join("no-faults.toml");
+    std::fs::write(
+        &scen,
+        "client_mode = \"process\"\nclients = 8\nduration = \"3s\"\n[keys]\ncount = 2\n[lock]\nlease = \"500ms\"\n\
+         wait = \"2s\"\nbackoff_max = \"10ms\"\n[work]\nhold = \"uniform(10ms, 30ms)\"\n",
+    )
+    .unwrap();
+    let out = d.path().join("r");
+    let child = Command::new(bin())
+        .args(["run", scen.to_str().unwrap(), "-b", "sqlite", "--out", out.to_str().unwrap()])
+        .current_dir(d.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let mut victims = Vec::new();
+    while victims.len() < 3 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "no workers appeared");
+        std::thread::sleep(Duration::from_millis(100));
+        if t0.elapsed() > Duration::from_millis(1200) {
+            victims = workers_of(child.id());
+        }
+    }
+    for &p in &victims[..3] {
+        // SAFETY: kill(2) on a process of this test's own child.
+        unsafe { libc::kill(p as i32, libc::SIGKILL) };
+    }
+    let o = child.wait_with_output().unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(6), "{t}");
+    assert!(t.contains("HARNESS ERROR ×3"), "{t}");
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let b = &s["backends"][0];
+    let errors = b["harness_errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(errors[0].as_str().unwrap().contains("signal 9"), "{errors:?}");
+    assert_eq!(b["crashes"], 0, "not counted as scheduled crashes");
+    assert_eq!(b["violations"]["within_lease"], 0, "{b}");
+    assert_eq!(b["violations"]["after_expiry"], 0, "a dead worker's hold ends at its death: {b}");
+    assert!(b["grants"].as_u64().unwrap() > 10);
+}
+
+#[test]
+fn a_fault_after_the_end_is_refused_with_the_fault_and_duration_named() {
+    let d = tempfile::tempdir().unwrap();
+    let o = Command::new(bin())
+        .args(["run", &scenario("crashed-holders"), "-b", "sqlite", "--duration", "400ms"])
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("--duration 400ms") && t.contains("crash-holder: `at` = 500ms falls at or after the end"),
+        "{t}"
+    );
+    assert!(!d.path().join("results").exists(), "nothing written: {t}");
+}
+
+#[test]
+fn a_named_scenario_none_of_whose_pairs_can_run_fails_with_the_reasons() {
+    let d = tempfile::tempdir().unwrap();
+    let o = Command::new(bin())
+        .args(["run", &scenario("server-restart"), "-b", "inprocess,sqlite", "--duration", "1s"])
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("nothing ran for server-restart"), "{t}");
+    assert!(t.contains("sqlite: server-restart needs a backend with servers"), "{t}");
+    // No result folder pretends a run happened.
+    let left: Vec<_> = std::fs::read_dir(d.path().join("results"))
+        .map(|r| r.flatten().filter(|e| e.path().is_dir()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
