@@ -104,12 +104,18 @@ pub fn classify(e: &Event) -> Option<ErrorClass> {
 }
 
 /// Errors by class, and which seconds of load had attempts but no answer.
+///
+/// Works on spans of slots, never on one cell per slot: memory and time follow
+/// the number of attempts, not the history's length (a history read from disk may
+/// claim any timestamps).
 pub fn availability(h: &History) -> Availability {
     let len = h.end.saturating_sub(h.start);
-    let n = len.div_ceil(SLOT).max(1) as usize;
-    let sec = |t: u64| ((t.saturating_sub(h.start) / SLOT) as usize).min(n - 1);
-    let mut tried = vec![false; n];
-    let mut answered = vec![false; n];
+    let n = len.div_ceil(SLOT).max(1);
+    let slot = |t: u64| (t.saturating_sub(h.start) / SLOT).min(n - 1);
+    // Inclusive spans of slots: where the server answered, and where attempts
+    // were made (answered or not).
+    let mut answered: Vec<(u64, u64)> = Vec::new();
+    let mut tried: Vec<(u64, u64)> = Vec::new();
     let mut errors = Errors::default();
     let mut invoked: HashMap<u32, u64> = HashMap::new();
     for e in &h.events {
@@ -129,30 +135,87 @@ pub fn availability(h: &History) -> Availability {
             continue;
         }
         let from = invoked.remove(&e.client).unwrap_or(e.t).min(e.t);
+        let span = (slot(from), slot(e.t));
         match class {
             // The server answered: granted, held by another, or rejected. An
             // attempt that waited may have polled the server all along.
-            None | Some(ErrorClass::Rejected) => {
-                for s in sec(from)..=sec(e.t) {
-                    answered[s] = true;
-                    tried[s] = true;
-                }
-            }
+            None | Some(ErrorClass::Rejected) => answered.push(span),
             // No answer from the time it was made to the time it gave up.
-            Some(_) => {
-                for t in &mut tried[sec(from)..=sec(e.t)] {
-                    *t = true;
+            Some(_) => {}
+        }
+        tried.push(span);
+    }
+    let unavailable = measure_without(&union(tried), &union(answered));
+    let tenths = |slots: u64| slots as f64 * SLOT as f64 / 1e9;
+    Availability {
+        errors,
+        load_seconds: tenths(n),
+        unavailable_seconds: tenths(unavailable),
+        load_slots: n,
+        unavailable_slots: unavailable,
+    }
+}
+
+/// Inclusive spans merged into sorted, disjoint ones.
+fn union(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    v.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
+    for (a, b) in v {
+        match out.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+/// How many slots of `a` are in no span of `b` (both sorted and disjoint).
+fn measure_without(a: &[(u64, u64)], b: &[(u64, u64)]) -> u64 {
+    let mut total = 0;
+    let mut j = 0;
+    for &(lo, hi) in a {
+        let mut cur = lo;
+        while j < b.len() && b[j].1 < lo {
+            j += 1;
+        }
+        let mut k = j;
+        while cur <= hi {
+            match b.get(k) {
+                Some(&(blo, bhi)) if blo <= hi => {
+                    total += blo.saturating_sub(cur);
+                    cur = cur.max(bhi.saturating_add(1));
+                    k += 1;
+                }
+                _ => {
+                    total += hi - cur + 1;
+                    break;
                 }
             }
         }
     }
-    let unavailable = tried.iter().zip(&answered).filter(|(t, a)| **t && !**a).count() as u64;
-    let tenths = |slots: u64| (slots * SLOT) as f64 / 1e9;
-    Availability {
-        errors,
-        load_seconds: tenths(n as u64),
-        unavailable_seconds: tenths(unavailable),
-        load_slots: n as u64,
-        unavailable_slots: unavailable,
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_subtract_slot_by_slot() {
+        assert_eq!(union(vec![(5, 6), (0, 2), (3, 3), (9, 9)]), vec![(0, 3), (5, 6), (9, 9)]);
+        assert_eq!(measure_without(&[(0, 9)], &[(2, 3), (7, 7)]), 7);
+        assert_eq!(measure_without(&[(0, 3), (5, 9)], &[]), 9);
+        assert_eq!(measure_without(&[(0, 3), (5, 9)], &[(0, 9)]), 0);
+        assert_eq!(measure_without(&[(4, 4), (6, 8)], &[(0, 4), (8, 20)]), 2);
+    }
+
+    #[test]
+    fn a_history_claiming_a_huge_span_costs_nothing_more() {
+        let mut h = History { events: Vec::new(), start: 0, end: u64::MAX };
+        h.events.push(Event::new(0, 0, Kind::Invoke, Op::Acquire, 0));
+        h.events.push(Event::new(u64::MAX - 1, 0, Kind::Fail, Op::Acquire, 0).with_msg("unavailable: refused"));
+        let a = availability(&h);
+        assert_eq!(a.load_slots, u64::MAX.div_ceil(SLOT));
+        assert_eq!(a.unavailable_slots, a.load_slots);
     }
 }
