@@ -7,12 +7,11 @@
 //!   inside the timing, so its growth and its drop are counted, amortised.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use lockbench::record::{Event, Kind, Op, Recorder};
-use lockbench::run::client::{Client, Control, Progress, Shared};
+use lockbench::run::client::{Client, Control, Shared};
 use lockbench::scenario::Scenario;
 use lockbench_backends::clock::mono_ns;
 use lockbench_backends::{BackendEnv, lookup};
@@ -42,8 +41,7 @@ fn cycle(c: &mut Criterion) {
     )
     .unwrap();
     let plan = Arc::new(lockbench::run::plan(&s, mono_ns()));
-    let shared =
-        Arc::new(Shared { stop: AtomicBool::new(false), progress: Progress::default(), register: Default::default() });
+    let shared = Arc::new(Shared::new(Default::default()));
     let backend = lookup("inprocess").unwrap().open(&BackendEnv::default()).unwrap();
     let mut session = rt.block_on(backend.session()).unwrap();
     let mut client = Client::new(0, plan, shared, Arc::new(Control::default()));

@@ -95,6 +95,10 @@ pub struct RunArgs {
     /// Override the scenario's client count.
     #[arg(long)]
     pub clients: Option<u32>,
+    /// How long holds still open after the load may finish (default: the
+    /// scenario's `drain`, 5 s). Past it they are cut short and released.
+    #[arg(long, value_parser = parse_dur)]
+    pub drain: Option<Duration>,
     /// The exact result folder (with several scenarios: a folder of results, one
     /// subfolder each). It must be new, empty, or an earlier result (with --force).
     #[arg(long)]
@@ -420,7 +424,7 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
     if paths.is_empty() {
         bail!("no scenario files found in {}", scenarios_dir().display());
     }
-    let overrides = Overrides { clients: args.clients, duration: args.duration, seed: args.seed };
+    let overrides = Overrides { clients: args.clients, duration: args.duration, seed: args.seed, drain: args.drain };
     let mut scenarios = Vec::new();
     for p in &paths {
         let mut s = Scenario::load(p)?;
@@ -429,6 +433,9 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
     }
     // 2. Every backend exists and can run here.
     let providers = Providers::from_args(&args)?;
+    // Passwords typed on the command line leave it: `ps`, and the child processes
+    // forked from here, show `*` instead.
+    lockbench_backends::servers::endpoint::hide_in_own_command_line();
     let names: Vec<String> = if args.backend.is_empty() {
         registry().into_iter().filter(|b| b.is_embedded()).map(|b| b.name.to_owned()).collect()
     } else {
@@ -736,6 +743,9 @@ fn reproduce(s: &Scenario, backends: &[String], a: &RunArgs, p: &Providers) -> S
     }
     if let Some(n) = a.clients {
         c.push_str(&format!(" --clients {n}"));
+    }
+    if let Some(d) = a.drain {
+        c.push_str(&format!(" --drain {}", Dur(d)));
     }
     let mut kinds: Vec<&ServerKind> = p.external.keys().collect();
     kinds.sort_by_key(|k| k.name());

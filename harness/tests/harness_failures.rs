@@ -117,3 +117,39 @@ fn a_named_scenario_none_of_whose_pairs_can_run_fails_with_the_reasons() {
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn holds_longer_than_the_run_end_at_the_drain_and_the_time_past_is_stated() {
+    let d = tempfile::tempdir().unwrap();
+    for mode in ["task", "process"] {
+        let scen = d.path().join(format!("long-{mode}.toml"));
+        std::fs::write(
+            &scen,
+            format!(
+                "client_mode = \"{mode}\"\nclients = 2\nduration = \"1s\"\ndrain = \"300ms\"\n[keys]\ncount = 2\n\
+                 [lock]\nlease = \"30s\"\n[work]\nhold = \"20s\"\n"
+            ),
+        )
+        .unwrap();
+        let out = d.path().join(format!("r-{mode}"));
+        let t0 = Instant::now();
+        let o = Command::new(bin())
+            .args(["run", scen.to_str().unwrap(), "-b", "sqlite", "--out", out.to_str().unwrap()])
+            .current_dir(d.path())
+            .output()
+            .unwrap();
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{mode}: {t}");
+        // 1 s of load + 0.3 s of drain, far from the 21 s the holds asked for.
+        assert!(t0.elapsed() < Duration::from_secs(12), "{mode}: took {:?}", t0.elapsed());
+        assert!(t.contains("past the 1s duration"), "{mode}: {t}");
+        let s: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+        let b = &s["backends"][0];
+        assert_eq!(b["grants"], 2, "{mode}: {b}");
+        assert_eq!(b["violations"]["within_lease"], 0);
+        assert!(b["harness_errors"].as_array().unwrap().is_empty(), "{mode}: {b}");
+        let h = std::fs::read_to_string(out.join("history.jsonl")).unwrap();
+        let cut = h.lines().filter(|l| l.contains("\"f\":\"release\"") || l.contains("drain ended")).count();
+        assert!(cut >= 2, "{mode}: each hold ends at the drain: {h}");
+    }
+}

@@ -70,6 +70,52 @@ pub fn redact_known(text: Box<str>) -> Box<str> {
     out.into_boxed_str()
 }
 
+/// Overwrite every known password in this process's own command line (what
+/// `ps` and `/proc/<pid>/cmdline` show, and what a child process shows between its
+/// fork and its exec) with `*`, as database clients do with a password given as
+/// an argument. Linux only; elsewhere, and on any error, it does nothing.
+pub fn hide_in_own_command_line() {
+    if !ANY_SECRET.load(Ordering::Acquire) {
+        return;
+    }
+    let _ = (|| -> std::io::Result<()> {
+        use std::io::{Read, Seek, SeekFrom, Write};
+        let stat = std::fs::read_to_string("/proc/self/stat")?;
+        // Fields after the command's closing parenthesis start at field 3;
+        // arg_start and arg_end are fields 48 and 49.
+        let rest = stat.rfind(')').map(|i| &stat[i + 2..]).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+        let (Some(start), Some(end)) = (field(48), field(49)) else { return Ok(()) };
+        if end <= start || end - start > 1 << 20 {
+            return Ok(());
+        }
+        let mut mem = std::fs::OpenOptions::new().read(true).write(true).open("/proc/self/mem")?;
+        let mut buf = vec![0u8; (end - start) as usize];
+        mem.seek(SeekFrom::Start(start))?;
+        mem.read_exact(&mut buf)?;
+        let mut changed = false;
+        for secret in SECRETS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let s = secret.as_bytes();
+            let mut i = 0;
+            while i + s.len() <= buf.len() {
+                if &buf[i..i + s.len()] == s {
+                    buf[i..i + s.len()].fill(b'*');
+                    changed = true;
+                    i += s.len();
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        if changed {
+            mem.seek(SeekFrom::Start(start))?;
+            mem.write_all(&buf)?;
+        }
+        Ok(())
+    })();
+}
+
 /// Replace `:password` in every `…:password@host` of `text` with `:***`: a token
 /// that holds `@` after a `:` is taken for credentials (a malformed endpoint's
 /// password has not been learnt, so only its shape can hide it).

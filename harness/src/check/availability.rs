@@ -86,6 +86,11 @@ pub fn classify(e: &Event) -> Option<ErrorClass> {
     if msg.contains("Too many open files") || msg.contains("os error 24") || msg.contains("os error 23") {
         return Some(ErrorClass::Resource);
     }
+    // The run gave up on a request still waiting when its drain ended: the
+    // harness's decision, not the backend's failure.
+    if msg.starts_with("the run's drain ended") {
+        return None;
+    }
     if e.kind == Kind::Info {
         return Some(ErrorClass::Unknown);
     }

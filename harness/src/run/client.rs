@@ -117,9 +117,39 @@ pub struct Progress {
 
 /// The run-wide flags clients watch.
 pub struct Shared {
+    /// The load is over: start nothing new.
     pub stop: AtomicBool,
     pub progress: Progress,
     pub register: Guarded,
+    /// The drain after the load is over too: cut holds short, give up requests.
+    drained: tokio::sync::watch::Sender<bool>,
+}
+
+/// Once the drain is over, how long a release may still take before it is
+/// recorded as unknown.
+const RELEASE_AFTER_DRAIN: Duration = Duration::from_secs(1);
+
+impl Shared {
+    pub fn new(register: Guarded) -> Shared {
+        Shared {
+            stop: AtomicBool::new(false),
+            progress: Progress::default(),
+            register,
+            drained: tokio::sync::watch::channel(false).0,
+        }
+    }
+    /// End the drain: holds still open are cut short and released.
+    pub fn end_drain(&self) {
+        self.drained.send_replace(true);
+    }
+    pub fn is_drained(&self) -> bool {
+        *self.drained.borrow()
+    }
+    /// Resolves when the drain is over.
+    pub async fn drained(&self) {
+        let mut rx = self.drained.subscribe();
+        let _ = rx.wait_for(|&d| d).await;
+    }
 }
 
 /// How a cycle ended (public for the recorder bench).
@@ -301,10 +331,23 @@ impl Client {
         inv.a = intended;
         self.rec.push(inv);
         self.shared.progress.attempts.fetch_add(1, Ordering::Relaxed);
-        let got = if self.plan.acquire_only {
-            s.try_acquire(name, self.plan.lease).await
-        } else {
-            s.acquire(name, self.plan.lease, &self.plan.wait).await
+        let acquire = async {
+            if self.plan.acquire_only {
+                s.try_acquire(name, self.plan.lease).await
+            } else {
+                s.acquire(name, self.plan.lease, &self.plan.wait).await
+            }
+        };
+        let got = tokio::select! {
+            r = acquire => Some(r),
+            _ = self.shared.drained() => None,
+        };
+        let Some(got) = got else {
+            // The request may have been granted as the run gave up on it.
+            let ev =
+                self.ev(Kind::Info, Op::Acquire, key).with_msg("the run's drain ended with this acquire in flight");
+            self.rec.push(ev);
+            return HoldEnd::Done;
         };
         match got {
             Ok(Some(lease)) => {
@@ -374,6 +417,13 @@ impl Client {
             tokio::select! {
                 _ = tokio::time::sleep(self.clock.true_duration(step)) => {}
                 _ = self.control.wake.notified() => {}
+                _ = self.shared.drained() => {}
+            }
+            if self.shared.is_drained() {
+                // The run is over and so is its drain: stop holding, do not write
+                // (the lease may be gone), release.
+                lost = true;
+                break;
             }
             match self.control.take() {
                 Some(Command::Crash { restart_after }) => {
@@ -432,7 +482,20 @@ impl Client {
 
         // Release.
         self.rec.push(with(self.ev(Kind::Invoke, Op::Release, key)));
-        let ev = match s.release(lease).await {
+        let released = tokio::select! {
+            r = s.release(lease) => Some(r),
+            _ = async {
+                self.shared.drained().await;
+                tokio::time::sleep(RELEASE_AFTER_DRAIN).await;
+            } => None,
+        };
+        let Some(released) = released else {
+            // Unknown: it may have been released; the key may still be held.
+            self.rec
+                .push(with(self.ev(Kind::Info, Op::Release, key)).with_msg("no answer before the run's drain ended"));
+            return HoldEnd::Done;
+        };
+        let ev = match released {
             Ok(true) => with(self.ev(Kind::Ok, Op::Release, key)),
             Ok(false) => with(self.ev(Kind::Fail, Op::Release, key)).with_msg("not the owner any more"),
             // Unknown: the release may have happened; the key may still be held.

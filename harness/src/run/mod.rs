@@ -12,6 +12,7 @@ pub mod worker;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::time::Duration;
 
 use lockbench_backends::clock::mono_ns;
@@ -85,8 +86,7 @@ pub async fn run_backend(
     // does not get a head start over client 63.
     let start = mono_ns() + 5_000_000;
     let plan = Arc::new(plan(s, start));
-    let shared =
-        Arc::new(Shared { stop: AtomicBool::new(false), progress: Progress::default(), register: Default::default() });
+    let shared = Arc::new(Shared::new(Default::default()));
     let controls: Vec<Arc<Control>> = (0..s.clients()).map(|_| Arc::new(Control::default())).collect();
 
     // Network faults need each client behind its own proxies (cutting one holder off
@@ -186,12 +186,40 @@ pub async fn run_backend(
     }
     let end = mono_ns();
     shared.stop.store(true, Ordering::Relaxed);
+    // Holds still open may finish within the drain; then they are cut short.
+    let drainer = {
+        let (shared, drain) = (shared.clone(), s.drain.0);
+        tokio::spawn(async move {
+            tokio::time::sleep(drain).await;
+            shared.end_drain();
+        })
+    };
+    // A client that has not ended well after the drain is stuck in the harness.
+    let hard_stop = tokio::time::Instant::now() + s.drain.0 + Duration::from_secs(15);
     let mut parts = Vec::with_capacity(tasks.len() + 1);
-    for t in tasks {
-        // A client task that panicked is a harness bug; its events are lost, which
-        // the summary would hide, so fail loudly.
-        parts.push(t.await.expect("client task panicked"));
+    for (id, mut t) in tasks.into_iter().enumerate() {
+        match tokio::time::timeout_at(hard_stop, &mut t).await {
+            Ok(Ok(events)) => parts.push(events),
+            // A client task that panicked is a harness bug; its events are lost,
+            // which the summary would hide, so fail loudly.
+            Ok(Err(e)) => panic!("client task {id} failed: {e}"),
+            Err(_) => {
+                t.abort();
+                let msg = format!("harness error: client {id} did not end 15 s after the drain; its events are lost");
+                parts.push(vec![
+                    crate::record::Event::new(
+                        mono_ns(),
+                        id as u32,
+                        crate::record::Kind::Fail,
+                        crate::record::Op::Crash,
+                        0,
+                    )
+                    .with_msg(msg),
+                ]);
+            }
+        }
     }
+    drainer.abort();
     nemesis.abort();
     let _ = nemesis.await;
     // The proxies close with the run.

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Mutex, mpsc};
 
-use super::client::{Client, Command, Control, Progress, Shared};
+use super::client::{Client, Command, Control, Shared};
 use super::register::{Guarded, StaleToken};
 use crate::record::{Event, Kind, Op};
 use crate::scenario::Scenario;
@@ -120,11 +120,7 @@ pub async fn worker_main() -> Result<()> {
     let backend: Arc<dyn LockBackend> =
         info.open(&BackendEnv { dir: spec.dir.clone(), endpoints: spec.endpoints.clone(), ..Default::default() })?;
     let (tx, rx) = mpsc::unbounded_channel();
-    let shared = Arc::new(Shared {
-        stop: AtomicBool::new(false),
-        progress: Progress::default(),
-        register: Guarded::Remote(RemoteRegister { replies: Mutex::new(rx) }),
-    });
+    let shared = Arc::new(Shared::new(Guarded::Remote(RemoteRegister { replies: Mutex::new(rx) })));
     // Everything after the spec on stdin: register replies, or "stop".
     let s2 = shared.clone();
     tokio::spawn(async move {
@@ -205,16 +201,14 @@ impl Supervisor {
         stdin.write_all(format!("{spec_line}\n").as_bytes()).await?;
         let mut lines = BufReader::new(stdout).lines();
         let mut state = Seen::default();
-        // After "stop", a worker finishes its hold; one that takes longer than this
-        // is stuck and gets killed, so that a run always ends.
-        const STOP_GRACE: Duration = Duration::from_secs(15);
+        // After "stop", a worker finishes its hold within the run's drain; past it,
+        // it is killed and its hold ends there, so that a run always ends.
         let mut stopping = false;
-        let mut stop_deadline = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
         // Set when the nemesis crashed it: (when, restart after).
         let mut crashed: Option<(u64, Duration)> = None;
         let mut held_reads = false;
-        // Killed because it did not stop in time (recorded as such, not a death).
-        let mut stuck = false;
+        // Killed because it did not stop within the drain (when): not a death.
+        let mut stuck: Option<u64> = None;
         loop {
             tokio::select! {
                 line = lines.next_line(), if !held_reads => {
@@ -259,18 +253,13 @@ impl Supervisor {
                     if self.shared.stop.load(Ordering::Relaxed) {
                         stopping = true;
                         held_reads = false;
-                        stop_deadline = tokio::time::Instant::now() + STOP_GRACE;
                         reply(&mut stdin, &Down::Stop).await;
                     }
                 }
-                _ = tokio::time::sleep_until(stop_deadline), if stopping => {
+                _ = self.shared.drained(), if stopping && stuck.is_none() => {
                     // SAFETY: kill(2) on our own child.
                     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-                    stuck = true;
-                    let e = Event::new(mono_ns(), self.id, Kind::Info, Op::Crash, 0)
-                        .with_msg(format!("worker did not stop within {STOP_GRACE:?}: killed"));
-                    events.push(e);
-                    stop_deadline += Duration::from_secs(86_400);
+                    stuck = Some(mono_ns());
                 }
             }
         }
@@ -278,16 +267,18 @@ impl Supervisor {
         let status = tokio::task::spawn_blocking(move || child.wait()).await.ok().and_then(|r| r.ok());
         forget(pid);
         self.control.holding.store(0, Ordering::Relaxed);
-        match crashed {
-            Some((t, restart_after)) => {
+        match (crashed, stuck) {
+            (Some((t, restart_after)), _) => {
                 // Every event it wrote is in: end the hold it had then, if any.
-                if let Some(e) = state.died(self.id, t, None) {
-                    events.extend(e);
-                }
+                events.extend(state.died(self.id, t, Death::Crashed));
                 Ok(Some(restart_after))
             }
-            None if stopping && (stuck || status.is_some_and(|s| s.success())) => Ok(None),
-            None => {
+            (None, Some(t)) => {
+                events.extend(state.died(self.id, t, Death::Drained));
+                Ok(None)
+            }
+            (None, None) if stopping && status.is_some_and(|s| s.success()) => Ok(None),
+            (None, None) => {
                 let cause = match status {
                     Some(s) => describe_exit(s),
                     None => "its exit status could not be read".to_owned(),
@@ -297,9 +288,7 @@ impl Supervisor {
                      here, it is not restarted, and this is not the backend's doing",
                     self.id
                 );
-                if let Some(e) = state.died(self.id, mono_ns(), Some(why)) {
-                    events.extend(e);
-                }
+                events.extend(state.died(self.id, mono_ns(), Death::Unscheduled(why)));
                 Ok(None)
             }
         }
@@ -357,10 +346,10 @@ impl Seen {
     }
 
     /// The events that end this worker at `t`: a request in flight closed as
-    /// unknown, and its hold ended by the crash (`why` None: the nemesis's crash,
-    /// recorded `ok`) or by its own death (`why`: a harness error, recorded `fail`).
-    /// Never before the last event it wrote.
-    fn died(&mut self, client: u32, t: u64, why: Option<String>) -> Option<Vec<Event>> {
+    /// unknown, and its hold ended by the nemesis's crash (`ok`), by the end of the
+    /// run's drain (`info`), or by a death outside any fault (`fail`: a harness
+    /// error). Never before the last event it wrote.
+    fn died(&mut self, client: u32, t: u64, death: Death) -> Vec<Event> {
         let t = t.max(self.last_t + 1);
         let mut out = Vec::new();
         if let Some(inv) = self.in_flight.take() {
@@ -371,24 +360,36 @@ impl Seen {
             out.push(e);
         }
         let hold = self.holding.take();
-        match (&why, hold) {
-            (None, Some((key, owner, token))) => {
-                let mut e = Event::new(t, client, Kind::Ok, Op::Crash, key);
+        let e = match (death, hold) {
+            (Death::Crashed, Some((key, ..))) => Some(Event::new(t, client, Kind::Ok, Op::Crash, key)),
+            (Death::Drained, Some((key, ..))) => Some(
+                Event::new(t, client, Kind::Info, Op::Crash, key)
+                    .with_msg("the worker was still holding when the run's drain ended: killed"),
+            ),
+            (Death::Crashed | Death::Drained, None) => None,
+            (Death::Unscheduled(why), hold) => {
+                Some(Event::new(t, client, Kind::Fail, Op::Crash, hold.map_or(0, |h| h.0)).with_msg(why))
+            }
+        };
+        if let Some(mut e) = e {
+            if let Some((_, owner, token)) = hold {
                 e.owner = owner;
                 e.token = token;
-                out.push(e);
             }
-            (None, None) => {}
-            (Some(why), hold) => {
-                let (key, owner, token) = hold.unwrap_or((0, 0, 0));
-                let mut e = Event::new(t, client, Kind::Fail, Op::Crash, key).with_msg(why.clone());
-                e.owner = owner;
-                e.token = token;
-                out.push(e);
-            }
+            out.push(e);
         }
-        (!out.is_empty()).then_some(out)
+        out
     }
+}
+
+/// How a worker's process ended.
+enum Death {
+    /// The nemesis's crash-holder.
+    Crashed,
+    /// Killed because it was still running when the run's drain ended.
+    Drained,
+    /// On its own, outside any fault: a harness error (the reason).
+    Unscheduled(String),
 }
 
 fn describe_exit(s: std::process::ExitStatus) -> String {
@@ -427,7 +428,7 @@ mod tests {
         ] {
             s.see(&e);
         }
-        let out = s.died(0, 15, None).unwrap();
+        let out = s.died(0, 15, Death::Crashed);
         assert_eq!(out.len(), 1);
         assert_eq!((out[0].op, out[0].kind, out[0].owner), (Op::Crash, Kind::Ok, 2));
         assert!(out[0].t > 23, "never before what it wrote");
@@ -439,7 +440,7 @@ mod tests {
         for e in [ev(11, Kind::Ok, Op::Acquire, 7), ev(12, Kind::Invoke, Op::Renew, 7)] {
             s.see(&e);
         }
-        let out = s.died(0, 50, Some("harness error: died".into())).unwrap();
+        let out = s.died(0, 50, Death::Unscheduled("harness error: died".into()));
         assert_eq!((out[0].op, out[0].kind), (Op::Renew, Kind::Info));
         assert_eq!((out[1].op, out[1].kind, out[1].owner), (Op::Crash, Kind::Fail, 7));
         // A crash of a worker that held nothing by then records nothing.
@@ -447,7 +448,7 @@ mod tests {
         s.see(&ev(1, Kind::Ok, Op::Acquire, 1));
         s.see(&ev(2, Kind::Invoke, Op::Release, 1));
         s.see(&ev(3, Kind::Ok, Op::Release, 1));
-        assert!(s.died(0, 5, None).is_none());
+        assert!(s.died(0, 5, Death::Crashed).is_empty());
     }
 }
 

@@ -45,6 +45,11 @@ pub struct Scenario {
     pub duration: Option<Spanned<Dur>>,
     /// Total acquire attempts across all clients, shared out evenly.
     pub ops: Option<Spanned<u64>>,
+    /// How long, after the load ends, holds still open may finish. Past it, a hold
+    /// is cut short and released (recorded `info` if the release does not answer)
+    /// and a request still in flight is recorded `info`. `--drain` overrides it.
+    #[serde(default = "default_drain")]
+    pub drain: Dur,
     /// Holders pass their fencing token to the guarded register, which refuses a
     /// token below one it has seen. Only where the backend has tokens.
     #[serde(default = "yes")]
@@ -74,6 +79,10 @@ pub struct ServerSettings {
     /// Which servers get `faketime` (default: all), e.g. `[2]` for one of Redlock's
     /// five. Numbers past a backend's last server are ignored.
     pub skewed: Option<Vec<usize>>,
+}
+
+fn default_drain() -> Dur {
+    Dur(Duration::from_secs(5))
 }
 
 fn default_seed() -> u64 {
@@ -433,6 +442,9 @@ impl Scenario {
         if let Some(s) = o.seed {
             self.seed = s;
         }
+        if let Some(d) = o.drain {
+            self.drain = Dur(d);
+        }
         // The same checks as a file gets (limits, faults within the run), so that
         // what runs, and the scenario.toml written from it, is a valid scenario.
         let mut p = Problems { src: "", path: &self.path, first: None };
@@ -462,6 +474,7 @@ pub struct Overrides {
     pub clients: Option<u32>,
     pub duration: Option<Duration>,
     pub seed: Option<u64>,
+    pub drain: Option<Duration>,
 }
 
 #[cfg(test)]

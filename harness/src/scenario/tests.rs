@@ -73,8 +73,13 @@ fn faults_are_checked() {
 #[test]
 fn overrides_apply_and_bad_ones_name_the_flag() {
     let mut s = parse(GOOD).unwrap();
-    s.apply_overrides(&Overrides { clients: Some(2), duration: Some(Duration::from_millis(300)), seed: Some(9) })
-        .unwrap();
+    s.apply_overrides(&Overrides {
+        clients: Some(2),
+        duration: Some(Duration::from_millis(300)),
+        seed: Some(9),
+        drain: None,
+    })
+    .unwrap();
     assert_eq!((s.clients(), s.duration(), s.seed), (2, Some(Duration::from_millis(300)), 9));
     let e = s.apply_overrides(&Overrides { clients: Some(0), ..Default::default() }).unwrap_err();
     assert!(e.contains("--clients"), "{e}");
