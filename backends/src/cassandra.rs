@@ -43,6 +43,9 @@ use crate::{BackendEnv, BackendError, Capabilities, Clock, Lease, LockBackend, L
 /// (1.8 s), so the server's verdict usually arrives first.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Connecting, with the first metadata fetch, must finish within this.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The naive table's default TTL (seconds): the only lease it knows.
 const NAIVE_TTL_S: i32 = 1;
 
@@ -140,16 +143,24 @@ impl Cassandra {
     async fn connect(&self) -> Result<Arc<Inner>> {
         let eps = self.endpoints.iter().map(|e| Endpoint::from_env(e)).collect::<Result<Vec<_>>>()?;
         let shown = eps.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(",");
-        let mut builder = SessionBuilder::new()
-            .known_nodes(eps.iter().map(Endpoint::addr))
-            .connection_timeout(Duration::from_secs(5));
+        let mut builder =
+            SessionBuilder::new().known_nodes(eps.iter().map(Endpoint::addr)).connection_timeout(CONNECT_TIMEOUT);
         if let Some(e) = eps.iter().find(|e| e.password().is_some() || e.user.is_some()) {
             builder = builder.user(e.user.as_deref().unwrap_or(""), e.password().unwrap_or(""));
         }
-        let db = builder
-            .build()
-            .await
-            .map_err(|e| BackendError::Unavailable(format!("cassandra at {shown}: {}", redact(&e.to_string()))))?;
+        // The driver's connection timeout covers opening a connection, not the
+        // first metadata fetch after it: a node that accepts and never answers
+        // would hold `build` forever. One deadline covers the whole set-up.
+        let db = match tokio::time::timeout(CONNECT_TIMEOUT, builder.build()).await {
+            Ok(r) => {
+                r.map_err(|e| BackendError::Unavailable(format!("cassandra at {shown}: {}", redact(&e.to_string()))))?
+            }
+            Err(_) => {
+                return Err(BackendError::Unavailable(format!(
+                    "cassandra at {shown}: no answer within {CONNECT_TIMEOUT:?} (connection and first metadata fetch)"
+                )));
+            }
+        };
         // Replicas: one per contact point given, up to three.
         let rf = self.endpoints.len().min(3);
         let ddl = [
@@ -316,6 +327,17 @@ impl LockSession for Session {
             .map_err(|e| BackendError::Rejected(e.to_string()))?
             .and_then(|(v,)| v);
         Ok(v.map(|v| format!("Cassandra {v}")))
+    }
+
+    /// A read of `system.local` (every node has it; nothing of ours changes).
+    async fn ping(&mut self) -> Result<()> {
+        let q = self.inner.db.query_unpaged("SELECT release_version FROM system.local", &[]);
+        match tokio::time::timeout(REQUEST_TIMEOUT, q).await {
+            Ok(r) => r.map(|_| ()).map_err(classify),
+            Err(_) => {
+                Err(BackendError::Unknown(format!("no answer to a read of system.local within {REQUEST_TIMEOUT:?}")))
+            }
+        }
     }
 
     async fn try_acquire(&mut self, key: &str, lease: Duration) -> Result<Option<Lease>> {

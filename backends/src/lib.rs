@@ -152,6 +152,24 @@ pub trait LockSession: Send {
         }
     }
 
+    /// Ask the server something harmless and wait for its answer: a probe that the
+    /// session can reach, authenticate to and be answered by every server it needs.
+    ///
+    /// Contract:
+    /// - `Ok(())` only when the server really answered (for Redlock: a majority of
+    ///   its instances); a backend without a server (inprocess) answers from its own
+    ///   state, a file-based one (sqlite) runs a trivial query on its file.
+    /// - It never changes lock state, and never waits longer than the backend's own
+    ///   deadlines (connection and response timeouts): a server that accepts and
+    ///   never answers gives an error, not a hang.
+    /// - Errors are classified like every other operation's: `Unavailable` when
+    ///   nothing reached the server or it refused (connection refused,
+    ///   authentication failed), `Unknown` when it was sent and not answered. The
+    ///   message says what the server said and names no password.
+    ///
+    /// There is deliberately no default: a default `Ok(())` would be a lie.
+    async fn ping(&mut self) -> Result<()>;
+
     /// Extend a lease this session holds to `extend` from now. Owner-checked:
     /// `Ok(false)` when the lease is no longer this owner's (expired and taken, or
     /// released). Requires [`Capabilities::renew`].

@@ -58,11 +58,20 @@ impl Scripts {
     }
 }
 
-/// A write's error, classified. Refused connections certainly did nothing; a
-/// timeout or a dropped connection may have delivered the command: unknown.
+/// A command's error, classified by what reached the server. Nothing was sent when
+/// the connection was refused, could not even be opened (EMFILE "Too many open
+/// files": the harness's own limit), or authentication failed (NOAUTH, WRONGPASS):
+/// the command certainly did nothing. A timeout or a dropped connection may have
+/// delivered it: unknown.
 pub(crate) fn classify(e: RedisError) -> BackendError {
-    if e.is_connection_refusal() {
-        BackendError::Unavailable(e.to_string())
+    let text = e.to_string();
+    let no_fd = text.contains("Too many open files") || text.contains("os error 24") || text.contains("os error 23");
+    let auth = e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
+        || text.contains("NOAUTH")
+        || text.contains("WRONGPASS");
+    if e.is_connection_refusal() || no_fd || auth {
+        BackendError::Unavailable(text)
     } else if e.is_timeout() || e.is_connection_dropped() || e.is_io_error() {
         BackendError::Unknown(e.to_string())
     } else {
@@ -175,6 +184,12 @@ impl LockSession for Session {
         redis_version(&mut self.conn).await
     }
 
+    /// `PING`, bounded by the connection and response timeouts.
+    async fn ping(&mut self) -> Result<()> {
+        let _: String = redis::cmd("PING").query_async(&mut self.conn).await.map_err(classify)?;
+        Ok(())
+    }
+
     async fn try_acquire(&mut self, key: &str, lease: Duration) -> Result<Option<Lease>> {
         let owner = new_owner();
         let value = owner_value(owner);
@@ -253,5 +268,27 @@ impl LockSession for Session {
                 .map_err(classify)?
         };
         Ok(n == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connect_that_ran_out_of_file_descriptors_sent_nothing() {
+        // EMFILE on connect: no socket, nothing sent, so the outcome is known (fail).
+        let e = classify(RedisError::from(std::io::Error::from_raw_os_error(24)));
+        assert!(matches!(e, BackendError::Unavailable(_)), "{e:?}");
+        assert!(!e.is_indeterminate());
+        assert!(e.to_string().contains("Too many open files"), "{e}");
+    }
+
+    #[test]
+    fn refused_and_dropped_connections_differ() {
+        let refused = classify(RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)));
+        assert!(matches!(refused, BackendError::Unavailable(_)), "{refused:?}");
+        let reset = classify(RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset)));
+        assert!(reset.is_indeterminate(), "{reset:?}");
     }
 }

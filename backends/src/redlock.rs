@@ -56,12 +56,19 @@ impl LockBackend for Redlock {
     }
     async fn session(&self) -> Result<Box<dyn LockSession>> {
         let conns = self.endpoints.iter().map(|e| connect(e, RESPONSE_TIMEOUT)).collect::<Result<Vec<_>>>()?;
-        Ok(Box::new(Session { conns, clock: self.clock.clone(), scripts: self.scripts.clone() }))
+        Ok(Box::new(Session {
+            conns,
+            endpoints: self.endpoints.clone(),
+            clock: self.clock.clone(),
+            scripts: self.scripts.clone(),
+        }))
     }
 }
 
 struct Session {
     conns: Vec<ConnectionManager>,
+    /// For messages only (printed through `servers::redact`).
+    endpoints: Vec<String>,
     clock: Clock,
     scripts: Arc<Scripts>,
 }
@@ -136,6 +143,38 @@ impl LockSession for Session {
         }
     }
 
+    /// `PING` on every instance at once; answered when a majority answers (Redlock
+    /// works without the rest). Below a majority, the error names each silent
+    /// instance and what it said.
+    async fn ping(&mut self) -> Result<()> {
+        let results = self
+            .on_all(RESPONSE_TIMEOUT, |mut c| async move {
+                redis::cmd("PING").query_async::<String>(&mut c).await.map_err(classify)
+            })
+            .await;
+        let answered = results.iter().filter(|r| r.is_ok()).count();
+        if answered >= self.quorum() {
+            return Ok(());
+        }
+        let why: Vec<String> = results
+            .iter()
+            .zip(&self.endpoints)
+            .filter_map(|(r, e)| r.as_ref().err().map(|err| format!("{}: {err}", crate::servers::redact(e))))
+            .collect();
+        let what = format!(
+            "{answered} of {} instances answered, {} needed ({})",
+            results.len(),
+            self.quorum(),
+            why.join("; ")
+        );
+        // Sent and not answered is unknown, as everywhere; refused is unavailable.
+        Err(if results.iter().any(|r| r.as_ref().is_err_and(|e| e.is_indeterminate())) {
+            BackendError::Unknown(what)
+        } else {
+            BackendError::Unavailable(what)
+        })
+    }
+
     async fn try_acquire(&mut self, key: &str, lease: Duration) -> Result<Option<Lease>> {
         let owner = new_owner();
         let value = owner_value(owner);
@@ -181,10 +220,19 @@ impl LockSession for Session {
             self.unlock_all(key, &value, timeout).await;
         }
         if reachable < self.quorum() {
-            // No majority even answered. The partial grants were unlocked (or will
-            // expire), so nothing is held in our name: certainly not acquired.
-            let first = results.into_iter().find_map(|r| r.err()).map(|e| e.to_string()).unwrap_or_default();
-            return Err(BackendError::Unavailable(format!("fewer than {} instances answered: {first}", self.quorum())));
+            // No majority answered. When every silent instance certainly did
+            // nothing (refused), neither did the attempt; when some were sent the
+            // SET and did not answer, the outcome is unknown, and kind and message
+            // say so alike.
+            let errors: Vec<BackendError> = results.into_iter().filter_map(|r| r.err()).collect();
+            let why = errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ");
+            let what =
+                format!("{reachable} of {} instances answered, {} needed: {why}", self.endpoints.len(), self.quorum());
+            return Err(if errors.iter().any(|e| e.is_indeterminate()) {
+                BackendError::Unknown(what)
+            } else {
+                BackendError::Unavailable(what)
+            });
         }
         Ok(None)
     }

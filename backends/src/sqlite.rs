@@ -173,6 +173,12 @@ impl LockSession for Session {
         Ok(Some(format!("SQLite {v}")))
     }
 
+    /// A trivial query on the database file.
+    async fn ping(&mut self) -> Result<()> {
+        self.conn.query_row("SELECT count(*) FROM locks", [], |r| r.get::<_, i64>(0)).map_err(classify)?;
+        Ok(())
+    }
+
     async fn try_acquire(&mut self, key: &str, lease: Duration) -> Result<Option<Lease>> {
         let now = self.clock.now_ns();
         let expires = now + lease.as_nanos() as u64;

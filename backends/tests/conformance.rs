@@ -190,3 +190,84 @@ async fn a_backend_that_shares_state_names_its_servers_own_version() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_answers_on_a_live_backend_and_changes_nothing() {
+    // Every backend, naive ones included: a probe must not lie for any of them.
+    let mut ran = 0;
+    for t in targets().await {
+        let b = t.backend.clone();
+        eprintln!("-- {}", b.name());
+        let mut s = b.session().await.unwrap_or_else(|e| panic!("{}: session: {e}", b.name()));
+        s.ping().await.unwrap_or_else(|e| panic!("{}: ping: {e}", b.name()));
+        // Nothing was taken: the key is free for another session at once.
+        let l = s.try_acquire("ping", ms(2_000)).await.expect("try_acquire").expect("a free key after a ping");
+        s.ping().await.unwrap_or_else(|e| panic!("{}: ping while holding: {e}", b.name()));
+        let mut other = b.session().await.expect("session");
+        let taken = other.try_acquire("ping", ms(2_000)).await.expect("try_acquire");
+        // cassandra-write is no lock at all: it grants everyone.
+        assert!(taken.is_none() || b.capabilities().naive, "{}: a ping freed a held key", b.name());
+        assert!(s.release(&l).await.expect("release") || b.capabilities().naive, "{}", b.name());
+        ran += 1;
+    }
+    assert!(ran > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_of_a_closed_port_is_an_error_that_says_nothing_happened() {
+    // Port 1 on loopback: nothing listens, the connection is refused.
+    let mut ran = 0;
+    for info in lockbench_backends::registry() {
+        let lockbench_backends::Needs::Servers { n, .. } = info.needs else { continue };
+        if !info.compiled {
+            continue;
+        }
+        let env = lockbench_backends::BackendEnv { endpoints: vec!["127.0.0.1:1".into(); n], ..Default::default() };
+        let b = info.open(&env).expect("open");
+        let r = match b.session().await {
+            Ok(mut s) => s.ping().await,
+            Err(e) => Err(e),
+        };
+        let e = r.err().unwrap_or_else(|| panic!("{}: ping of a closed port answered", info.name));
+        eprintln!("-- {}: {e}", info.name);
+        assert!(!e.is_indeterminate(), "{}: a refused connection sent nothing: {e}", info.name);
+        ran += 1;
+    }
+    assert!(ran > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_accepts_and_never_answers_gives_an_error_not_a_hang() {
+    // A listener that accepts every connection and never says a word: session
+    // set-up and ping must run into their own deadlines (Redis: 1 s per command;
+    // Cassandra: 5 s for the connection and the first metadata fetch).
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let at = l.local_addr().expect("addr").to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in l.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let mut ran = 0;
+    for info in lockbench_backends::registry() {
+        let lockbench_backends::Needs::Servers { n, .. } = info.needs else { continue };
+        if !info.compiled {
+            continue;
+        }
+        let env = lockbench_backends::BackendEnv { endpoints: vec![at.clone(); n], ..Default::default() };
+        let b = info.open(&env).expect("open");
+        let probe = async {
+            let mut s = b.session().await?;
+            s.ping().await
+        };
+        // The outer bound only catches a hang; the backend's own deadline must end it.
+        let r = tokio::time::timeout(Duration::from_secs(60), probe)
+            .await
+            .unwrap_or_else(|_| panic!("{}: no deadline on a silent server", info.name));
+        let e = r.err().unwrap_or_else(|| panic!("{}: a silent server answered", info.name));
+        eprintln!("-- {}: {e}", info.name);
+        ran += 1;
+    }
+    assert!(ran > 0);
+}

@@ -18,21 +18,40 @@ use lockbench_backends::servers::tempdirs::{self, TempDir};
 use lockbench_backends::servers::{External, ServerKind, Servers};
 use lockbench_backends::{BackendEnv, BackendInfo, LockBackend, Needs, registry};
 
+use crate::check::Level;
 use crate::report::{self, Machine, Summary};
 use crate::run::client::Progress;
 use crate::run::{self, BackendRun, INTERRUPTED, Observer, signals};
 use crate::scenario::{ClientMode, Dur, Overrides, Scenario};
 
 #[derive(Parser, Debug)]
-#[command(name = "lockbench", version, about = "Measure distributed lock backends side by side and try to break them")]
+#[command(
+    name = "lockbench",
+    version,
+    about = "Measure distributed lock backends side by side and try to break them",
+    after_help = EXIT_STATUSES
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
+/// The exit statuses, for `--help` (the same list is in the README).
+pub const EXIT_STATUSES: &str = "Exit status:
+  0    ok
+  1    error or bad input
+  2    usage
+  3    a verdict was broken or data-lost (with --fail-on-violation; fenced does not fail)
+  4    a verdict was inconclusive (with --fail-on-violation)
+  5    preflight failed: a server did not answer its probe (the message names it)
+  6    harness error
+  130  interrupted (SIGINT)
+  143  terminated (SIGTERM)";
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run scenarios against backends and write a result folder per scenario.
+    #[command(after_help = EXIT_STATUSES)]
     Run(RunArgs),
     /// List the shipped scenarios and the backends, with whether each can run here.
     List,
@@ -132,7 +151,8 @@ pub struct RunArgs {
     /// Where result folders go when --out is not given.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
-    /// Exit with status 3 when any backend shows a safety violation.
+    /// Exit with status 3 when any backend's verdict is broken or data-lost, else 4
+    /// when any is inconclusive (fenced does not fail: fencing did its job).
     #[arg(long)]
     pub fail_on_violation: bool,
     /// Threads that run the clients (default: one per core). Fewer leave more CPU
@@ -146,6 +166,10 @@ pub struct RunArgs {
     /// keeps it out of shell history. Server faults cannot act on them.
     #[arg(long = "endpoints", value_name = "KIND=HOST:PORT,...")]
     pub endpoints: Vec<String>,
+    /// How long a server has to answer the preflight probe (open a session and
+    /// ping), e.g. 2s. Without an answer the command stops with status 5.
+    #[arg(long, value_parser = parse_dur, default_value = "10s")]
+    pub connect_timeout: Duration,
 }
 
 /// Where each server kind's servers come from.
@@ -260,6 +284,33 @@ async fn server_version(p: &Prepared) -> Option<String> {
     }
 }
 
+/// Probe every selected backend whose servers the user gave, once.
+async fn preflight_external(
+    backends: &[BackendInfo],
+    p: &Providers,
+    timeout: Duration,
+) -> std::result::Result<(), run::preflight::PreflightError> {
+    for info in backends {
+        let Needs::Servers { kind, n } = info.needs else { continue };
+        let Some(ext) = p.external.get(&kind) else { continue };
+        // The backends' form (it holds any password: printed only through redact).
+        let endpoints: Vec<String> = ext.first(n).endpoints();
+        let env = BackendEnv { endpoints: endpoints.clone(), ..Default::default() };
+        let backend = info.open(&env).map_err(|e| run::preflight::PreflightError {
+            backend: info.name.to_owned(),
+            endpoints: endpoints.iter().map(|e| lockbench_backends::servers::redact(e)).collect::<Vec<_>>().join(","),
+            what: e.to_string(),
+        })?;
+        run::preflight::probe(&backend, &endpoints, timeout).await?;
+        eprintln!(
+            "preflight: {} at {} answered",
+            info.name,
+            endpoints.iter().map(|e| lockbench_backends::servers::redact(e)).collect::<Vec<_>>().join(",")
+        );
+    }
+    Ok(())
+}
+
 fn parse_dur(s: &str) -> Result<Duration, String> {
     s.parse::<Dur>().map(|d| d.0)
 }
@@ -355,12 +406,12 @@ pub fn main() -> i32 {
                     }
                     (None, None) => bail!("give a result folder or --history FILE"),
                 };
-                let mut any_unsafe = false;
+                let mut worst = Worst::default();
                 for b in &summary.backends {
-                    any_unsafe |= !b.safe;
+                    worst.add(b.verdict);
                     println!("  {:<14} {:>8} grants  {}", b.name, b.grants, verdict_line(b));
                 }
-                Ok(if fail_on_violation && any_unsafe { 3 } else { 0 })
+                Ok(if fail_on_violation { worst.status() } else { exit::OK })
             }
             Command::Export { dir, format, backend, out } => {
                 export(&dir, format, backend.as_deref(), out.as_deref())?;
@@ -390,7 +441,7 @@ pub fn main() -> i32 {
         Err(e) => {
             // Whatever the error carries, no password reaches the terminal.
             eprintln!("error: {}", lockbench_backends::servers::redact(&format!("{e:#}")));
-            1
+            exit::ERROR
         }
     }
 }
@@ -599,7 +650,21 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
         claims.push(Some(claim));
     }
 
-    let mut any_unsafe = false;
+    // 4. Servers the user gave answer, or nothing runs (a signal ends the wait).
+    tokio::select! {
+        r = preflight_external(&backends, &providers, args.connect_timeout) => {
+            if let Err(e) = r {
+                eprintln!("preflight failed: {e}");
+                return Ok(exit::PREFLIGHT);
+            }
+        }
+        _ = signals::interrupted() => {
+            eprintln!("interrupted during the preflight: nothing was run");
+            return Ok(signals::exit_status());
+        }
+    }
+
+    let mut worst = Worst::default();
     let mut harness_failed = false;
     // Scenarios none of whose pairs ran, with why.
     let mut ran_nothing: Vec<String> = Vec::new();
@@ -634,6 +699,17 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
                     continue;
                 }
             };
+            // A local server answered its provider's readiness check; now it must
+            // answer a client too. (External ones were probed before any scenario.)
+            let local = matches!(info.needs, Needs::Servers { kind, .. } if !providers.external.contains_key(&kind));
+            if local
+                && let Err(e) =
+                    run::preflight::probe(&prepared.backend, &prepared.env.endpoints, args.connect_timeout).await
+            {
+                eprintln!("preflight failed: {e}");
+                eprintln!("stopping here: results of earlier scenarios are kept");
+                return Ok(exit::PREFLIGHT);
+            }
             let bar = progress_bar(s, info.name);
             let r = run::run_backend(s, prepared.backend.clone(), &prepared.env, prepared.servers.clone(), &bar).await;
             bar.0.finish_and_clear();
@@ -694,7 +770,7 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
         // The figures first: a write that fails (a full disk) does not lose them.
         println!("{}:", s.name);
         for b in &summary.backends {
-            any_unsafe |= !b.safe;
+            worst.add(b.verdict);
             println!(
                 "  {:<14} {:>8} grants  {:>9.0}/s  acquire p50 {:>9}  p99 {:>9}  {}",
                 b.name,
@@ -745,16 +821,16 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
     let named = !args.scenarios.is_empty();
     if !ran_nothing.is_empty() && (named || ran_nothing.len() == scenarios.len()) {
         eprintln!("error: nothing ran for {}", ran_nothing.join(", "));
-        return Ok(1);
+        return Ok(exit::ERROR);
     }
     if harness_failed {
         eprintln!(
             "error: the harness itself failed during the run (see harness_errors in summary.json); the verdicts \
              above do not count those failures against the backends"
         );
-        return Ok(6);
+        return Ok(exit::HARNESS);
     }
-    Ok(if args.fail_on_violation && any_unsafe { 3 } else { 0 })
+    Ok(if args.fail_on_violation { worst.status() } else { exit::OK })
 }
 
 /// What the terminal line alone would hide: the harness's own failures, faults that
@@ -780,14 +856,89 @@ fn notes(s: &Scenario, b: &report::BackendSummary) -> Vec<String> {
     v
 }
 
-fn verdict_line(b: &report::BackendSummary) -> String {
-    if b.safe {
-        return "safe".into();
+/// The worst verdicts seen in a command, for `--fail-on-violation`.
+#[derive(Default)]
+struct Worst {
+    violation: bool,
+    inconclusive: bool,
+}
+
+impl Worst {
+    fn add(&mut self, l: Level) {
+        self.violation |= l.is_violation();
+        self.inconclusive |= l == Level::Inconclusive;
     }
-    format!(
-        "UNSAFE: {} overlaps within lease, {} after expiry, {} lost updates, {} token regressions",
-        b.violations.within_lease, b.violations.after_expiry, b.lost_updates, b.token_regressions
-    )
+    /// 3 for broken or data-lost anywhere, else 4 for inconclusive anywhere. fenced
+    /// does not fail: the lock did its job with fencing.
+    fn status(&self) -> i32 {
+        if self.violation {
+            exit::VIOLATION
+        } else if self.inconclusive {
+            exit::INCONCLUSIVE
+        } else {
+            exit::OK
+        }
+    }
+}
+
+/// The verdict word and what it rests on, for the terminal.
+pub fn verdict_line(b: &report::BackendSummary) -> String {
+    let mut o = match b.verdict {
+        Level::Safe => "safe".to_owned(),
+        Level::Inconclusive if b.grants == 0 => "INCONCLUSIVE: no grants".to_owned(),
+        Level::Inconclusive => format!(
+            "INCONCLUSIVE: no answer from the server in {:.1} of {:.1} seconds",
+            b.unavailable_seconds, b.load_seconds
+        ),
+        l => {
+            let mut o = format!(
+                "{}: {} of {} holds overlapped (pairs: {} within both leases, {} after expiry), {} of {} increments lost, {} token regressions",
+                l.word().to_uppercase(),
+                b.holds_overlapped,
+                b.grants,
+                b.violations.within_lease,
+                b.violations.after_expiry,
+                b.increments_lost,
+                b.writes_acknowledged,
+                b.token_regressions
+            );
+            if l == Level::Fenced {
+                o.push_str(&if b.stale_writes_refused > 0 {
+                    format!(" (fencing refused {} stale writes)", b.stale_writes_refused)
+                } else {
+                    " (no stale write was refused: luck, not fencing)".to_owned()
+                });
+            }
+            o
+        }
+    };
+    let e = &b.errors;
+    if e.total() > 0 || b.unavailable_seconds > 0.0 {
+        o.push_str(&format!(
+            "  · errors: {} refused, {} rejected, {} unknown outcome, {} harness limits; unavailable {:.1} of {:.1} s",
+            e.refused, e.rejected, e.unknown, e.resource, b.unavailable_seconds, b.load_seconds
+        ));
+    }
+    o
+}
+
+/// The exit statuses of `lockbench` (also in the README and `--help`).
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// An error, or bad input (a scenario that does not load, an unknown backend).
+    pub const ERROR: i32 = 1;
+    /// Bad command-line usage (clap's own status).
+    pub const USAGE: i32 = 2;
+    /// A backend's verdict was broken or data-lost (with --fail-on-violation).
+    pub const VIOLATION: i32 = 3;
+    /// A backend's verdict was inconclusive (with --fail-on-violation).
+    pub const INCONCLUSIVE: i32 = 4;
+    /// A server did not answer the preflight probe.
+    pub const PREFLIGHT: i32 = 5;
+    /// The harness itself failed.
+    pub const HARNESS: i32 = 6;
+    pub const SIGINT: i32 = 130;
+    pub const SIGTERM: i32 = 143;
 }
 
 fn progress_bar(s: &Scenario, backend: &str) -> Bar {
@@ -829,6 +980,20 @@ fn reproduce(s: &Scenario, backends: &[String], a: &RunArgs, p: &Providers) -> S
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fail_on_violation_fails_on_broken_and_data_lost_then_inconclusive_never_fenced() {
+        use super::{Level, Worst, exit};
+        let status = |ls: &[Level]| {
+            let mut w = Worst::default();
+            ls.iter().for_each(|l| w.add(*l));
+            w.status()
+        };
+        assert_eq!(status(&[Level::Safe, Level::Fenced]), exit::OK);
+        assert_eq!(status(&[Level::Safe, Level::Inconclusive]), exit::INCONCLUSIVE);
+        assert_eq!(status(&[Level::Inconclusive, Level::DataLost]), exit::VIOLATION);
+        assert_eq!(status(&[Level::Broken]), exit::VIOLATION);
+    }
+
     #[test]
     fn no_subcommand_runs_with_the_same_defaults_as_run() {
         let a = super::default_run();

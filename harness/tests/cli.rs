@@ -79,16 +79,27 @@ fn a_run_writes_a_whole_result_folder() {
     }
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(s["schema_version"], 1);
+    assert_eq!(s["schema_version"], 2);
     assert_eq!(s["scenario"], "lease-too-short");
     assert_eq!(s["seed"], 7);
     let b = &s["backends"][0];
     assert_eq!(b["name"], "inprocess");
+    // Exit 3 means a verdict of broken or data-lost somewhere.
+    let words: Vec<&str> = s["backends"].as_array().unwrap().iter().map(|b| b["verdict"].as_str().unwrap()).collect();
+    assert!(words.iter().any(|w| *w == "broken" || *w == "data-lost"), "{words:?}");
     for k in [
         "grants",
         "acquire_latency_us",
         "violations",
-        "lost_updates",
+        "verdict",
+        "writes_acknowledged",
+        "increments_lost",
+        "clobbering_writes",
+        "holds_overlapped",
+        "overlap_episodes",
+        "max_holders",
+        "errors",
+        "unavailable_seconds",
         "stale_writes_refused",
         "token_regressions",
         "unknown_outcomes",

@@ -33,12 +33,13 @@ async fn a_paused_holder_is_an_overlap_and_fencing_refuses_its_write() {
     let s = common::short(common::load("holder-pause"), Duration::from_millis(1_400));
     let (_, naive) = common::run_on(&s, "redis-naive").await;
     assert!(naive.violations() > 0, "redis-naive survived a pause longer than its lease: {naive:?}");
-    assert!(naive.lost_updates > 0, "without fencing the late write must land");
+    assert!(naive.clobbering_writes > 0, "without fencing the late write must land");
     let (_, safe) = common::run_on(&s, "redis").await;
     assert!(safe.after_expiry > 0, "the pause must outlast the lease");
     assert_eq!(safe.within_lease, 0);
     assert!(safe.stale_writes_refused > 0, "fencing refused nothing");
-    assert_eq!(safe.lost_updates, 0, "fencing let a stale write through");
+    assert_eq!((safe.increments_lost, safe.clobbering_writes), (0, 0), "fencing let a stale write through");
+    assert_eq!(safe.level(), lockbench::check::Level::Fenced);
 }
 
 /// Pids of the children of `pid`.

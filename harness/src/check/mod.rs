@@ -10,11 +10,14 @@
 //! (before the release happened), so a correct lock never shows an overlap, however
 //! late a client records its events.
 
+pub mod availability;
 pub mod import;
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
+
+pub use availability::{Availability, ErrorClass, Errors};
 
 use crate::record::{Event, History, Kind, Op};
 
@@ -88,17 +91,94 @@ pub struct LostUpdate {
     pub events: Vec<usize>,
 }
 
+/// The verdict in one word, in order of severity.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum Level {
+    /// An overlap within both leases, or a fencing token going backwards: the lock
+    /// broke its promise.
+    Broken,
+    /// Overlaps only after a lease had expired, and increments of the guarded
+    /// register were lost.
+    DataLost,
+    /// Overlaps only after a lease had expired, and no increment lost: fencing (or
+    /// luck, when no stale write was refused) protected the data.
+    Fenced,
+    /// No overlap, no token regression, nothing lost, and enough evidence.
+    Safe,
+    /// What would have been `safe`, without the evidence to say so: no grants, or
+    /// the backend unavailable for more than half of its load seconds. Never shown
+    /// as safe.
+    #[default]
+    Inconclusive,
+}
+
+impl Level {
+    pub const ALL: [Level; 5] = [Level::Broken, Level::DataLost, Level::Fenced, Level::Safe, Level::Inconclusive];
+
+    pub fn word(self) -> &'static str {
+        match self {
+            Level::Broken => "broken",
+            Level::DataLost => "data-lost",
+            Level::Fenced => "fenced",
+            Level::Safe => "safe",
+            Level::Inconclusive => "inconclusive",
+        }
+    }
+
+    /// A safety violation `--fail-on-violation` fails on (exit 3). `fenced` is
+    /// not one: the lock did what it promises and fencing kept the data.
+    pub fn is_violation(self) -> bool {
+        matches!(self, Level::Broken | Level::DataLost)
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.word())
+    }
+}
+
+impl std::str::FromStr for Level {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Level, String> {
+        Level::ALL
+            .into_iter()
+            .find(|l| l.word() == s)
+            .ok_or_else(|| format!("unknown verdict `{s}` (known: broken, data-lost, fenced, safe, inconclusive)"))
+    }
+}
+
 /// Everything the checker found.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Verdict {
     pub grants: u64,
     pub acquire_attempts: u64,
+    /// Overlapping pairs of holds within both leases (a detail: pairs grow with the
+    /// square of concurrency; `holds_overlapped` counts holds).
     pub within_lease: u64,
+    /// Overlapping pairs of holds after a lease had expired.
     pub after_expiry: u64,
     pub overlaps: Vec<Overlap>,
+    /// Holds that overlapped at least one other hold of their key (≤ grants).
+    pub holds_overlapped: u64,
+    /// Maximal spans of time in which a key had two or more holders.
+    pub overlap_episodes: u64,
+    /// The most holders one key had at once (0 without grants).
+    pub max_holders: u64,
+    /// Total time (ns), summed over keys, in which a key had two or more holders.
+    pub overlap_ns: u64,
     pub token_regressions: u64,
     pub regressions: Vec<TokenRegression>,
-    pub lost_updates: u64,
+    /// Register writes the register acknowledged.
+    pub writes_acknowledged: u64,
+    /// Acknowledged writes − the register's final value, summed per key: the
+    /// increments that did not survive (≤ writes_acknowledged).
+    pub increments_lost: u64,
+    /// Acknowledged writes whose new version is not the version they read + 1:
+    /// each overwrote at least one write its writer never read.
+    pub clobbering_writes: u64,
+    /// The first clobbering writes (exactly those, up to [`MAX_EXAMPLES`]).
     pub lost: Vec<LostUpdate>,
     pub stale_writes_refused: u64,
     /// Writes invoked after the writer's own lease estimate had run out, and accepted.
@@ -114,16 +194,37 @@ pub struct Verdict {
     /// For each crash of a holder: ns from the crash to the next grant of its key.
     pub crash_recovery_ns: Vec<u64>,
     pub crashes: u64,
+    /// Failed or unknown operations by what caused them, and the seconds in which
+    /// the server answered nothing.
+    pub availability: Availability,
 }
 
 impl Verdict {
-    /// Mutual exclusion violations of any class.
+    /// Overlapping pairs of any class (a detail; see `holds_overlapped`).
     pub fn violations(&self) -> u64 {
         self.within_lease + self.after_expiry
     }
-    /// Anything unsafe at all: overlaps, tokens going backwards, lost updates.
+    /// No overlap, no token regression, nothing lost (evidence aside).
     pub fn is_safe(&self) -> bool {
-        self.violations() == 0 && self.token_regressions == 0 && self.lost_updates == 0
+        self.violations() == 0
+            && self.token_regressions == 0
+            && self.increments_lost == 0
+            && self.clobbering_writes == 0
+    }
+    /// The verdict in one word. `inconclusive` replaces only `safe`: a run with a
+    /// violation keeps its word, whatever its availability.
+    pub fn level(&self) -> Level {
+        if self.within_lease > 0 || self.token_regressions > 0 {
+            Level::Broken
+        } else if self.increments_lost > 0 || self.clobbering_writes > 0 {
+            Level::DataLost
+        } else if self.after_expiry > 0 {
+            Level::Fenced
+        } else if self.grants == 0 || self.availability.mostly_unavailable() {
+            Level::Inconclusive
+        } else {
+            Level::Safe
+        }
     }
 }
 
@@ -223,10 +324,57 @@ pub fn check(h: &History) -> Verdict {
     let holds = holds(h);
     v.grants = holds.len() as u64;
     mutual_exclusion(h, &holds, &mut v);
+    concurrency(&holds, &mut v);
     fencing(&holds, &mut v);
     register(h, &holds, &mut v);
     liveness(h, &mut v);
+    v.availability = availability::availability(h);
     v
+}
+
+/// Per key, a sweep over hold starts and ends: which holds overlapped another,
+/// the spans with two or more holders, and the most holders at once. A hold that
+/// ends exactly when another starts does not overlap it (ends sort first).
+fn concurrency(holds: &[Hold], v: &mut Verdict) {
+    for hs in by_key(holds).into_values() {
+        // (time, 0 = end / 1 = start, index into hs)
+        let mut edges: Vec<(u64, u8, usize)> = Vec::with_capacity(hs.len() * 2);
+        for (i, x) in hs.iter().enumerate() {
+            if x.end > x.start {
+                edges.push((x.start, 1, i));
+                edges.push((x.end, 0, i));
+            }
+        }
+        edges.sort_unstable();
+        let mut active: Vec<usize> = Vec::new();
+        let mut overlapped = vec![false; hs.len()];
+        let mut episode_start = 0u64;
+        for (t, what, i) in edges {
+            if what == 0 {
+                active.retain(|&a| a != i);
+                if active.len() == 1 {
+                    v.overlap_ns += t - episode_start;
+                }
+                continue;
+            }
+            active.push(i);
+            v.max_holders = v.max_holders.max(active.len() as u64);
+            if active.len() == 2 {
+                v.overlap_episodes += 1;
+                episode_start = t;
+            }
+            if active.len() >= 2 {
+                for &a in &active {
+                    overlapped[a] = true;
+                }
+            }
+        }
+        v.holds_overlapped += overlapped.iter().filter(|&&o| o).count() as u64;
+        // Zero-length holds (granted as the run ended) still count as holders.
+        if !hs.is_empty() {
+            v.max_holders = v.max_holders.max(1);
+        }
+    }
 }
 
 fn by_key(holds: &[Hold]) -> HashMap<u32, Vec<&Hold>> {
@@ -315,6 +463,8 @@ fn fencing(holds: &[Hold], v: &mut Verdict) {
 fn register(h: &History, holds: &[Hold], v: &mut Verdict) {
     let expires: HashMap<u64, u64> = holds.iter().map(|x| (x.owner, x.expires)).collect();
     let mut last_write: HashMap<u32, usize> = HashMap::new();
+    // Per key: acknowledged writes, and (version, value) of the newest write.
+    let mut per_key: HashMap<u32, (u64, u64, u64)> = HashMap::new();
     for (i, e) in h.events.iter().enumerate() {
         if e.op != Op::Write {
             continue;
@@ -333,8 +483,14 @@ fn register(h: &History, holds: &[Hold], v: &mut Verdict) {
                 }
                 // The register's version counts accepted writes: anything but
                 // read + 1 means another write landed in between and was overwritten.
+                v.writes_acknowledged += 1;
+                let k = per_key.entry(e.key).or_insert((0, 0, 0));
+                k.0 += 1;
+                if e.b >= k.1 {
+                    (k.1, k.2) = (e.b, e.a);
+                }
                 if e.b != inv.b + 1 {
-                    v.lost_updates += e.b.saturating_sub(inv.b + 1).max(1);
+                    v.clobbering_writes += 1;
                     if v.lost.len() < MAX_EXAMPLES {
                         v.lost.push(LostUpdate {
                             key: e.key,
@@ -353,6 +509,9 @@ fn register(h: &History, holds: &[Hold], v: &mut Verdict) {
             _ => {}
         }
     }
+    // The register only ever gets value read + 1: its final value is the number of
+    // increments that survived.
+    v.increments_lost = per_key.values().map(|&(writes, _, value)| writes.saturating_sub(value)).sum();
 }
 
 fn liveness(h: &History, v: &mut Verdict) {

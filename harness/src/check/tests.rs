@@ -22,9 +22,10 @@ fn a_clean_history_has_no_violation() {
     assert!(v.is_safe(), "{v:#?}");
     assert_eq!(v.grants, 2);
     assert_eq!(v.violations(), 0);
-    assert_eq!(v.lost_updates, 0);
+    assert_eq!((v.increments_lost, v.clobbering_writes), (0, 0));
     assert_eq!(v.token_regressions, 0);
     assert_eq!(v.acquire_timeouts, 1);
+    assert_eq!(v.level(), Level::Safe);
     assert_eq!(v.acquire_attempts, 3);
     assert_eq!(v.unknown_outcomes, 0);
     // Client 0: 1 grant, client 1: 1 grant.
@@ -43,6 +44,9 @@ fn an_overlap_inside_both_leases_is_within_lease() {
     assert_eq!(o.first.events, vec![0, 1, 4]);
     assert_eq!(o.second.events, vec![2, 3, 6]);
     assert!(!v.is_safe());
+    assert_eq!(v.level(), Level::Broken);
+    assert_eq!((v.holds_overlapped, v.overlap_episodes, v.max_holders), (2, 1, 2));
+    assert_eq!(v.overlap_ns, 30);
 }
 
 #[test]
@@ -54,8 +58,11 @@ fn an_overlap_after_the_lease_ran_out_is_after_expiry_and_fencing_refuses_the_wr
     assert_eq!((o.from, o.to), (20, 25));
     assert_eq!(o.faults, vec!["pause-holder: client 0".to_string()]);
     assert_eq!(v.stale_writes_refused, 1);
-    assert_eq!(v.lost_updates, 0);
+    assert_eq!((v.increments_lost, v.clobbering_writes), (0, 0));
     assert_eq!(v.token_regressions, 0);
+    // The lock did its job; fencing kept the data: fenced, not broken (issue 10).
+    assert_eq!(v.level(), Level::Fenced);
+    assert!(!v.level().is_violation());
 }
 
 #[test]
@@ -65,15 +72,188 @@ fn a_token_below_an_earlier_grant_is_a_regression() {
     assert_eq!(v.regressions[0].earlier.token, 5);
     assert_eq!(v.regressions[0].later.token, 3);
     assert_eq!(v.violations(), 0);
+    assert_eq!(v.level(), Level::Broken);
 }
 
 #[test]
 fn a_write_over_an_unread_version_is_a_lost_update() {
     let v = check(&fx!("lost-update"));
-    assert_eq!(v.lost_updates, 1, "{v:#?}");
+    // Two acknowledged increments, the register ends at 1: one lost, by one
+    // clobbering write.
+    assert_eq!((v.writes_acknowledged, v.increments_lost, v.clobbering_writes), (2, 1, 1), "{v:#?}");
+    assert_eq!(v.lost.len(), 1);
     assert_eq!((v.lost[0].owner, v.lost[0].read_version, v.lost[0].wrote_version), (51, 0, 2));
     assert_eq!(v.lost[0].events, vec![10, 11]);
     assert_eq!(v.within_lease, 1);
+    assert_eq!(v.level(), Level::Broken);
+}
+
+/// A history of `n` holders of key 0 that all read version 0 and then write, each
+/// hold `[10 + i, 100 + i]` on a lease of `lease` ns, without tokens.
+fn pile_up(n: u32, lease: u64) -> String {
+    let mut t = String::new();
+    for i in 0..n {
+        let o = 100 + i;
+        t += &format!(
+            "{{\"backend\":\"x\",\"t\":{},\"client\":{i},\"type\":\"invoke\",\"f\":\"acquire\",\"key\":0}}\n",
+            i
+        );
+        t += &format!(
+            "{{\"backend\":\"x\",\"t\":{},\"client\":{i},\"type\":\"ok\",\"f\":\"acquire\",\"key\":0,\"owner\":{o},\"a\":{lease}}}\n",
+            10 + i
+        );
+    }
+    for i in 0..n {
+        let o = 100 + i;
+        t += &format!(
+            "{{\"backend\":\"x\",\"t\":{},\"client\":{i},\"type\":\"invoke\",\"f\":\"write\",\"key\":0,\"owner\":{o},\"a\":1}}\n",
+            50 + 2 * i
+        );
+        t += &format!(
+            "{{\"backend\":\"x\",\"t\":{},\"client\":{i},\"type\":\"ok\",\"f\":\"write\",\"key\":0,\"owner\":{o},\"a\":1,\"b\":{}}}\n",
+            51 + 2 * i,
+            i + 1
+        );
+    }
+    for i in 0..n {
+        let o = 100 + i;
+        t += &format!(
+            "{{\"backend\":\"x\",\"t\":{},\"client\":{i},\"type\":\"invoke\",\"f\":\"release\",\"key\":0,\"owner\":{o}}}\n",
+            100 + i
+        );
+    }
+    t
+}
+
+#[test]
+fn holds_and_increments_are_counted_once_each_however_many_pairs() {
+    // Eight holders at once: 28 overlapping pairs, but 8 holds, one episode, and of
+    // 8 acknowledged increments (all read version 0) 7 are lost, by 7 clobbering
+    // writes (the first wrote version 0 + 1).
+    let v = check(&fixture(&pile_up(8, 1_000)));
+    assert_eq!(v.grants, 8);
+    assert_eq!(v.within_lease, 28, "the pair count stays as a detail");
+    assert_eq!((v.holds_overlapped, v.overlap_episodes, v.max_holders), (8, 1, 8));
+    // From the second grant (11) to the second-to-last end (106).
+    assert_eq!(v.overlap_ns, 106 - 11);
+    assert_eq!((v.writes_acknowledged, v.increments_lost, v.clobbering_writes), (8, 7, 7));
+    assert!(v.increments_lost <= v.writes_acknowledged && v.holds_overlapped <= v.grants);
+    assert_eq!(v.lost.len(), 7, "the examples are exactly the clobbering writes");
+    assert_eq!(v.level(), Level::Broken);
+}
+
+#[test]
+fn an_overlap_after_expiry_that_loses_an_increment_is_data_lost() {
+    // Leases of 1 ns: every overlap begins after the first holder's lease ran out,
+    // and without tokens the late writes land over each other.
+    let v = check(&fixture(&pile_up(2, 1)));
+    assert_eq!((v.within_lease, v.after_expiry), (0, 1), "{v:#?}");
+    assert_eq!(v.increments_lost, 1);
+    assert_eq!(v.level(), Level::DataLost);
+    assert!(v.level().is_violation());
+}
+
+#[test]
+fn separate_episodes_are_counted_apart() {
+    // Key 0: holds [1, 10] and [5, 20] overlap; then [30, 40] and [35, 50].
+    let mut t = String::new();
+    for (c, (s, e)) in [(1u64, 10u64), (5, 20), (30, 40), (35, 50)].into_iter().enumerate() {
+        let o = c + 1;
+        t += &format!(
+            "{{\"backend\":\"x\",\"t\":{s},\"client\":{c},\"type\":\"ok\",\"f\":\"acquire\",\"key\":0,\"owner\":{o},\"a\":100}}\n"
+        );
+        t += &format!(
+            "{{\"backend\":\"x\",\"t\":{e},\"client\":{c},\"type\":\"invoke\",\"f\":\"release\",\"key\":0,\"owner\":{o}}}\n"
+        );
+    }
+    let mut h = fixture(&t);
+    h.events.sort_by_key(|e| e.t);
+    let v = check(&h);
+    assert_eq!((v.holds_overlapped, v.overlap_episodes, v.max_holders, v.overlap_ns), (4, 2, 2, 5 + 5));
+}
+
+#[test]
+fn a_run_without_grants_is_inconclusive_never_safe() {
+    let text = r#"{"backend":"x","t":0,"client":0,"type":"invoke","f":"acquire","key":0}
+{"backend":"x","t":1,"client":0,"type":"fail","f":"acquire","key":0,"msg":"unavailable: Connection refused (os error 111)"}
+{"backend":"x","t":2,"client":0,"type":"invoke","f":"acquire","key":0}
+{"backend":"x","t":3,"client":0,"type":"info","f":"acquire","key":0,"msg":"outcome unknown: timed out"}
+{"backend":"x","t":4,"client":0,"type":"invoke","f":"acquire","key":0}
+{"backend":"x","t":5,"client":0,"type":"fail","f":"acquire","key":0,"msg":"no session: unavailable: Too many open files (os error 24)"}
+{"backend":"x","t":6,"client":0,"type":"invoke","f":"acquire","key":0}
+{"backend":"x","t":7,"client":0,"type":"fail","f":"acquire","key":0,"msg":"rejected: NOSCRIPT"}"#;
+    let v = check(&fixture(text));
+    assert!(v.is_safe());
+    assert_eq!(v.level(), Level::Inconclusive);
+    let e = &v.availability.errors;
+    assert_eq!((e.refused, e.unknown, e.resource, e.rejected), (1, 1, 1, 1));
+    // The one second of load had an answer (the rejection): not unavailable.
+    assert_eq!((v.availability.load_slots, v.availability.unavailable_slots), (1, 0));
+}
+
+#[test]
+fn a_backend_that_stops_answering_for_most_of_the_run_is_inconclusive() {
+    const S: u64 = 1_000_000_000;
+    let mut t = String::new();
+    // Second 0: a grant and a release. Seconds 1 and 2: only refusals and timeouts.
+    t += r#"{"backend":"x","t":0,"client":0,"type":"invoke","f":"acquire","key":0}
+{"backend":"x","t":10,"client":0,"type":"ok","f":"acquire","key":0,"owner":1,"a":1000}
+{"backend":"x","t":20,"client":0,"type":"invoke","f":"release","key":0,"owner":1}
+"#;
+    let ends = [
+        (1, r#""fail","f":"acquire","key":0,"msg":"unavailable: Connection refused""#),
+        (2, r#""info","f":"acquire","key":0,"msg":"outcome unknown: timed out""#),
+    ];
+    for (i, end) in ends {
+        t += &format!(r#"{{"backend":"x","t":{},"client":0,"type":"invoke","f":"acquire","key":0}}"#, i * S + 1);
+        t += &format!("\n{{\"backend\":\"x\",\"t\":{},\"client\":0,\"type\":{end}}}\n", i * S + 2);
+    }
+    let mut h = fixture(&t);
+    h.end = 3 * S;
+    let v = check(&h);
+    // Slots of 0.1 s: the grant's slot answered; from 1 s on, two slots with only
+    // errors, of 30.
+    assert_eq!((v.availability.load_slots, v.availability.unavailable_slots), (30, 2), "{:?}", v.availability);
+    assert!(!v.availability.mostly_unavailable());
+    assert_eq!(v.level(), Level::Safe);
+    // The same errors spread over every slot from 1 s on: 20 of 30 slots.
+    for slot in 10..30u64 {
+        let mut inv = Event::new(slot * S / 10 + 1, 1, Kind::Invoke, Op::Acquire, 0);
+        inv.key = 0;
+        h.events.push(inv);
+        h.events.push(Event::new(slot * S / 10 + 2, 1, Kind::Fail, Op::Acquire, 0).with_msg("unavailable: refused"));
+    }
+    h.events.sort_by_key(|e| e.t);
+    let v = check(&h);
+    assert_eq!((v.availability.load_slots, v.availability.unavailable_slots), (30, 20), "{:?}", v.availability);
+    assert!((v.availability.unavailable_seconds - 2.0).abs() < 1e-9);
+    assert_eq!(v.level(), Level::Inconclusive);
+    assert_eq!(v.level(), Level::Inconclusive);
+    // A violation keeps its word, whatever the availability.
+    let mut broken = v.clone();
+    broken.within_lease = 1;
+    assert_eq!(broken.level(), Level::Broken);
+}
+
+#[test]
+fn protocol_answers_are_not_errors_and_harness_limits_are_their_own_class() {
+    use crate::check::availability::classify;
+    let ev = |kind, msg: &str| Event::new(0, 0, kind, Op::Acquire, 0).with_msg(msg);
+    assert_eq!(classify(&ev(Kind::Fail, "timeout")), None);
+    assert_eq!(classify(&ev(Kind::Fail, "stale token: register has seen 2")), None);
+    assert_eq!(classify(&ev(Kind::Fail, "unavailable: NOAUTH Authentication required.")), Some(ErrorClass::Refused));
+    assert_eq!(classify(&ev(Kind::Info, "outcome unknown: timed out")), Some(ErrorClass::Unknown));
+    assert_eq!(classify(&ev(Kind::Fail, "unavailable: Too many open files (os error 24)")), Some(ErrorClass::Resource));
+    assert_eq!(classify(&Event::new(0, 0, Kind::Ok, Op::Acquire, 0)), None);
+}
+
+#[test]
+fn verdict_words_read_back() {
+    for l in Level::ALL {
+        assert_eq!(l.word().parse::<Level>(), Ok(l));
+        assert_eq!(serde_json::to_string(&l).unwrap(), format!("\"{}\"", l.word()));
+    }
+    assert!("unsafe".parse::<Level>().is_err());
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::fmt::Write;
 
 use super::charts::{self, Band, Bar, Series};
 use super::summary::{BackendSummary, HoldReport, Summary};
-use crate::check::{self, OverlapClass};
+use crate::check::{self, Level, OverlapClass};
 use crate::record::History;
 use crate::record::hist::{Latencies, Metric};
 
@@ -170,15 +170,7 @@ pub fn render(s: &Summary, extras: &[Extras]) -> String {
     for sk in &s.skipped {
         let _ = write!(header, "<p class=\"meta\">Not run on <b>{}</b>: {}</p>", esc(&sk.backend), esc(&sk.reason));
     }
-    let unsafe_ones: Vec<&str> = s.backends.iter().filter(|b| !b.safe).map(|b| b.name.as_str()).collect();
-    let verdict = if unsafe_ones.is_empty() {
-        "<div class=\"verdict good\">No safety violation on any backend: no overlapping holds, no fencing token going backwards, no lost update.</div>".to_owned()
-    } else {
-        format!(
-            "<div class=\"verdict bad\">Unsafe: {}. <a href=\"#violations\">Details below.</a></div>",
-            esc(&unsafe_ones.join(", "))
-        )
-    };
+    let verdict = banner(&s.backends);
     let toggles: String = s
         .backends
         .iter()
@@ -231,6 +223,42 @@ fn fairness(s: &Summary) -> String {
     o
 }
 
+/// The verdict of each backend in one line, the worst first.
+fn banner(bs: &[BackendSummary]) -> String {
+    if bs.iter().all(|b| b.verdict == Level::Safe) {
+        return "<div class=\"verdict good\">Safe on every backend: no overlapping holds, no fencing token going backwards, no increment lost, and the servers answered.</div>".to_owned();
+    }
+    let mut parts = Vec::new();
+    for level in Level::ALL {
+        let names: Vec<&str> = bs.iter().filter(|b| b.verdict == level).map(|b| b.name.as_str()).collect();
+        if !names.is_empty() {
+            parts.push(format!("<b>{}</b>: {}", level, esc(&names.join(", "))));
+        }
+    }
+    let class = if bs.iter().any(|b| b.verdict.is_violation()) { "bad" } else { "warn" };
+    format!(
+        "<div class=\"verdict {class}\">{}. <a href=\"#violations\">Details below.</a> {}</div>",
+        parts.join(" · "),
+        LEVELS_EXPLAINED
+    )
+}
+
+/// What each verdict word means, for the page.
+pub const LEVELS_EXPLAINED: &str = "<small>broken: an overlap within both leases or a fencing token going backwards · \
+data-lost: overlaps only after a lease expired, and increments lost · fenced: overlaps only after expiry, nothing lost · \
+inconclusive: no grants, or the servers did not answer for more than half of the run</small>";
+
+/// The verdict word as a table cell (sorts by severity).
+fn verdict_cell(b: &BackendSummary) -> String {
+    let class = match b.verdict {
+        Level::Safe => "good",
+        Level::Broken | Level::DataLost => "bad",
+        Level::Fenced | Level::Inconclusive => "warn",
+    };
+    let sort = Level::ALL.iter().position(|l| *l == b.verdict).unwrap_or(0);
+    format!("<td data-v=\"{sort}\"><span class=\"{class}\">{}</span></td>", b.verdict)
+}
+
 fn charts_of(s: &Summary, extras: &[Extras]) -> String {
     let names: Vec<&str> = s.backends.iter().map(|b| b.name.as_str()).collect();
     let pct: Vec<Series> = names
@@ -277,7 +305,7 @@ fn charts_of(s: &Summary, extras: &[Extras]) -> String {
         .backends
         .iter()
         .map(|b| {
-            let v = (b.violations.within_lease + b.violations.after_expiry) as f64;
+            let v = b.holds_overlapped as f64;
             (b.name.as_str(), b.acquire_latency_us.p99.max(1) as f64, v * 1e6 / (b.grants.max(1) as f64))
         })
         .collect();
@@ -337,9 +365,10 @@ fn bad_cell(v: u64, link: Option<&str>) -> String {
 
 fn table(bs: &[BackendSummary]) -> String {
     let mut t = String::from(
-        "<div class=\"scroll\"><table class=\"sortable\" id=\"comparison-table\"><thead><tr><th>backend</th><th>grants/s</th><th>acquire p50</th><th>p90</th><th>p99</th>\
-         <th>p99.9</th><th>max</th><th>release p99</th><th>timeouts</th><th>unknown</th>\
-         <th>overlaps within lease</th><th>after expiry</th><th>lost updates</th><th>stale writes refused</th>\
+        "<div class=\"scroll\"><table class=\"sortable\" id=\"comparison-table\"><thead><tr><th>backend</th><th>verdict</th><th>grants/s</th><th>acquire p50</th><th>p90</th><th>p99</th>\
+         <th>p99.9</th><th>max</th><th>release p99</th><th>timeouts</th>\
+         <th>refused</th><th>rejected</th><th>unknown</th><th>resource limits</th><th>unavailable s</th>\
+         <th>holds overlapped</th><th>overlap pairs within lease</th><th>pairs after expiry</th><th>increments lost</th><th>clobbering writes</th><th>stale writes refused</th>\
          <th>token regressions</th><th>crash → next grant</th><th>fairness</th></tr></thead><tbody>",
     );
     for b in bs {
@@ -357,7 +386,8 @@ fn table(bs: &[BackendSummary]) -> String {
         };
         let _ = write!(
             t,
-            "<tr data-backend=\"{name}\"><td data-v=\"{name}\"><b>{name}</b>{naive}</td>{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}</tr>",
+            "<tr data-backend=\"{name}\"><td data-v=\"{name}\"><b>{name}</b>{naive}</td>{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}</tr>",
+            verdict_cell(b),
             cell(format!("{:.0}", b.grants_per_s), b.grants_per_s),
             cell(us(a.p50), a.p50 as f64),
             cell(us(a.p90), a.p90 as f64),
@@ -366,10 +396,16 @@ fn table(bs: &[BackendSummary]) -> String {
             cell(us(a.max), a.max as f64),
             cell(us(b.release_latency_us.p99), b.release_latency_us.p99 as f64),
             cell(b.acquire_timeouts, b.acquire_timeouts as f64),
-            cell(b.unknown_outcomes, b.unknown_outcomes as f64),
+            bad_cell(b.errors.refused, None),
+            bad_cell(b.errors.rejected, None),
+            cell(b.errors.unknown, b.errors.unknown as f64),
+            bad_cell(b.errors.resource, None),
+            cell(format!("{:.1} of {:.1}", b.unavailable_seconds, b.load_seconds), b.unavailable_seconds),
+            bad_cell(b.holds_overlapped, None),
             bad_cell(b.violations.within_lease, first(OverlapClass::WithinLease).as_deref()),
             bad_cell(b.violations.after_expiry, first(OverlapClass::AfterExpiry).as_deref()),
-            bad_cell(b.lost_updates, None),
+            bad_cell(b.increments_lost, None),
+            bad_cell(b.clobbering_writes, None),
             cell(b.stale_writes_refused, b.stale_writes_refused as f64),
             bad_cell(b.token_regressions, None),
             cell(crash, crash_v),
@@ -405,22 +441,41 @@ fn hold(h: &HoldReport) -> String {
 fn violations(bs: &[BackendSummary]) -> String {
     let mut o = String::new();
     for b in bs {
-        if b.safe {
-            let _ = write!(
-                o,
-                "<p data-backend=\"{n}\"><b>{n}</b>: <span class=\"good\">no violation</span>.</p>",
-                n = esc(&b.name)
-            );
+        if matches!(b.verdict, Level::Safe | Level::Inconclusive) {
+            let what = if b.verdict == Level::Safe {
+                "<span class=\"good\">safe</span>: no violation".to_owned()
+            } else {
+                format!(
+                    "<span class=\"warn\">inconclusive</span>: no violation seen, but no evidence either ({} grants; no answer from the server in {:.1} of {:.1} seconds; {} refused, {} timed out, {} hit the harness's limits)",
+                    b.grants,
+                    b.unavailable_seconds,
+                    b.load_seconds,
+                    b.errors.refused,
+                    b.errors.unknown,
+                    b.errors.resource
+                )
+            };
+            let _ = write!(o, "<p data-backend=\"{n}\"><b>{n}</b>: {what}.</p>", n = esc(&b.name));
             continue;
         }
         let _ = write!(
             o,
-            "<section data-backend=\"{n}\"><h3 id=\"v-{n}\">{n}</h3><p>{} overlaps within lease, {} after expiry, {} token regressions, {} lost updates. \
+            "<section data-backend=\"{n}\"><h3 id=\"v-{n}\">{n}: {}</h3><p>{} of {} holds overlapped another ({} episodes, at most {} holders at once, {:.3} s with two or more); \
+             {} overlapping pairs within both leases, {} after expiry; {} token regressions; {} of {} acknowledged increments lost, {} clobbering writes, {} stale writes refused. \
              The first {} overlaps follow, each with the events that prove it.</p>",
+            b.verdict,
+            b.holds_overlapped,
+            b.grants,
+            b.overlap_episodes,
+            b.max_holders,
+            b.overlap_time_s,
             b.violations.within_lease,
             b.violations.after_expiry,
             b.token_regressions,
-            b.lost_updates,
+            b.increments_lost,
+            b.writes_acknowledged,
+            b.clobbering_writes,
+            b.stale_writes_refused,
             b.overlaps.len(),
             n = esc(&b.name),
         );
@@ -483,19 +538,26 @@ const PAGE_HEAD: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:72em;padding:0 1em}\
 table{border-collapse:collapse}th,td{padding:.3em .6em;border-bottom:1px solid #e4e4e4;text-align:right;white-space:nowrap}\
 td:first-child,th:first-child{text-align:left}.bad{color:#b00020;font-weight:600}.good{color:#137333;font-weight:600}\
-.worse{color:#b00020}.better{color:#137333}</style></head><body>";
+.warn{color:#a05a00;font-weight:600}.worse{color:#b00020}.better{color:#137333}</style></head><body>";
 
 /// `results/index.html`: every run in a results folder, newest first.
 pub fn index(runs: &[(String, Summary)]) -> String {
     let mut o = PAGE_HEAD.replace("{{t}}", "lockbench results");
     o.push_str("<h1>lockbench results</h1><table><thead><tr><th>run</th><th>scenario</th><th>started</th><th>backends</th><th>verdict</th></tr></thead><tbody>");
     for (dir, s) in runs {
-        let unsafe_ones: Vec<&str> = s.backends.iter().filter(|b| !b.safe).map(|b| b.name.as_str()).collect();
-        let verdict = if unsafe_ones.is_empty() {
-            "<span class=\"good\">safe</span>".to_owned()
-        } else {
-            format!("<span class=\"bad\">unsafe: {}</span>", esc(&unsafe_ones.join(", ")))
-        };
+        let verdict = s
+            .backends
+            .iter()
+            .map(|b| {
+                let class = match b.verdict {
+                    Level::Safe => "good",
+                    Level::Broken | Level::DataLost => "bad",
+                    Level::Fenced | Level::Inconclusive => "warn",
+                };
+                format!("{}: <span class=\"{class}\">{}</span>", esc(&b.name), b.verdict)
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
         let _ = write!(
             o,
             "<tr><td><a href=\"{d}/report.html\">{d}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{verdict}{int}</td></tr>",
@@ -530,7 +592,7 @@ pub fn compare(a: &Summary, b: &Summary, warnings: &[String]) -> String {
     );
     // (name, value, lower is better)
     type Fig = (&'static str, fn(&BackendSummary) -> f64, bool);
-    let figs: [Fig; 12] = [
+    let figs: [Fig; 15] = [
         ("grants/s", |x| x.grants_per_s, false),
         ("acquire p50 µs", |x| x.acquire_latency_us.p50 as f64, true),
         ("acquire p99 µs", |x| x.acquire_latency_us.p99 as f64, true),
@@ -539,9 +601,12 @@ pub fn compare(a: &Summary, b: &Summary, warnings: &[String]) -> String {
         ("release p99 µs", |x| x.release_latency_us.p99 as f64, true),
         ("timeouts", |x| x.acquire_timeouts as f64, true),
         ("unknown outcomes", |x| x.unknown_outcomes as f64, true),
-        ("overlaps within lease", |x| x.violations.within_lease as f64, true),
-        ("overlaps after expiry", |x| x.violations.after_expiry as f64, true),
-        ("lost updates", |x| x.lost_updates as f64, true),
+        ("holds overlapped", |x| x.holds_overlapped as f64, true),
+        ("overlap pairs within lease", |x| x.violations.within_lease as f64, true),
+        ("overlap pairs after expiry", |x| x.violations.after_expiry as f64, true),
+        ("increments lost", |x| x.increments_lost as f64, true),
+        ("clobbering writes", |x| x.clobbering_writes as f64, true),
+        ("unavailable seconds", |x| x.unavailable_seconds, true),
         ("fairness", |x| x.fairness.unwrap_or(0.0), false),
     ];
     for ba in &a.backends {

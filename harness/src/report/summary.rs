@@ -1,18 +1,18 @@
 //! `summary.json`: every figure of the report, machine-readable, versioned.
 //!
 //! Bump [`SCHEMA_VERSION`] on any change that renames or removes a field; adding a
-//! field does not need a bump. Times inside violations are seconds since the load
+//! field does not need a bump (the changes are listed in `results/README.md`). Times inside violations are seconds since the load
 //! started; the events themselves keep their raw CLOCK_MONOTONIC nanoseconds, as in
 //! `history.jsonl`.
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::{Hold, OverlapClass, Verdict};
+use crate::check::{Errors, Hold, Level, OverlapClass, Verdict};
 use crate::record::hist::{Latencies, Metric, Percentiles};
 use crate::record::{Event, History};
 use crate::run::BackendRun;
 
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
@@ -72,6 +72,8 @@ impl Machine {
     }
 }
 
+/// Overlapping *pairs* of holds, by class: a detail (pairs grow with the square of
+/// concurrency); `holds_overlapped` and `overlap_episodes` are the figures to read.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Violations {
     pub within_lease: u64,
@@ -95,7 +97,11 @@ pub struct BackendSummary {
     #[serde(default)]
     pub server_version: Option<String>,
     pub capabilities: Capabilities,
-    /// No overlap, no token regression, no lost update.
+    /// The verdict: broken, data-lost, fenced, safe or inconclusive (see
+    /// `results/README.md`). Summaries of schema 1 had none and read as inconclusive.
+    #[serde(default)]
+    pub verdict: Level,
+    /// The same as `verdict == "safe"`.
     pub safe: bool,
     pub duration_s: f64,
     /// The load's start and end on CLOCK_MONOTONIC (ns), as in history.jsonl.
@@ -112,8 +118,38 @@ pub struct BackendSummary {
     pub release_latency_us: Percentiles,
     pub renew_latency_us: Percentiles,
     pub hold_us: Percentiles,
+    /// Pairs of overlapping holds (a detail).
     pub violations: Violations,
-    pub lost_updates: u64,
+    /// Holds that overlapped another hold of their key (≤ grants).
+    #[serde(default)]
+    pub holds_overlapped: u64,
+    /// Spans of time in which a key had two or more holders.
+    #[serde(default)]
+    pub overlap_episodes: u64,
+    /// The most holders one key had at once.
+    #[serde(default)]
+    pub max_holders: u64,
+    /// Seconds, summed over keys, in which a key had two or more holders.
+    #[serde(default)]
+    pub overlap_time_s: f64,
+    /// Register writes the register acknowledged.
+    #[serde(default)]
+    pub writes_acknowledged: u64,
+    /// Acknowledged writes − the register's final value, summed per key.
+    #[serde(default)]
+    pub increments_lost: u64,
+    /// Writes whose new version is not their read's version + 1 (listed in `lost`).
+    #[serde(default)]
+    pub clobbering_writes: u64,
+    /// Failed or unknown operations by cause.
+    #[serde(default)]
+    pub errors: Errors,
+    /// Seconds of load (the run's length, in tenths).
+    #[serde(default)]
+    pub load_seconds: f64,
+    /// Seconds of load with attempts and no answer from the server (in tenths).
+    #[serde(default)]
+    pub unavailable_seconds: f64,
     pub stale_writes_refused: u64,
     pub late_writes_accepted: u64,
     pub token_regressions: u64,
@@ -237,7 +273,8 @@ impl BackendSummary {
                 multi_process: c.multi_process,
                 naive: c.naive,
             },
-            safe: v.is_safe(),
+            verdict: v.level(),
+            safe: v.level() == Level::Safe,
             duration_s,
             start_ns: h.start,
             end_ns: h.end,
@@ -251,7 +288,16 @@ impl BackendSummary {
             renew_latency_us: Percentiles::of(l.get(Metric::Renew)),
             hold_us: Percentiles::of(l.get(Metric::Hold)),
             violations: Violations { within_lease: v.within_lease, after_expiry: v.after_expiry },
-            lost_updates: v.lost_updates,
+            holds_overlapped: v.holds_overlapped,
+            overlap_episodes: v.overlap_episodes,
+            max_holders: v.max_holders,
+            overlap_time_s: v.overlap_ns as f64 / 1e9,
+            writes_acknowledged: v.writes_acknowledged,
+            increments_lost: v.increments_lost,
+            clobbering_writes: v.clobbering_writes,
+            errors: v.availability.errors.clone(),
+            load_seconds: v.availability.load_seconds,
+            unavailable_seconds: v.availability.unavailable_seconds,
             stale_writes_refused: v.stale_writes_refused,
             late_writes_accepted: v.late_writes_accepted,
             token_regressions: v.token_regressions,

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use lockbench_backends::clock::mono_ns;
 use lockbench_backends::{BackendError, Lease, LockSession, Wait};
-use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use tokio::sync::Notify;
 
 use super::keys::KeyChooser;
@@ -152,12 +152,44 @@ impl Shared {
     }
 }
 
-/// How a hold ended (public for the recorder bench).
+/// How a cycle ended (public for the recorder bench).
 pub enum HoldEnd {
-    /// Released (or tried to).
+    /// Released (or tried to), or the acquire got an answer (granted or not).
     Done,
     /// Crashed: the session is gone.
     Crashed(Duration),
+    /// The acquire got no answer (refused, unavailable, timed out): back off.
+    Failed,
+}
+
+/// How long a client waits after a failed request before the next: from
+/// [`RETRY_MIN`] doubling to [`RETRY_MAX`], jittered by the client's own seeded RNG
+/// (a separate stream from its schedule's, so errors do not shift the keys it
+/// asks for). A client whose server is down then records a few events a second,
+/// not millions.
+pub struct Retry {
+    next: Duration,
+    rng: StdRng,
+}
+
+pub const RETRY_MIN: Duration = Duration::from_millis(10);
+pub const RETRY_MAX: Duration = Duration::from_secs(1);
+
+impl Retry {
+    pub fn new(seed: u64) -> Self {
+        Retry { next: RETRY_MIN, rng: StdRng::seed_from_u64(seed ^ 0xBAC0_FF00_D1CE_5EED) }
+    }
+    /// The next delay: uniform in [d/2, d], then d doubles up to the cap.
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (d * 2).min(RETRY_MAX);
+        let half = d / 2;
+        half + half.mul_f64(self.rng.random::<f64>())
+    }
+    /// A request was answered: the next failure starts from the bottom again.
+    pub fn reset(&mut self) {
+        self.next = RETRY_MIN;
+    }
 }
 
 pub struct Client {
@@ -187,20 +219,57 @@ impl Client {
         Event::new(mono_ns(), self.id, kind, op, key)
     }
 
+    /// Sleep `d`, or less if the run stops meanwhile.
+    async fn pause(&self, d: Duration) {
+        let until = mono_ns() + d.as_nanos() as u64;
+        loop {
+            let now = mono_ns();
+            if now >= until || self.shared.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_nanos(until - now).min(Duration::from_millis(50))).await;
+        }
+    }
+
+    /// A new session, retried with backoff until it opens or the run stops (then
+    /// `None`). Each failure is an acquire attempt that failed (or is unknown),
+    /// recorded as such: a session that cannot be opened is no grant.
+    async fn open<F, Fut>(&mut self, connect: &F, retry: &mut Retry) -> Option<Box<dyn LockSession>>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Box<dyn LockSession>, BackendError>>,
+    {
+        loop {
+            if self.shared.stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            let invoked = self.ev(Kind::Invoke, Op::Acquire, 0);
+            match connect().await {
+                Ok(s) => return Some(s),
+                Err(e) => {
+                    self.rec.push(invoked);
+                    let kind = if e.is_indeterminate() { Kind::Info } else { Kind::Fail };
+                    let ev = self.ev(kind, Op::Acquire, 0).with_msg(format!("no session: {e}"));
+                    self.rec.push(ev);
+                    self.shared.progress.attempts.fetch_add(1, Ordering::Relaxed);
+                    let d = retry.next_delay();
+                    self.pause(d).await;
+                }
+            }
+        }
+    }
+
     /// Run until the run stops (or this client's ops are done). `connect` makes a
-    /// new session: at the start and after a crash.
+    /// new session: at the start and after a crash; a session that cannot be opened
+    /// is retried with backoff until the run stops, never abandoned.
     pub async fn run<F, Fut>(mut self, connect: F) -> Recorder
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<Box<dyn LockSession>, BackendError>>,
     {
-        let mut session = match connect().await {
-            Ok(s) => s,
-            Err(e) => {
-                let ev = self.ev(Kind::Fail, Op::Acquire, 0).with_msg(format!("no session: {e}"));
-                self.rec.push(ev);
-                return self.rec;
-            }
+        let mut retry = Retry::new(client_seed(self.plan.seed, self.id));
+        let Some(mut session) = self.open(&connect, &mut retry).await else {
+            return self.rec;
         };
         let mut left = self.plan.ops_for(self.id);
         // Open model: this client's slots, offset so clients do not start together.
@@ -231,17 +300,19 @@ impl Client {
                 _ => 0,
             };
             match self.cycle(&mut *session, key, hold, intended).await {
-                HoldEnd::Done => {}
+                HoldEnd::Done => retry.reset(),
+                HoldEnd::Failed => {
+                    // No spinning: a client whose requests fail waits, more each time.
+                    let d = retry.next_delay();
+                    self.pause(d).await;
+                    continue;
+                }
                 HoldEnd::Crashed(after) => {
                     drop(session);
                     tokio::time::sleep(after).await;
-                    session = match connect().await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            let ev = self.ev(Kind::Fail, Op::Acquire, 0).with_msg(format!("no session: {e}"));
-                            self.rec.push(ev);
-                            return self.rec;
-                        }
+                    session = match self.open(&connect, &mut retry).await {
+                        Some(s) => s,
+                        None => return self.rec,
                     };
                 }
             }
@@ -302,7 +373,7 @@ impl Client {
                 let kind = if e.is_indeterminate() { Kind::Info } else { Kind::Fail };
                 let ev = self.ev(kind, Op::Acquire, key).with_msg(e.to_string());
                 self.rec.push(ev);
-                HoldEnd::Done
+                HoldEnd::Failed
             }
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod keys;
+pub mod preflight;
 pub mod register;
 pub mod signals;
 pub mod worker;

@@ -1,0 +1,226 @@
+//! Whether the history is evidence at all: errors by what caused them, and the
+//! seconds in which the server answered nothing.
+//!
+//! A run against a dead server has no overlaps because it has no grants; calling
+//! that `safe` would be a lie. An *unavailable second* is a second of load in which
+//! acquire attempts were made and none got an answer from the server: every attempt
+//! ending in it was refused, unavailable, timed out or hit the harness's own limits;
+//! none was granted, none told "held by someone else", none rejected. A backend
+//! unavailable for more than half of its load seconds is `inconclusive` (see
+//! [`super::Level`]). The seconds are measured in tenths ([`SLOT`]): whole seconds
+//! cannot tell a 3 s run whose server died at 0.95 s from one where it died at
+//! 1.05 s, and that difference decided the verdict. Errors are read back from the events' messages, which are the
+//! backend errors' own words (`unavailable: …`, `rejected: …`, `outcome unknown: …`).
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::{Event, History, Kind, Op};
+
+/// The resolution of unavailable time: a tenth of a second (ns).
+pub const SLOT: u64 = 100_000_000;
+
+/// What caused a failed or unknown operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Nothing reached the server (connection refused, authentication failed, no
+    /// session, misconfiguration): it certainly did not happen.
+    Refused,
+    /// The server answered no (not a plain "held by someone else").
+    Rejected,
+    /// Sent and not answered in time: the outcome is unknown.
+    Unknown,
+    /// The harness's own resource limits (EMFILE "Too many open files", ENFILE):
+    /// nothing was sent, and it says nothing about the backend.
+    Resource,
+}
+
+/// Errors by class, over every operation of a backend's history.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Errors {
+    /// Refused or unavailable: nothing reached the server.
+    pub refused: u64,
+    /// Rejected by the server.
+    pub rejected: u64,
+    /// Timed out or cut off with the outcome unknown.
+    pub unknown: u64,
+    /// The harness's own resource limits (open files).
+    pub resource: u64,
+}
+
+impl Errors {
+    pub fn total(&self) -> u64 {
+        self.refused + self.rejected + self.unknown + self.resource
+    }
+}
+
+/// Errors by class and the unavailable seconds of one backend's run.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Availability {
+    pub errors: Errors,
+    /// Seconds of load (the history's length), in tenths.
+    pub load_seconds: f64,
+    /// Seconds of load in which attempts were made and none got an answer, in
+    /// tenths.
+    pub unavailable_seconds: f64,
+    /// The same two, in [`SLOT`]s.
+    pub load_slots: u64,
+    pub unavailable_slots: u64,
+}
+
+impl Availability {
+    /// Unavailable for more than half of the load seconds.
+    pub fn mostly_unavailable(&self) -> bool {
+        self.unavailable_slots * 2 > self.load_slots
+    }
+}
+
+/// The class of a failed or unknown event; `None` when the event is no error (an
+/// ok, an invoke, a wait that ran out, a lease found lost, a stale write refused).
+pub fn classify(e: &Event) -> Option<ErrorClass> {
+    if e.op == Op::Fault || !matches!(e.kind, Kind::Fail | Kind::Info) {
+        return None;
+    }
+    let msg = e.msg.as_deref().unwrap_or("");
+    if msg.contains("Too many open files") || msg.contains("os error 24") || msg.contains("os error 23") {
+        return Some(ErrorClass::Resource);
+    }
+    // The run gave up on a request still waiting when its drain ended: the
+    // harness's decision, not the backend's failure.
+    if msg.starts_with("the run's drain ended") {
+        return None;
+    }
+    if e.kind == Kind::Info {
+        return Some(ErrorClass::Unknown);
+    }
+    let msg = msg.strip_prefix("no session: ").unwrap_or(msg);
+    if msg.starts_with("unavailable:") || msg.starts_with("configuration:") {
+        Some(ErrorClass::Refused)
+    } else if msg.starts_with("rejected:") {
+        Some(ErrorClass::Rejected)
+    } else if msg.starts_with("outcome unknown:") {
+        Some(ErrorClass::Unknown)
+    } else {
+        // The protocol's own answers: "timeout" (the wait ran out: the key was
+        // held), "lease lost", "not the owner any more", "stale token …".
+        None
+    }
+}
+
+/// Errors by class, and which seconds of load had attempts but no answer.
+///
+/// Works on spans of slots, never on one cell per slot: memory and time follow
+/// the number of attempts, not the history's length (a history read from disk may
+/// claim any timestamps).
+pub fn availability(h: &History) -> Availability {
+    let len = h.end.saturating_sub(h.start);
+    let n = len.div_ceil(SLOT).max(1);
+    let slot = |t: u64| (t.saturating_sub(h.start) / SLOT).min(n - 1);
+    // Inclusive spans of slots: where the server answered, and where attempts
+    // were made (answered or not).
+    let mut answered: Vec<(u64, u64)> = Vec::new();
+    let mut tried: Vec<(u64, u64)> = Vec::new();
+    let mut errors = Errors::default();
+    let mut invoked: HashMap<u32, u64> = HashMap::new();
+    for e in &h.events {
+        let class = classify(e);
+        match class {
+            Some(ErrorClass::Refused) => errors.refused += 1,
+            Some(ErrorClass::Rejected) => errors.rejected += 1,
+            Some(ErrorClass::Unknown) => errors.unknown += 1,
+            Some(ErrorClass::Resource) => errors.resource += 1,
+            None => {}
+        }
+        if e.op != Op::Acquire {
+            continue;
+        }
+        if e.kind == Kind::Invoke {
+            invoked.insert(e.client, e.t);
+            continue;
+        }
+        let from = invoked.remove(&e.client).unwrap_or(e.t).min(e.t);
+        let span = (slot(from), slot(e.t));
+        match class {
+            // The server answered: granted, held by another, or rejected. An
+            // attempt that waited may have polled the server all along.
+            None | Some(ErrorClass::Rejected) => answered.push(span),
+            // No answer from the time it was made to the time it gave up.
+            Some(_) => {}
+        }
+        tried.push(span);
+    }
+    let unavailable = measure_without(&union(tried), &union(answered));
+    let tenths = |slots: u64| slots as f64 * SLOT as f64 / 1e9;
+    Availability {
+        errors,
+        load_seconds: tenths(n),
+        unavailable_seconds: tenths(unavailable),
+        load_slots: n,
+        unavailable_slots: unavailable,
+    }
+}
+
+/// Inclusive spans merged into sorted, disjoint ones.
+fn union(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    v.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
+    for (a, b) in v {
+        match out.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+/// How many slots of `a` are in no span of `b` (both sorted and disjoint).
+fn measure_without(a: &[(u64, u64)], b: &[(u64, u64)]) -> u64 {
+    let mut total = 0;
+    let mut j = 0;
+    for &(lo, hi) in a {
+        let mut cur = lo;
+        while j < b.len() && b[j].1 < lo {
+            j += 1;
+        }
+        let mut k = j;
+        while cur <= hi {
+            match b.get(k) {
+                Some(&(blo, bhi)) if blo <= hi => {
+                    total += blo.saturating_sub(cur);
+                    cur = cur.max(bhi.saturating_add(1));
+                    k += 1;
+                }
+                _ => {
+                    total += hi - cur + 1;
+                    break;
+                }
+            }
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_subtract_slot_by_slot() {
+        assert_eq!(union(vec![(5, 6), (0, 2), (3, 3), (9, 9)]), vec![(0, 3), (5, 6), (9, 9)]);
+        assert_eq!(measure_without(&[(0, 9)], &[(2, 3), (7, 7)]), 7);
+        assert_eq!(measure_without(&[(0, 3), (5, 9)], &[]), 9);
+        assert_eq!(measure_without(&[(0, 3), (5, 9)], &[(0, 9)]), 0);
+        assert_eq!(measure_without(&[(4, 4), (6, 8)], &[(0, 4), (8, 20)]), 2);
+    }
+
+    #[test]
+    fn a_history_claiming_a_huge_span_costs_nothing_more() {
+        let mut h = History { events: Vec::new(), start: 0, end: u64::MAX };
+        h.events.push(Event::new(0, 0, Kind::Invoke, Op::Acquire, 0));
+        h.events.push(Event::new(u64::MAX - 1, 0, Kind::Fail, Op::Acquire, 0).with_msg("unavailable: refused"));
+        let a = availability(&h);
+        assert_eq!(a.load_slots, u64::MAX.div_ceil(SLOT));
+        assert_eq!(a.unavailable_slots, a.load_slots);
+    }
+}
