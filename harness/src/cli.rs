@@ -677,6 +677,7 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
         let mut runs: Vec<BackendRun> = Vec::new();
         let mut skipped = Vec::new();
         let mut versions = Vec::new();
+        let mut rtts = Vec::new();
         // Every backend of the scenario ran its load to the end.
         let mut all_ran = true;
         for info in &backends {
@@ -710,6 +711,15 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
                 eprintln!("stopping here: results of earlier scenarios are kept");
                 return Ok(exit::PREFLIGHT);
             }
+            // The round-trip floor, before the load (servers only).
+            let rtt = match info.needs {
+                Needs::Servers { .. } => tokio::select! {
+                    r = run::calibrate::floor(&prepared.backend) => r,
+                    _ = signals::interrupted() => None,
+                },
+                Needs::Embedded => None,
+            };
+            rtts.push(rtt);
             let bar = progress_bar(s, info.name);
             let r = run::run_backend(s, prepared.backend.clone(), &prepared.env, prepared.servers.clone(), &bar).await;
             bar.0.finish_and_clear();
@@ -764,22 +774,37 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
             eprintln!("checking {} ({} backend(s))...", s.name, runs.len());
         }
         let (mut summary, lats) = report::summarize(meta, &runs);
-        for (b, v) in summary.backends.iter_mut().zip(versions) {
+        for ((b, v), rtt) in summary.backends.iter_mut().zip(versions).zip(rtts) {
             b.server_version = v;
+            b.set_rtt(rtt);
         }
         // The figures first: a write that fails (a full disk) does not lose them.
         println!("{}:", s.name);
         for b in &summary.backends {
             worst.add(b.verdict);
             println!(
-                "  {:<14} {:>8} grants  {:>9.0}/s  acquire p50 {:>9}  p99 {:>9}  {}",
+                "  {:<14} {:>8} grants  {:>9.0}/s  acquire p50 {:>9} {:>9}  p99 {:>9}  {}",
                 b.name,
                 b.grants,
                 b.grants_per_s,
                 report::html::us(b.acquire_latency_us.p50),
+                b.p50_rtt.as_ref().and_then(|r| r.acquire).map_or("(— RTT)".to_owned(), |a| format!("({a:.1} RTT)")),
                 report::html::us(b.acquire_latency_us.p99),
                 verdict_line(b)
             );
+            if let Some(r) = &b.rtt_us {
+                println!(
+                    "  {:<14} round trip to the server: p50 {:.0} µs, p99 {:.0} µs ({} pings){}",
+                    "",
+                    r.p50_us,
+                    r.p99_us,
+                    r.pings,
+                    b.p50_rtt
+                        .as_ref()
+                        .and_then(|x| x.release)
+                        .map_or(String::new(), |x| format!("; release p50 {x:.1} RTT"))
+                );
+            }
             for line in notes(s, b) {
                 println!("  {:<14} {line}", "");
             }

@@ -141,3 +141,37 @@ fn list_names_scenarios_and_backends() {
         assert!(t.contains(w), "list lacks {w}: {t}");
     }
 }
+
+#[test]
+fn server_backends_state_their_round_trip_floor_and_latencies_in_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rtt");
+    let storm = scenarios().join("contention-storm.toml");
+    let o = lockbench(
+        &[
+            "run",
+            storm.to_str().unwrap(),
+            "--backend",
+            "redis,sqlite",
+            "--duration",
+            "500ms",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("round trip to the server: p50"), "{t}");
+    assert!(t.contains(" RTT)") && t.contains("(— RTT)"), "redis in round trips, sqlite without: {t}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let redis = &s["backends"][0];
+    assert_eq!(redis["name"], "redis");
+    assert!(redis["rtt_us"]["p50_us"].as_f64().unwrap() > 0.0, "{redis}");
+    assert!(redis["rtt_us"]["pings"].as_u64().unwrap() >= 100, "{redis}");
+    assert!(redis["p50_rtt"]["acquire"].as_f64().unwrap() > 0.0, "{redis}");
+    assert!(s["backends"][1]["rtt_us"].is_null(), "sqlite has no server");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("RTT") && html.contains("no server: — RTT"), "the report states it too");
+}

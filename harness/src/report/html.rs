@@ -389,7 +389,13 @@ fn table(bs: &[BackendSummary]) -> String {
             "<tr data-backend=\"{name}\"><td data-v=\"{name}\"><b>{name}</b>{naive}</td>{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}</tr>",
             verdict_cell(b),
             cell(format!("{:.0}", b.grants_per_s), b.grants_per_s),
-            cell(us(a.p50), a.p50 as f64),
+            cell(
+                match b.p50_rtt.as_ref().and_then(|r| r.acquire) {
+                    Some(x) => format!("{}<br><small>{x:.1} RTT</small>", us(a.p50)),
+                    None => format!("{}<br><small>— RTT</small>", us(a.p50)),
+                },
+                a.p50 as f64
+            ),
             cell(us(a.p90), a.p90 as f64),
             cell(us(a.p99), a.p99 as f64),
             cell(us(a.p999), a.p999 as f64),
@@ -411,7 +417,11 @@ fn table(bs: &[BackendSummary]) -> String {
             cell(crash, crash_v),
             cell(b.fairness.map_or("–".into(), |f| format!("{f:.3}")), b.fairness.unwrap_or(-1.0)),
             name = esc(&b.name),
-            naive = if b.capabilities.naive { " <small>(naive)</small>" } else { "" },
+            naive = format!(
+                "{}<br><small>{}</small>",
+                if b.capabilities.naive { " <small>(naive)</small>" } else { "" },
+                b.rtt_us.map_or("no server: — RTT".to_owned(), |r| format!("RTT {}", us(r.p50_us.round() as u64)))
+            ),
         );
     }
     t.push_str("</tbody></table></div>");

@@ -167,6 +167,13 @@ pub struct BackendSummary {
     pub p99_per_second_us: Vec<u64>,
     /// Fault windows, seconds since the load started.
     pub faults: Vec<FaultWindow>,
+    /// The round-trip floor to this backend's servers (sequential pings before the
+    /// load); None without a server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_us: Option<crate::run::calibrate::Rtt>,
+    /// p50 latencies in units of that floor: acquire (granted), release, renew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_rtt: Option<OpRtt>,
     /// Grants per client, in client order: who got the lock (starvation shows here).
     #[serde(default)]
     pub grants_per_client: Vec<u64>,
@@ -181,6 +188,28 @@ pub struct BackendSummary {
     pub overlaps: Vec<OverlapReport>,
     pub regressions: Vec<RegressionReport>,
     pub lost: Vec<LostReport>,
+}
+
+/// p50 latencies in round trips (None: no such operation in the run).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct OpRtt {
+    pub acquire: Option<f64>,
+    pub release: Option<f64>,
+    pub renew: Option<f64>,
+}
+
+impl BackendSummary {
+    /// Set the round-trip floor and state the p50 latencies in its units.
+    pub fn set_rtt(&mut self, rtt: Option<crate::run::calibrate::Rtt>) {
+        use crate::run::calibrate::in_rtt;
+        self.rtt_us = rtt;
+        let of = |p: &Percentiles, r: &crate::run::calibrate::Rtt| (p.count > 0).then(|| in_rtt(p.p50, r));
+        self.p50_rtt = rtt.map(|r| OpRtt {
+            acquire: of(&self.acquire_latency_us, &r),
+            release: of(&self.release_latency_us, &r),
+            renew: of(&self.renew_latency_us, &r),
+        });
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -318,6 +347,8 @@ impl BackendSummary {
                 .filter(|e| e.b == crate::faults::MISSED)
                 .count() as u64,
             harness_errors: crate::check::harness_errors(h),
+            rtt_us: None,
+            p50_rtt: None,
             grants_per_client: {
                 let mut g: Vec<u64> = Vec::new();
                 for e in h.events.iter().filter(|e| e.op == crate::record::Op::Acquire) {

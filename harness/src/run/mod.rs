@@ -4,6 +4,7 @@
 //! nemesis applies the fault schedule beside them. The runner only drives and
 //! records: it never judges (that is `check`) and never writes files (`report`).
 
+pub mod calibrate;
 pub mod client;
 pub mod keys;
 pub mod preflight;
