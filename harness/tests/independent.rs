@@ -135,7 +135,7 @@ fn jepsen_histories_are_read_and_judged() {
         d.path(),
     );
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    assert!(text(&o).contains("1 overlaps within lease"), "{}", text(&o));
+    assert!(text(&o).contains("BROKEN") && text(&o).contains("1 within both leases"), "{}", text(&o));
     let o = lockbench(
         &["check", "--history", &fixture("clean.edn"), "--format", "jepsen-edn", "--fail-on-violation"],
         d.path(),
@@ -147,7 +147,7 @@ fn jepsen_histories_are_read_and_judged() {
     let jf = d.path().join("lost-lease.json");
     std::fs::write(&jf, json).unwrap();
     let o = lockbench(&["check", "--history", jf.to_str().unwrap(), "--format", "jepsen-json"], d.path());
-    assert!(text(&o).contains("1 overlaps within lease"), "{}", text(&o));
+    assert!(text(&o).contains("BROKEN") && text(&o).contains("1 within both leases"), "{}", text(&o));
 }
 
 /// The EDN fixture as Jepsen JSON lines (a test-side converter, independent of the
