@@ -703,13 +703,21 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
             // A local server answered its provider's readiness check; now it must
             // answer a client too. (External ones were probed before any scenario.)
             let local = matches!(info.needs, Needs::Servers { kind, .. } if !providers.external.contains_key(&kind));
-            if local
-                && let Err(e) =
-                    run::preflight::probe(&prepared.backend, &prepared.env.endpoints, args.connect_timeout).await
-            {
-                eprintln!("preflight failed: {e}");
-                eprintln!("stopping here: results of earlier scenarios are kept");
-                return Ok(exit::PREFLIGHT);
+            if local {
+                let probe = tokio::select! {
+                    r = run::preflight::probe(&prepared.backend, &prepared.env.endpoints, args.connect_timeout) => Some(r),
+                    _ = signals::interrupted() => None,
+                };
+                match probe {
+                    Some(Err(e)) => {
+                        eprintln!("preflight failed: {e}");
+                        eprintln!("stopping here: results of earlier scenarios are kept");
+                        return Ok(exit::PREFLIGHT);
+                    }
+                    // Interrupted: the loop below sees it and stops.
+                    None => break,
+                    Some(Ok(())) => {}
+                }
             }
             // The round-trip floor, before the load (servers only).
             let rtt = match info.needs {
@@ -817,7 +825,10 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
         println!("  → {}", out.join("report.html").display());
         if summary.interrupted { &mut cut_short } else { &mut whole }.push(out.display().to_string());
         if args.out.is_none() {
-            report::write_index(&args.results)?;
+            if let Err(e) = report::write_index(&args.results) {
+                // The run is written: a page that lists runs is no reason to stop.
+                eprintln!("warning: results index not updated: {e:#}");
+            }
         }
     }
     if INTERRUPTED.load(Ordering::Relaxed) {

@@ -178,3 +178,27 @@ fn the_open_files_limit_is_raised_to_the_hard_limit_or_the_run_refused_with_the_
     assert!(t.contains("needs about 1756 open files") && t.contains("1024"), "{t}");
     assert!(!out.exists());
 }
+
+#[test]
+fn workers_that_finish_their_share_of_ops_are_no_harness_error() {
+    let d = tempfile::tempdir().unwrap();
+    let scen = d.path().join("ops.toml");
+    // 6 clients share 4 acquires: two get none and end at once, the rest after one.
+    std::fs::write(
+        &scen,
+        "client_mode = \"process\"\nclients = 6\nops = 4\n[keys]\ncount = 2\n[lock]\nlease = \"2s\"\n[work]\nhold = \"5ms\"\n",
+    )
+    .unwrap();
+    let out = d.path().join("r");
+    let o = Command::new(bin())
+        .args(["run", scen.to_str().unwrap(), "-b", "sqlite", "--out", out.to_str().unwrap()])
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(!t.contains("HARNESS ERROR"), "{t}");
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["backends"][0]["grants"], 4, "{s}");
+    assert!(s["backends"][0]["harness_errors"].as_array().unwrap().is_empty());
+}

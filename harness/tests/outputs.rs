@@ -99,7 +99,7 @@ fn a_result_is_replaced_only_with_force_and_only_its_own_files() {
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(std::fs::read_to_string(out.join("notes.md")).unwrap(), "my notes");
     assert!(std::fs::read_to_string(out.join("summary.json")).unwrap().contains("\"seed\": 99"));
-    assert!(!d.path().join("r.partial").exists() && !d.path().join("r.lock").exists());
+    assert!(!d.path().join("r.partial").exists() && !d.path().join("r.lockbench-lock").exists());
 }
 
 #[test]
@@ -115,7 +115,7 @@ fn a_second_run_into_a_folder_in_use_is_refused_at_start_and_the_first_finishes_
         .spawn()
         .unwrap();
     let t0 = Instant::now();
-    while !d.path().join("busy.lock").exists() {
+    while !d.path().join("busy.lockbench-lock").exists() {
         assert!(t0.elapsed() < Duration::from_secs(20), "the first run never claimed its folder");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -294,6 +294,16 @@ fn index_leaves_out_folders_still_being_written() {
     assert!(lockbench(&["index", "results"], d.path()).status.success());
     let index = std::fs::read_to_string(results.join("index.html")).unwrap();
     assert!(!index.contains(".partial"), "{index}");
+    // An index written before pages carried lockbench's generator tag is still
+    // lockbench's: a run replaces it and does not stop.
+    std::fs::write(
+        results.join("index.html"),
+        "<!doctype html><html><head><title>lockbench results</title></head></html>",
+    )
+    .unwrap();
+    let o = lockbench(&["run", &storm, "-b", "inprocess", "--duration", "200ms"], d.path());
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(std::fs::read_to_string(results.join("index.html")).unwrap().contains("generator"));
     // A user's own index.html is never written over.
     let mine = d.path().join("mine");
     std::fs::create_dir(&mine).unwrap();

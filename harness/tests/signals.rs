@@ -273,6 +273,13 @@ fn a_run_removes_temp_folders_of_dead_or_foreign_pids_and_never_a_live_runs() {
     let mut sleeper = Command::new("sleep").arg("60").spawn().unwrap();
     let foreign = tmp.join(format!("lockbench-{}-x", sleeper.id()));
     std::fs::create_dir_all(&foreign).unwrap();
+    // A folder of a live pid is taken for stale only once it is a minute old (a
+    // live owner may be between making it and locking it).
+    let c = std::ffi::CString::new(foreign.as_os_str().as_encoded_bytes()).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let t = libc::timeval { tv_sec: now - 120, tv_usec: 0 };
+    // SAFETY: utimes on a folder this test made, with two valid timevals.
+    assert_eq!(unsafe { libc::utimes(c.as_ptr(), [t, t].as_ptr()) }, 0);
 
     let o = Command::new(common::bin())
         .args(["run", &storm, "-b", "sqlite", "--duration", "200ms", "--out"])

@@ -180,6 +180,11 @@ impl Endpoint {
             None => (t, false),
         };
         let mut e = Self::parse_body(body, url).map_err(|why| bad(&why))?;
+        // The password as typed (%-encoded in a URL) is a secret too: it is what a
+        // command line shows.
+        if let Some((_, raw)) = body.rsplit_once('@').and_then(|(u, _)| u.split_once(':')) {
+            remember(raw);
+        }
         if e.db.is_some() && kind != ServerKind::Redis {
             return Err(bad("a /db suffix is only for redis"));
         }
@@ -209,14 +214,15 @@ impl Endpoint {
     }
 
     fn parse_body(body: &str, url: bool) -> std::result::Result<Endpoint, String> {
-        let (authority, path) = match body.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (body, None),
-        };
-        // The password may itself hold '@': the host part follows the last one.
-        let (userinfo, hostport) = match authority.rsplit_once('@') {
+        // The password may itself hold '@' or '/': the host part follows the last
+        // '@', and only after it can a '/' start the database number.
+        let (userinfo, after) = match body.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),
-            None => (None, authority),
+            None => (None, body),
+        };
+        let (hostport, path) = match after.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (after, None),
         };
         let decode = |s: &str| if url { percent_decode(s) } else { Ok(s.to_owned()) };
         let (user, password) = match userinfo {
@@ -372,6 +378,11 @@ mod tests {
             }
         }
         assert_eq!(Endpoint::parse(ServerKind::Redis, "redis://:p%40ss@h:1").unwrap().password(), Some("p@ss"));
+        assert_eq!(redact("argv: redis://:p%40ss@h:1"), "argv: redis://:***@h:1");
+        // A password with '/' or '@' (base64 ones often have '/') survives the round trip.
+        let e = Endpoint::parse(ServerKind::Redis, "u:a/b@c+d=@127.0.0.1:6379").unwrap();
+        assert_eq!((e.password(), e.port), (Some("a/b@c+d="), 6379));
+        assert_eq!(Endpoint::from_env(&e.to_env()).unwrap(), e);
     }
 
     #[test]

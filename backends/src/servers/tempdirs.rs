@@ -137,6 +137,9 @@ pub fn remove_stale() -> Vec<(PathBuf, String)> {
     remove_stale_in(&std::env::temp_dir())
 }
 
+/// A folder younger than this, whose pid is alive, is never taken for stale.
+const YOUNG: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// [`remove_stale`] in `dir` (the system temp folder, or a test's folder).
 pub fn remove_stale_in(dir: &Path) -> Vec<(PathBuf, String)> {
     let mut gone = Vec::new();
@@ -154,6 +157,12 @@ pub fn remove_stale_in(dir: &Path) -> Vec<(PathBuf, String)> {
             continue;
         }
         let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
+        // A live owner's folder made a moment ago may not hold its owner lock yet
+        // (made, then locked): leave young folders of live pids alone.
+        let young = SystemTime::now().duration_since(mtime).map_or(true, |age| age < YOUNG);
+        if young && Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
         let Some(why) = owner_gone(pid, mtime) else { continue };
         // Whoever made it, a folder with a file open in it is in use (a folder of a
         // build without the owner lock, whose server is running).
@@ -268,6 +277,15 @@ mod tests {
     use super::*;
 
     /// A pid no process can have: pids are below pid_max.
+    /// Set `p`'s modification time `secs` seconds back.
+    fn age(p: &Path, secs: i64) {
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        let now = std::time::SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+        let t = libc::timeval { tv_sec: now - secs, tv_usec: 0 };
+        // SAFETY: utimes on a path we made, with two valid timevals.
+        assert_eq!(unsafe { libc::utimes(c.as_ptr(), [t, t].as_ptr()) }, 0);
+    }
+
     fn dead_pid() -> u32 {
         std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap().trim().parse().unwrap()
     }
@@ -333,6 +351,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let theirs = d.path().join("lockbench-1-x");
         std::fs::create_dir(&theirs).unwrap();
+        // Made a moment ago: its owner may be about to lock it.
+        assert!(remove_stale_in(d.path()).is_empty() && theirs.exists(), "a young folder of a live pid stays");
+        age(&theirs, 120);
         let gone = remove_stale_in(d.path());
         assert!(!theirs.exists());
         assert_eq!(gone.len(), 1);

@@ -5,7 +5,7 @@
 //! `--out` must name a folder that is absent, empty, or a result (a re-run replaces
 //! it only with `--force`, and then only the files the marker lists: a notes file
 //! beside them stays). A folder of results carries [`RESULTS_MARKER`]. Everything is
-//! checked, and the folder claimed, before the run: its `<name>.lock` is held with
+//! checked, and the folder claimed, before the run: its `<name>.lockbench-lock` is held with
 //! `flock` (the kernel releases it on any death, so a killed run never blocks the
 //! next), `<name>.partial` is created and a probe file written in it. The run's
 //! files go into the `.partial` folder, which becomes the result at the end.
@@ -361,7 +361,7 @@ pub fn results_out(dir: &Path) -> Result<()> {
     mark_results(dir)
 }
 
-/// `flock` held on `<dir>.lock`; unlinked and released on drop.
+/// `flock` held on `<dir>.lockbench-lock`; unlinked and released on drop.
 struct Lock {
     file: File,
     path: PathBuf,
@@ -376,11 +376,17 @@ impl Drop for Lock {
     }
 }
 
-/// Take `flock` on `<dir>.lock`: one run per folder. `Ok(Err(pid))` when another
-/// run holds it.
+/// The suffix of a result folder's lock file: a name no other tool uses (a folder
+/// called `Cargo` must not touch `Cargo.lock`).
+pub const LOCK_SUFFIX: &str = ".lockbench-lock";
+
+/// Take `flock` on `<dir>.lockbench-lock`: one run per folder. `Ok(Err(pid))` when
+/// another run holds it. A file of that name that is not lockbench's (anything but
+/// a pid, or not a plain file) is refused and left alone.
 fn lock(dir: &Path) -> Result<std::result::Result<Lock, String>> {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut name = dir.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".lock");
+    name.push(LOCK_SUFFIX);
     let path = dir.with_file_name(name);
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent)
@@ -392,8 +398,13 @@ fn lock(dir: &Path) -> Result<std::result::Result<Lock, String>> {
             .write(true)
             .create(true)
             .truncate(false)
+            // Never through a link: the lock is a file of lockbench's own.
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .with_context(|| format!("--out {}: cannot create its lock file {}", dir.display(), path.display()))?;
+        if !f.metadata().is_ok_and(|m| m.is_file()) {
+            bail!("--out {}: {} is not a plain file: not touching it", dir.display(), path.display());
+        }
         // SAFETY: flock on a descriptor we own.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let mut holder = String::new();
@@ -409,6 +420,15 @@ fn lock(dir: &Path) -> Result<std::result::Result<Lock, String>> {
         };
         if !same {
             continue;
+        }
+        let mut held = String::new();
+        let _ = f.read_to_string(&mut held);
+        if !held.trim().chars().all(|c| c.is_ascii_digit()) {
+            bail!(
+                "--out {}: {} exists and is not a lockbench lock file: not touching it (choose another --out)",
+                dir.display(),
+                path.display()
+            );
         }
         let lock = Lock { file: f, path };
         let mut f = &lock.file;
@@ -444,7 +464,7 @@ mod tests {
         let err = Claim::out(&out, true).err().unwrap().to_string();
         assert!(err.contains("did not write"), "{err}");
         assert!(out.join("src/a.rs").exists());
-        assert!(!partial_of(&out).exists() && !d.path().join("thesis.lock").exists());
+        assert!(!partial_of(&out).exists() && !d.path().join("thesis.lockbench-lock").exists());
     }
 
     #[test]
@@ -507,5 +527,20 @@ mod tests {
     fn is_ours_knows_lockbench_names_only() {
         assert!(is_ours("redis.hlog") && is_ours("summary.json") && is_ours(MARKER));
         assert!(!is_ours("notes.txt") && !is_ours(".hlog") && !is_ours("../x.hlog"));
+    }
+
+    #[test]
+    fn a_file_that_only_shares_the_lock_name_is_never_touched() {
+        let d = tempfile::tempdir().unwrap();
+        // `--out Cargo` beside a Cargo.lock: the lock is Cargo.lockbench-lock.
+        fs::write(d.path().join("Cargo.lock"), "[[package]]\n").unwrap();
+        let c = Claim::out(&d.path().join("Cargo"), false).unwrap();
+        drop(c);
+        assert_eq!(fs::read_to_string(d.path().join("Cargo.lock")).unwrap(), "[[package]]\n");
+        // A user's file under lockbench's lock name is refused, not emptied.
+        fs::write(d.path().join("x.lockbench-lock"), "my notes").unwrap();
+        let err = Claim::out(&d.path().join("x"), false).err().unwrap().to_string();
+        assert!(err.contains("not a lockbench lock file"), "{err}");
+        assert_eq!(fs::read_to_string(d.path().join("x.lockbench-lock")).unwrap(), "my notes");
     }
 }

@@ -248,8 +248,9 @@ impl Client {
                 Ok(s) => return Some(s),
                 Err(e) => {
                     self.rec.push(invoked);
-                    let kind = if e.is_indeterminate() { Kind::Info } else { Kind::Fail };
-                    let ev = self.ev(kind, Op::Acquire, 0).with_msg(format!("no session: {e}"));
+                    // Opening a session never grants a lock: whatever the error, no
+                    // grant happened (fail, never unknown).
+                    let ev = self.ev(Kind::Fail, Op::Acquire, 0).with_msg(format!("no session: {e}"));
                     self.rec.push(ev);
                     self.shared.progress.attempts.fetch_add(1, Ordering::Relaxed);
                     let d = retry.next_delay();
@@ -309,7 +310,11 @@ impl Client {
                 }
                 HoldEnd::Crashed(after) => {
                     drop(session);
-                    tokio::time::sleep(after).await;
+                    // Back after `after`, unless the run is over by then.
+                    self.pause(after).await;
+                    if self.shared.stop.load(Ordering::Relaxed) {
+                        break;
+                    }
                     session = match self.open(&connect, &mut retry).await {
                         Some(s) => s,
                         None => return self.rec,
@@ -317,7 +322,7 @@ impl Client {
                 }
             }
             if self.plan.open_interval.is_none() && !think.is_zero() {
-                tokio::time::sleep(think).await;
+                self.pause(think).await;
             }
         }
         self.rec
@@ -432,8 +437,13 @@ impl Client {
                     return HoldEnd::Crashed(restart_after);
                 }
                 Some(Command::Pause(d)) => {
-                    // A stop-the-world pause: nothing runs, not even renewals.
-                    tokio::time::sleep(d).await;
+                    // A stop-the-world pause: nothing runs, not even renewals. The
+                    // end of the run's drain still ends it (so that the history
+                    // comes back whole).
+                    tokio::select! {
+                        _ = tokio::time::sleep(d) => {}
+                        _ = self.shared.drained() => {}
+                    }
                     continue;
                 }
                 None => {}

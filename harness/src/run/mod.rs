@@ -217,11 +217,21 @@ pub async fn run_backend(
             Ok(Err(e)) => panic!("client task {id} failed: {e}"),
             Err(_) if interrupted => {
                 t.abort();
-                eprintln!(
-                    "client {id} did not stop within 1.5 s of the interrupt (a request without an answer): its \
-                     events are left out of this interrupted run's history"
+                let msg = format!(
+                    "harness error: client {id} did not stop within 1.5 s of the interrupt (a request without an \
+                     answer): its events are left out of this interrupted run's history"
                 );
-                parts.push(Vec::new());
+                eprintln!("{msg}");
+                parts.push(vec![
+                    crate::record::Event::new(
+                        mono_ns(),
+                        id as u32,
+                        crate::record::Kind::Fail,
+                        crate::record::Op::Crash,
+                        0,
+                    )
+                    .with_msg(msg),
+                ]);
             }
             Err(_) => {
                 t.abort();

@@ -277,7 +277,12 @@ impl Supervisor {
                 events.extend(state.died(self.id, t, Death::Drained));
                 Ok(None)
             }
-            (None, None) if stopping && status.is_some_and(|s| s.success()) => Ok(None),
+            // A clean exit is the worker's own end: told to stop, or its share of
+            // `ops` done. Anything it left open ends here.
+            (None, None) if status.is_some_and(|s| s.success()) => {
+                events.extend(state.died(self.id, mono_ns(), Death::Exited));
+                Ok(None)
+            }
             (None, None) => {
                 let cause = match status {
                     Some(s) => describe_exit(s),
@@ -366,7 +371,10 @@ impl Seen {
                 Event::new(t, client, Kind::Info, Op::Crash, key)
                     .with_msg("the worker was still holding when the run's drain ended: killed"),
             ),
-            (Death::Crashed | Death::Drained, None) => None,
+            (Death::Exited, Some((key, ..))) => {
+                Some(Event::new(t, client, Kind::Info, Op::Crash, key).with_msg("the worker exited with a hold open"))
+            }
+            (Death::Crashed | Death::Drained | Death::Exited, None) => None,
             (Death::Unscheduled(why), hold) => {
                 Some(Event::new(t, client, Kind::Fail, Op::Crash, hold.map_or(0, |h| h.0)).with_msg(why))
             }
@@ -388,6 +396,8 @@ enum Death {
     Crashed,
     /// Killed because it was still running when the run's drain ended.
     Drained,
+    /// Exited by itself with status 0 (stopped, or its ops done).
+    Exited,
     /// On its own, outside any fault: a harness error (the reason).
     Unscheduled(String),
 }
