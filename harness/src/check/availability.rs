@@ -123,6 +123,9 @@ pub fn availability(h: &History) -> Availability {
     let mut tried: Vec<(u64, u64)> = Vec::new();
     let mut errors = Errors::default();
     let mut invoked: HashMap<u32, u64> = HashMap::new();
+    // A client's last attempt that got no answer: until its next attempt (its
+    // backoff), the server is still not answering it.
+    let mut unanswered_since: HashMap<u32, u64> = HashMap::new();
     for e in &h.events {
         let class = classify(e);
         match class {
@@ -136,19 +139,32 @@ pub fn availability(h: &History) -> Availability {
             continue;
         }
         if e.kind == Kind::Invoke {
+            if let Some(f) = unanswered_since.remove(&e.client) {
+                tried.push((slot(f), slot(e.t)));
+            }
             invoked.insert(e.client, e.t);
             continue;
         }
         let from = invoked.remove(&e.client).unwrap_or(e.t).min(e.t);
+        // Given up by the run at its drain's end: says nothing either way.
+        if e.msg.as_deref().is_some_and(|m| m.starts_with("the run's drain ended")) {
+            continue;
+        }
         let span = (slot(from), slot(e.t));
         match class {
             // The server answered: granted, held by another, or rejected. An
             // attempt that waited may have polled the server all along.
             None | Some(ErrorClass::Rejected) => answered.push(span),
             // No answer from the time it was made to the time it gave up.
-            Some(_) => {}
+            Some(_) => {
+                unanswered_since.insert(e.client, e.t);
+            }
         }
         tried.push(span);
+    }
+    // Still backing off when the run ended.
+    for (_, f) in unanswered_since {
+        tried.push((slot(f), slot(h.end)));
     }
     let unavailable = measure_without(&union(tried), &union(answered));
     let tenths = |slots: u64| slots as f64 * SLOT as f64 / 1e9;
@@ -204,6 +220,29 @@ fn measure_without(a: &[(u64, u64)], b: &[(u64, u64)]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lone_client_backing_off_from_a_dead_server_is_unavailable_all_along() {
+        // One client: each refused attempt takes 10 ms, then it waits ~0.9 s.
+        let s = 1_000_000_000u64;
+        let mut h = History { events: Vec::new(), start: 0, end: 3 * s };
+        for i in 0..3 {
+            let t = i * s;
+            h.events.push(Event::new(t, 0, Kind::Invoke, Op::Acquire, 0));
+            h.events.push(Event::new(t + s / 100, 0, Kind::Fail, Op::Acquire, 0).with_msg("unavailable: refused"));
+        }
+        let a = availability(&h);
+        assert_eq!(a.load_slots, 30);
+        assert!(a.unavailable_slots >= 29, "{a:?}");
+        assert!(a.mostly_unavailable());
+        // An acquire the run gave up on at its drain's end counts neither way.
+        let mut h = History { events: Vec::new(), start: 0, end: s };
+        h.events.push(Event::new(0, 0, Kind::Invoke, Op::Acquire, 0));
+        h.events.push(
+            Event::new(s, 0, Kind::Info, Op::Acquire, 0).with_msg("the run's drain ended with this acquire in flight"),
+        );
+        assert_eq!(availability(&h).unavailable_slots, 0);
+    }
 
     #[test]
     fn spans_subtract_slot_by_slot() {

@@ -208,14 +208,28 @@ fn a_backend_that_stops_answering_for_most_of_the_run_is_inconclusive() {
         t += &format!(r#"{{"backend":"x","t":{},"client":0,"type":"invoke","f":"acquire","key":0}}"#, i * S + 1);
         t += &format!("\n{{\"backend\":\"x\",\"t\":{},\"client\":0,\"type\":{end}}}\n", i * S + 2);
     }
+    // An answer again at 2.5 s: the client went unanswered from 1 s to 2.5 s
+    // (its failures and the backoff between them), 15 slots of 30: not more than
+    // half.
+    let mut answered_again = t.clone();
+    answered_again += &format!(
+        "{{\"backend\":\"x\",\"t\":{},\"client\":0,\"type\":\"invoke\",\"f\":\"acquire\",\"key\":0}}\n\
+         {{\"backend\":\"x\",\"t\":{},\"client\":0,\"type\":\"ok\",\"f\":\"acquire\",\"key\":0,\"owner\":2,\"a\":1000}}\n",
+        5 * S / 2,
+        5 * S / 2 + 1
+    );
+    let mut h = fixture(&answered_again);
+    h.end = 3 * S;
+    let v = check(&h);
+    assert_eq!((v.availability.load_slots, v.availability.unavailable_slots), (30, 15), "{:?}", v.availability);
+    assert!(!v.availability.mostly_unavailable());
+    assert_eq!(v.level(), Level::Safe);
+    // Never answered again after 1 s: 20 slots of 30.
     let mut h = fixture(&t);
     h.end = 3 * S;
     let v = check(&h);
-    // Slots of 0.1 s: the grant's slot answered; from 1 s on, two slots with only
-    // errors, of 30.
-    assert_eq!((v.availability.load_slots, v.availability.unavailable_slots), (30, 2), "{:?}", v.availability);
-    assert!(!v.availability.mostly_unavailable());
-    assert_eq!(v.level(), Level::Safe);
+    assert_eq!((v.availability.load_slots, v.availability.unavailable_slots), (30, 20), "{:?}", v.availability);
+    assert_eq!(v.level(), Level::Inconclusive);
     // The same errors spread over every slot from 1 s on: 20 of 30 slots.
     for slot in 10..30u64 {
         let mut inv = Event::new(slot * S / 10 + 1, 1, Kind::Invoke, Op::Acquire, 0);
