@@ -94,6 +94,12 @@ fn a_closed_port_fails_preflight_naming_the_endpoint() {
 
 #[test]
 fn a_listener_that_never_answers_fails_preflight_within_the_connect_timeout() {
+    for (kind, backend) in [("redis", "redis"), ("cassandra", "cassandra-lwt")] {
+        silent_endpoint_fails_preflight(kind, backend);
+    }
+}
+
+fn silent_endpoint_fails_preflight(kind: &str, backend: &str) {
     let l = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).unwrap();
     let port = l.local_addr().unwrap().port();
     // Accept every connection and hold it open, silent, until the test ends.
@@ -104,14 +110,14 @@ fn a_listener_that_never_answers_fails_preflight_within_the_connect_timeout() {
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    let endpoint = format!("redis=127.0.0.1:{port}");
+    let endpoint = format!("{kind}=127.0.0.1:{port}");
     let started = Instant::now();
     let o = lockbench(
         &[
             "run",
             storm().to_str().unwrap(),
             "-b",
-            "redis",
+            backend,
             "--endpoints",
             &endpoint,
             "--connect-timeout",
@@ -126,9 +132,9 @@ fn a_listener_that_never_answers_fails_preflight_within_the_connect_timeout() {
     let took = started.elapsed();
     let t = text(&o);
     assert_eq!(o.status.code(), Some(5), "{t}");
-    assert!(t.contains(&format!("redis at 127.0.0.1:{port}")), "{t}");
+    assert!(t.contains(&format!("{backend} at 127.0.0.1:{port}")), "{t}");
     // The deadline is 2 s; the rest is the binary's start (a loaded machine).
-    assert!(took < Duration::from_secs(8), "preflight took {took:?} for a 2 s deadline: {t}");
+    assert!(took < Duration::from_secs(8), "{backend}: preflight took {took:?} for a 2 s deadline: {t}");
 }
 
 #[test]
