@@ -185,7 +185,9 @@ pub struct Verdict {
     pub late_writes_accepted: u64,
     pub unknown_outcomes: u64,
     pub acquire_timeouts: u64,
-    /// Acquire failures other than timeouts (errors).
+    /// Try-acquires (no wait) that found the key held: the lock doing its job.
+    pub acquire_refused: u64,
+    /// Acquire failures other than timeouts and refusals (errors).
     pub acquire_errors: u64,
     pub longest_wait_ns: u64,
     /// Jain's index over the clients' grant counts: 1 = perfectly fair, 1/n = one
@@ -538,6 +540,9 @@ fn liveness(h: &History, v: &mut Verdict) {
                 }
             }
             (Op::Acquire, Kind::Fail) if e.msg.as_deref() == Some("timeout") => v.acquire_timeouts += 1,
+            (Op::Acquire, Kind::Fail) if e.msg.as_deref() == Some(crate::run::client::REFUSED) => {
+                v.acquire_refused += 1
+            }
             (Op::Acquire, Kind::Fail) => v.acquire_errors += 1,
             (Op::Crash, Kind::Ok) => crashes.push((e.t, e.key)),
             _ => {}

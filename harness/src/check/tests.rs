@@ -315,3 +315,13 @@ fn jain_index_is_one_for_equal_shares_and_one_over_n_for_a_monopoly() {
     assert_eq!(jain([8, 0, 0, 0].into_iter()), Some(0.25));
     assert_eq!(jain([0, 0].into_iter()), None);
 }
+
+#[test]
+fn a_try_acquire_that_finds_the_key_held_is_a_refusal_not_an_error() {
+    let t = r#"{"backend":"x","t":0,"client":0,"type":"invoke","f":"acquire","key":0}
+{"backend":"x","t":10,"client":0,"type":"fail","f":"acquire","key":0,"msg":"refused (held)"}
+"#;
+    let v = check(&fixture(t));
+    assert_eq!((v.acquire_refused, v.acquire_timeouts, v.acquire_errors), (1, 0, 0));
+    assert_eq!(v.availability.errors.total(), 0, "the server answered");
+}

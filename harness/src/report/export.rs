@@ -77,7 +77,7 @@ pub fn porcupine(events: &[Event]) -> Vec<PorcupineOp> {
         let Some(inv) = open.remove(&e.client) else { continue };
         let f = if e.op == Op::Acquire { "acquire" } else { "release" };
         let refused = match (e.op, e.msg.as_deref()) {
-            (Op::Acquire, Some("timeout" | "refused")) => true,
+            (Op::Acquire, Some("timeout" | "refused" | crate::run::client::REFUSED)) => true,
             (Op::Release, Some(m)) => m.starts_with("not the owner"),
             _ => false,
         };

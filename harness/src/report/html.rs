@@ -401,7 +401,14 @@ fn table(bs: &[BackendSummary]) -> String {
             cell(us(a.p999), a.p999 as f64),
             cell(us(a.max), a.max as f64),
             cell(us(b.release_latency_us.p99), b.release_latency_us.p99 as f64),
-            cell(b.acquire_timeouts, b.acquire_timeouts as f64),
+            cell(
+                if b.acquire_refused > 0 {
+                    format!("{}<br><small>{} refused (held)</small>", b.acquire_timeouts, b.acquire_refused)
+                } else {
+                    b.acquire_timeouts.to_string()
+                },
+                b.acquire_timeouts as f64
+            ),
             bad_cell(b.errors.refused, None),
             bad_cell(b.errors.rejected, None),
             cell(b.errors.unknown, b.errors.unknown as f64),

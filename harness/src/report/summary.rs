@@ -155,6 +155,9 @@ pub struct BackendSummary {
     pub token_regressions: u64,
     pub unknown_outcomes: u64,
     pub acquire_timeouts: u64,
+    /// Try-acquires without a wait that found the key held ("refused (held)").
+    #[serde(default)]
+    pub acquire_refused: u64,
     pub acquire_errors: u64,
     pub longest_wait_us: u64,
     pub fairness: Option<f64>,
@@ -332,6 +335,7 @@ impl BackendSummary {
             token_regressions: v.token_regressions,
             unknown_outcomes: v.unknown_outcomes,
             acquire_timeouts: v.acquire_timeouts,
+            acquire_refused: v.acquire_refused,
             acquire_errors: v.acquire_errors,
             longest_wait_us: v.longest_wait_ns / 1_000,
             fairness: v.fairness,

@@ -125,6 +125,9 @@ pub struct Shared {
     drained: tokio::sync::watch::Sender<bool>,
 }
 
+/// The message of a try-acquire (no wait) that found the key held.
+pub const REFUSED: &str = "refused (held)";
+
 /// Once the drain is over, how long a release may still take before it is
 /// recorded as unknown.
 const RELEASE_AFTER_DRAIN: Duration = Duration::from_secs(1);
@@ -368,7 +371,10 @@ impl Client {
                 self.hold(s, key, &lease, hold).await
             }
             Ok(None) => {
-                let ev = self.ev(Kind::Fail, Op::Acquire, key).with_msg("timeout");
+                // A try without waiting found the key held: a refusal, not a wait
+                // that timed out.
+                let why = if self.plan.acquire_only || self.plan.wait.max.is_zero() { REFUSED } else { "timeout" };
+                let ev = self.ev(Kind::Fail, Op::Acquire, key).with_msg(why);
                 self.rec.push(ev);
                 HoldEnd::Done
             }
