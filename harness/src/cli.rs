@@ -263,6 +263,29 @@ fn prepare(info: &BackendInfo, s: &Scenario, p: &Providers) -> Result<std::resul
     Ok(Ok(Prepared { backend, env, servers, version, _work: work }))
 }
 
+/// What `scenarios/expected.toml` says a shipped scenario must show, per backend
+/// (empty for a scenario file from elsewhere, whose name may collide).
+fn expected_for(s: &Scenario) -> std::collections::HashMap<String, String> {
+    let dir = scenarios_dir();
+    let shipped = s.path.canonicalize().ok().and_then(|p| p.parent().map(Path::to_owned)) == dir.canonicalize().ok();
+    if !shipped {
+        return Default::default();
+    }
+    let Ok(text) = std::fs::read_to_string(dir.join("expected.toml")) else { return Default::default() };
+    let Ok(table) = toml::from_str::<std::collections::HashMap<String, toml::Table>>(&text) else {
+        return Default::default();
+    };
+    table
+        .get(&s.name)
+        .map(|row| {
+            row.iter()
+                .filter(|(k, _)| *k != "duration")
+                .filter_map(|(k, v)| v.as_str().map(|w| (k.clone(), w.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The server's own version (asked through a session: Redis's `redis_version`,
 /// Cassandra's `release_version`, SQLite's `sqlite_version()`), with the provider's
 /// note on skewed clocks; the provider's program version where the backend cannot say.
@@ -782,9 +805,11 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
             eprintln!("checking {} ({} backend(s))...", s.name, runs.len());
         }
         let (mut summary, lats) = report::summarize(meta, &runs);
+        let expected = expected_for(s);
         for ((b, v), rtt) in summary.backends.iter_mut().zip(versions).zip(rtts) {
             b.server_version = v;
             b.set_rtt(rtt);
+            b.expected = expected.get(&b.name).cloned();
         }
         // The figures first: a write that fails (a full disk) does not lose them.
         println!("{}:", s.name);
@@ -873,6 +898,13 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
 /// hit nothing, and time spent past the scenario's duration.
 fn notes(s: &Scenario, b: &report::BackendSummary) -> Vec<String> {
     let mut v = Vec::new();
+    if b.unexpected() == Some(true) {
+        v.push(format!(
+            "UNEXPECTED: scenarios/expected.toml says {} for this scenario on {}",
+            b.expected.as_deref().unwrap_or("?"),
+            b.name
+        ));
+    }
     if let Some(first) = b.harness_errors.first() {
         v.push(format!("HARNESS ERROR ×{}: {first}", b.harness_errors.len()));
     }

@@ -175,3 +175,34 @@ fn server_backends_state_their_round_trip_floor_and_latencies_in_round_trips() {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("RTT") && html.contains("no server: — RTT"), "the report states it too");
 }
+
+#[test]
+fn verdicts_are_held_against_the_expected_table_in_the_report_and_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let pause = scenarios().join("holder-pause.toml");
+    let o = lockbench(
+        &[
+            "run",
+            pause.to_str().unwrap(),
+            "--backend",
+            "inprocess,sqlite-naive",
+            "--duration",
+            "1500ms",
+            "--results",
+            results.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let run = std::fs::read_dir(&results).unwrap().flatten().find(|e| e.path().is_dir()).unwrap().path();
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["backends"][0]["expected"], "fenced");
+    assert_eq!(s["backends"][1]["expected"], "broken");
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert_eq!(html.matches("as expected").count(), 2, "both pairs as expected");
+    let index = std::fs::read_to_string(results.join("index.html")).unwrap();
+    assert!(index.contains("as expected (2 of 2)"), "a deliberately unsafe backend is not a red run: {index}");
+    assert!(!index.contains("UNEXPECTED"));
+}

@@ -256,7 +256,13 @@ fn verdict_cell(b: &BackendSummary) -> String {
         Level::Fenced | Level::Inconclusive => "warn",
     };
     let sort = Level::ALL.iter().position(|l| *l == b.verdict).unwrap_or(0);
-    format!("<td data-v=\"{sort}\"><span class=\"{class}\">{}</span></td>", b.verdict)
+    // Held against scenarios/expected.toml, where it names this pair.
+    let against = match (b.unexpected(), b.expected.as_deref()) {
+        (Some(false), _) => "<br><small class=\"good\">as expected</small>".to_owned(),
+        (Some(true), Some(w)) => format!("<br><small class=\"bad\">UNEXPECTED (expected {})</small>", esc(w)),
+        _ => String::new(),
+    };
+    format!("<td data-v=\"{sort}\"><span class=\"{class}\">{}</span>{against}</td>", b.verdict)
 }
 
 fn charts_of(s: &Summary, extras: &[Extras]) -> String {
@@ -560,27 +566,45 @@ td:first-child,th:first-child{text-align:left}.bad{color:#b00020;font-weight:600
 /// `results/index.html`: every run in a results folder, newest first.
 pub fn index(runs: &[(String, Summary)]) -> String {
     let mut o = PAGE_HEAD.replace("{{t}}", "lockbench results");
-    o.push_str("<h1>lockbench results</h1><table><thead><tr><th>run</th><th>scenario</th><th>started</th><th>backends</th><th>verdict</th></tr></thead><tbody>");
+    o.push_str(
+        "<h1>lockbench results</h1><p>Each run's verdicts, held against <code>scenarios/expected.toml</code> where it \
+         names the pair (a deliberately unsafe backend that shows its flaw is as expected). Two runs side by side: \
+         <code>lockbench compare results/A results/B</code>.</p><table><thead><tr><th>run</th><th>scenario</th>\
+         <th>started</th><th>seed</th><th>duration</th><th>against expected</th><th>verdicts</th><th>grants/s</th></tr>\
+         </thead><tbody>",
+    );
     for (dir, s) in runs {
         let verdict = s
             .backends
             .iter()
             .map(|b| {
-                let class = match b.verdict {
-                    Level::Safe => "good",
-                    Level::Broken | Level::DataLost => "bad",
-                    Level::Fenced | Level::Inconclusive => "warn",
+                let class = match (b.unexpected(), b.verdict) {
+                    (Some(true), _) => "bad",
+                    (Some(false), _) | (None, Level::Safe) => "good",
+                    (None, Level::Broken | Level::DataLost) => "bad",
+                    (None, _) => "warn",
                 };
                 format!("{}: <span class=\"{class}\">{}</span>", esc(&b.name), b.verdict)
             })
             .collect::<Vec<_>>()
             .join(", ");
+        let unexpected: Vec<&str> =
+            s.backends.iter().filter(|b| b.unexpected() == Some(true)).map(|b| b.name.as_str()).collect();
+        let held = s.backends.iter().filter(|b| b.unexpected().is_some()).count();
+        let against = match (unexpected.is_empty(), held) {
+            (_, 0) => "<span class=\"meta\">no expectation</span>".to_owned(),
+            (true, n) => format!("<span class=\"good\">as expected ({n} of {})</span>", s.backends.len()),
+            (false, _) => format!("<span class=\"bad\">UNEXPECTED: {}</span>", esc(&unexpected.join(", "))),
+        };
+        let rates = s.backends.iter().map(|b| format!("{:.0}", b.grants_per_s)).collect::<Vec<_>>().join(" / ");
+        let dur = s.backends.iter().map(|b| b.duration_s).fold(0.0, f64::max);
         let _ = write!(
             o,
-            "<tr><td><a href=\"{d}/report.html\">{d}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{verdict}{int}</td></tr>",
+            "<tr><td><a href=\"{d}/report.html\">{d}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{dur:.1} s</td>\
+             <td>{against}{int}</td><td>{verdict}</td><td>{rates}</td></tr>",
             esc(&s.scenario),
             esc(&s.started_at),
-            esc(&s.backends.iter().map(|b| b.name.as_str()).collect::<Vec<_>>().join(", ")),
+            s.seed,
             d = esc(dir),
             int = if s.interrupted { " (interrupted)" } else { "" },
         );

@@ -208,8 +208,25 @@ pub fn write_index(results: &Path) -> Result<PathBuf> {
         }
     }
     runs.sort_by(|a, b| b.1.started_at.cmp(&a.1.started_at).then(b.0.cmp(&a.0)));
+    let mut page = html::index(&runs);
+    // The comparison pages made here, linked.
+    let mut compares: Vec<String> = fs::read_dir(results)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("compare-") && n.ends_with(".html"))
+                .collect()
+        })
+        .unwrap_or_default();
+    compares.sort();
+    if !compares.is_empty() {
+        let links: Vec<String> =
+            compares.iter().map(|c| format!("<li><a href=\"{0}\">{0}</a></li>", html::esc(c))).collect();
+        page =
+            page.replace("</body></html>", &format!("<h2>Comparisons</h2><ul>{}</ul></body></html>", links.concat()));
+    }
     let out = results.join("index.html");
-    write_page(&out, &html::index(&runs))?;
+    write_page(&out, &page)?;
     Ok(out)
 }
 

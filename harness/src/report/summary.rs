@@ -170,6 +170,10 @@ pub struct BackendSummary {
     pub p99_per_second_us: Vec<u64>,
     /// Fault windows, seconds since the load started.
     pub faults: Vec<FaultWindow>,
+    /// What `scenarios/expected.toml` says this shipped scenario must show on this
+    /// backend (a verdict word, or "any"); None where it says nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
     /// The round-trip floor to this backend's servers (sequential pings before the
     /// load); None without a server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -202,6 +206,15 @@ pub struct OpRtt {
 }
 
 impl BackendSummary {
+    /// Does the verdict differ from what expected.toml says? None: nothing to
+    /// hold it against ("any" or no entry).
+    pub fn unexpected(&self) -> Option<bool> {
+        match self.expected.as_deref() {
+            None | Some("any") => None,
+            Some(w) => Some(w != self.verdict.word()),
+        }
+    }
+
     /// Set the round-trip floor and state the p50 latencies in its units.
     pub fn set_rtt(&mut self, rtt: Option<crate::run::calibrate::Rtt>) {
         use crate::run::calibrate::in_rtt;
@@ -353,6 +366,7 @@ impl BackendSummary {
             harness_errors: crate::check::harness_errors(h),
             rtt_us: None,
             p50_rtt: None,
+            expected: None,
             grants_per_client: {
                 let mut g: Vec<u64> = Vec::new();
                 for e in h.events.iter().filter(|e| e.op == crate::record::Op::Acquire) {
