@@ -273,6 +273,10 @@ fn compare_warns_on_different_seeds_and_writes_only_over_its_own_pages() {
     let o = lockbench(&["compare", "a", "b", "--out", "cmp.html"], d.path());
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("seeds differ"), "{}", text(&o));
+    let page = std::fs::read_to_string(d.path().join("cmp.html")).unwrap();
+    assert!(page.contains("<b>verdict</b>") && page.contains("href=\"a/report.html\""), "verdict row, links");
+    assert!(page.contains("/s</td>") && page.contains("not coloured"), "formatted values, the noise rule said");
+    assert!(page.contains("id=\"cmp-inprocess\""), "both percentile curves on one chart");
     // Its own page it may write again.
     assert!(lockbench(&["compare", "a", "b", "--out", "cmp.html"], d.path()).status.success());
 }

@@ -614,62 +614,119 @@ pub fn index(runs: &[(String, Summary)]) -> String {
 }
 
 /// A page that sets two runs side by side, with the change in every figure.
-pub fn compare(a: &Summary, b: &Summary, warnings: &[String]) -> String {
+/// Changes smaller than this share are not coloured: one run of a scenario on
+/// this kind of machine moves by about that much from noise alone (repeat runs to
+/// know a smaller change).
+pub const NOISE: f64 = 0.10;
+
+/// How a compared figure is written.
+#[derive(Clone, Copy)]
+enum Unit {
+    Us,
+    Count,
+    Rate,
+    Secs,
+    Ratio,
+}
+
+fn fmt_unit(v: f64, u: Unit) -> String {
+    match u {
+        Unit::Us => us(v.round() as u64),
+        Unit::Count => format!("{}", v.round() as i64),
+        Unit::Rate => format!("{v:.0}/s"),
+        Unit::Secs => format!("{v:.1} s"),
+        Unit::Ratio => format!("{v:.3}"),
+    }
+}
+
+/// A backend's acquire latency percentiles from its summary, as a curve.
+fn summary_curve(b: &BackendSummary) -> Vec<(f64, f64)> {
+    let p = &b.acquire_latency_us;
+    if p.count == 0 {
+        return Vec::new();
+    }
+    vec![
+        (0.5, p.p50 as f64),
+        (0.9, p.p90 as f64),
+        (0.99, p.p99 as f64),
+        (0.999, p.p999 as f64),
+        (0.999_999, p.max as f64),
+    ]
+}
+
+/// A page that sets two runs side by side: verdicts, every figure with its change
+/// (coloured only beyond [`NOISE`]), and both percentile curves on one chart.
+/// `links` are the two reports, as the page can reach them.
+pub fn compare(a: &Summary, b: &Summary, warnings: &[String], links: (&str, &str)) -> String {
     let mut o = PAGE_HEAD.replace("{{t}}", &esc(&format!("lockbench: {} vs {}", a.run_id, b.run_id)));
+    let _ = write!(
+        o,
+        "<h1>{} → {}</h1><p>A: <a href=\"{la}\">{}</a> ({}, seed {}) · B: <a href=\"{lb}\">{}</a> ({}, seed {})</p>",
+        esc(&a.scenario),
+        esc(&b.scenario),
+        esc(&a.run_id),
+        esc(&a.started_at),
+        a.seed,
+        esc(&b.run_id),
+        esc(&b.started_at),
+        b.seed,
+        la = esc(links.0),
+        lb = esc(links.1),
+    );
     for w in warnings {
         let _ = write!(o, "<p class=\"bad\">Warning: {}</p>", esc(w));
     }
     let _ = write!(
         o,
-        "<h1>{} → {}</h1><p>A: {} ({}, seed {}) · B: {} ({}, seed {})</p>",
-        esc(&a.run_id),
-        esc(&b.run_id),
-        esc(&a.scenario),
-        esc(&a.started_at),
-        a.seed,
-        esc(&b.scenario),
-        esc(&b.started_at),
-        b.seed
+        "<p class=\"meta\">Changes within ±{:.0}% are not coloured: a single run moves that much from noise on \
+         this kind of machine; repeat both runs to judge a smaller change.</p>",
+        NOISE * 100.0
     );
-    // (name, value, lower is better)
-    type Fig = (&'static str, fn(&BackendSummary) -> f64, bool);
-    let figs: [Fig; 15] = [
-        ("grants/s", |x| x.grants_per_s, false),
-        ("acquire p50 µs", |x| x.acquire_latency_us.p50 as f64, true),
-        ("acquire p99 µs", |x| x.acquire_latency_us.p99 as f64, true),
-        ("acquire p99.9 µs", |x| x.acquire_latency_us.p999 as f64, true),
-        ("acquire max µs", |x| x.acquire_latency_us.max as f64, true),
-        ("release p99 µs", |x| x.release_latency_us.p99 as f64, true),
-        ("timeouts", |x| x.acquire_timeouts as f64, true),
-        ("unknown outcomes", |x| x.unknown_outcomes as f64, true),
-        ("holds overlapped", |x| x.holds_overlapped as f64, true),
-        ("overlap pairs within lease", |x| x.violations.within_lease as f64, true),
-        ("overlap pairs after expiry", |x| x.violations.after_expiry as f64, true),
-        ("increments lost", |x| x.increments_lost as f64, true),
-        ("clobbering writes", |x| x.clobbering_writes as f64, true),
-        ("unavailable seconds", |x| x.unavailable_seconds, true),
-        ("fairness", |x| x.fairness.unwrap_or(0.0), false),
+    // (name, value, lower is better, unit)
+    type Fig = (&'static str, fn(&BackendSummary) -> f64, bool, Unit);
+    let figs: [Fig; 16] = [
+        ("grants/s", |x| x.grants_per_s, false, Unit::Rate),
+        ("acquire p50", |x| x.acquire_latency_us.p50 as f64, true, Unit::Us),
+        ("acquire p99", |x| x.acquire_latency_us.p99 as f64, true, Unit::Us),
+        ("acquire p99.9", |x| x.acquire_latency_us.p999 as f64, true, Unit::Us),
+        ("acquire max", |x| x.acquire_latency_us.max as f64, true, Unit::Us),
+        ("release p99", |x| x.release_latency_us.p99 as f64, true, Unit::Us),
+        ("timeouts", |x| x.acquire_timeouts as f64, true, Unit::Count),
+        ("unknown outcomes", |x| x.unknown_outcomes as f64, true, Unit::Count),
+        ("holds overlapped", |x| x.holds_overlapped as f64, true, Unit::Count),
+        ("overlap pairs within lease", |x| x.violations.within_lease as f64, true, Unit::Count),
+        ("overlap pairs after expiry", |x| x.violations.after_expiry as f64, true, Unit::Count),
+        ("increments lost", |x| x.increments_lost as f64, true, Unit::Count),
+        ("clobbering writes", |x| x.clobbering_writes as f64, true, Unit::Count),
+        ("token regressions", |x| x.token_regressions as f64, true, Unit::Count),
+        ("unavailable seconds", |x| x.unavailable_seconds, true, Unit::Secs),
+        ("fairness (Jain)", |x| x.fairness.unwrap_or(0.0), false, Unit::Ratio),
     ];
     for ba in &a.backends {
         let Some(bb) = b.backends.iter().find(|x| x.name == ba.name) else {
             let _ = write!(o, "<h2>{}</h2><p>only in A</p>", esc(&ba.name));
             continue;
         };
+        let vclass = if ba.verdict == bb.verdict { "" } else { "worse" };
         let _ = write!(
             o,
-            "<h2>{}</h2><table><thead><tr><th>figure</th><th>A</th><th>B</th><th>change</th></tr></thead><tbody>",
-            esc(&ba.name)
+            "<h2>{}</h2><table><thead><tr><th>figure</th><th>A</th><th>B</th><th>change</th></tr></thead><tbody>\
+             <tr><td><b>verdict</b></td><td>{}</td><td>{}</td><td class=\"{vclass}\">{}</td></tr>",
+            esc(&ba.name),
+            ba.verdict,
+            bb.verdict,
+            if ba.verdict == bb.verdict { "=" } else { "changed" }
         );
-        for (name, f, lower_better) in &figs {
+        for (name, f, lower_better, unit) in &figs {
             let (va, vb) = (f(ba), f(bb));
-            let change = if va == vb {
-                "=".to_owned()
-            } else if va == 0.0 {
-                "new".to_owned()
-            } else {
-                format!("{:+.1}%", (vb - va) / va * 100.0)
+            let rel = if va == 0.0 { None } else { Some((vb - va) / va) };
+            let change = match rel {
+                _ if va == vb => "=".to_owned(),
+                None => "new".to_owned(),
+                Some(r) => format!("{:+.1}%", r * 100.0),
             };
-            let class = if va == vb {
+            let beyond_noise = rel.is_none_or(|r| r.abs() > NOISE);
+            let class = if va == vb || !beyond_noise {
                 ""
             } else if (vb < va) == *lower_better {
                 "better"
@@ -678,10 +735,18 @@ pub fn compare(a: &Summary, b: &Summary, warnings: &[String]) -> String {
             };
             let _ = write!(
                 o,
-                "<tr><td>{name}</td><td>{va:.1}</td><td>{vb:.1}</td><td class=\"{class}\">{change}</td></tr>"
+                "<tr><td>{name}</td><td>{}</td><td>{}</td><td class=\"{class}\">{change}</td></tr>",
+                fmt_unit(va, *unit),
+                fmt_unit(vb, *unit)
             );
         }
         o.push_str("</tbody></table>");
+        let (na, nb) = (format!("{} A", ba.name), format!("{} B", bb.name));
+        let curves = [
+            super::charts::Series { name: &na, points: summary_curve(ba), count: Some(ba.acquire_latency_us.count) },
+            super::charts::Series { name: &nb, points: summary_curve(bb), count: Some(bb.acquire_latency_us.count) },
+        ];
+        o.push_str(&super::charts::percentile_plot(&format!("cmp-{}", ba.name), &curves));
     }
     for bb in b.backends.iter().filter(|x| !a.backends.iter().any(|y| y.name == x.name)) {
         let _ = write!(o, "<h2>{}</h2><p>only in B</p>", esc(&bb.name));

@@ -248,7 +248,18 @@ pub fn compare(a: &Path, b: &Path, out: &Path) -> Result<Vec<String>> {
     if (da - db).abs() > 0.1 * da.max(db) {
         warnings.push(format!("the run lengths differ ({da:.1} s vs {db:.1} s)"));
     }
-    write_page(out, &html::compare(&sa, &sb, &warnings))?;
+    // The two reports, as the page will reach them: beside it, or by full path.
+    let link = |d: &Path| -> String {
+        let report = d.join("report.html");
+        match (out.parent(), d.parent()) {
+            (Some(o), Some(p)) if o == p => d
+                .file_name()
+                .map_or_else(|| report.display().to_string(), |n| format!("{}/report.html", n.to_string_lossy())),
+            _ => report.canonicalize().unwrap_or(report).display().to_string(),
+        }
+    };
+    let (la, lb) = (link(a), link(b));
+    write_page(out, &html::compare(&sa, &sb, &warnings, (&la, &lb)))?;
     Ok(warnings)
 }
 
