@@ -33,7 +33,9 @@ fn check_page(page: &Path, shot: &Path) {
         !html.contains("http://") && !html.contains("https://") || only_svg_namespace(&html),
         "the page reaches out to the network"
     );
-    let (dom, log) = chromium(&["--dump-dom"], page);
+    let (dom, log) = chromium(&["--dump-dom", "--window-size=1400,1000"], page);
+    // At 1400 px every column of every table is on the page (no sideways scroll).
+    assert!(dom.contains("data-tables-fit=\"1\""), "a table is wider than 1400 px");
     assert!(dom.contains("data-ready=\"1\""), "the page's script did not run to the end:\n{log}");
     assert!(!dom.contains("data-errors="), "the page raised an error");
     for l in log.lines() {

@@ -369,75 +369,156 @@ fn bad_cell(v: u64, link: Option<&str>) -> String {
     }
 }
 
+/// The comparison, as two sortable tables that fit a page: verdict and speed
+/// first, then safety, errors and liveness. Each row leads with the backend's name.
 fn table(bs: &[BackendSummary]) -> String {
-    let mut t = String::from(
-        "<div class=\"scroll\"><table class=\"sortable\" id=\"comparison-table\"><thead><tr><th>backend</th><th>verdict</th><th>grants/s</th><th>acquire p50</th><th>p90</th><th>p99</th>\
-         <th>p99.9</th><th>max</th><th>release p99</th><th>timeouts</th>\
-         <th>refused</th><th>rejected</th><th>unknown</th><th>resource limits</th><th>unavailable s</th>\
-         <th>holds overlapped</th><th>overlap pairs within lease</th><th>pairs after expiry</th><th>increments lost</th><th>clobbering writes</th><th>stale writes refused</th>\
-         <th>token regressions</th><th>crash → next grant</th><th>fairness</th></tr></thead><tbody>",
-    );
-    for b in bs {
-        let a = &b.acquire_latency_us;
-        let (crash, crash_v) = if b.crash_to_next_grant_ms.is_empty() {
-            ("–".to_owned(), -1.0)
-        } else {
-            let mut v = b.crash_to_next_grant_ms.clone();
-            v.sort_by(f64::total_cmp);
-            (format!("{:.0} ms (max {:.0})", v[v.len() / 2], v[v.len() - 1]), v[v.len() / 2])
-        };
-        // The first overlap of each class links to its place in the timeline.
-        let first = |c: OverlapClass| {
-            b.overlaps.iter().find(|o| o.class == c).map(|o| format!("#{}", anchor(&b.name, o.second.owner)))
-        };
-        let _ = write!(
-            t,
-            "<tr data-backend=\"{name}\"><td data-v=\"{name}\"><b>{name}</b>{naive}</td>{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}</tr>",
-            verdict_cell(b),
-            cell(format!("{:.0}", b.grants_per_s), b.grants_per_s),
-            cell(
-                match b.p50_rtt.as_ref().and_then(|r| r.acquire) {
-                    Some(x) => format!("{}<br><small>{x:.1} RTT</small>", us(a.p50)),
-                    None => format!("{}<br><small>— RTT</small>", us(a.p50)),
-                },
-                a.p50 as f64
-            ),
-            cell(us(a.p90), a.p90 as f64),
-            cell(us(a.p99), a.p99 as f64),
-            cell(us(a.p999), a.p999 as f64),
-            cell(us(a.max), a.max as f64),
-            cell(us(b.release_latency_us.p99), b.release_latency_us.p99 as f64),
-            cell(
-                if b.acquire_refused > 0 {
-                    format!("{}<br><small>{} refused (held)</small>", b.acquire_timeouts, b.acquire_refused)
+    type Col<'a> = (&'static str, &'static str, Box<dyn Fn(&BackendSummary) -> String + 'a>);
+    let speed: Vec<Col> = vec![
+        ("verdict", "the verdict, and whether scenarios/expected.toml expects it", Box::new(verdict_cell)),
+        ("grants/s", "grants per second of load", Box::new(|b| cell(format!("{:.0}", b.grants_per_s), b.grants_per_s))),
+        (
+            "failed %",
+            "acquire attempts that got no grant (timed out, refused, errors, unknown)",
+            Box::new(|b| {
+                let f = if b.acquire_attempts == 0 {
+                    0.0
                 } else {
-                    b.acquire_timeouts.to_string()
-                },
-                b.acquire_timeouts as f64
-            ),
-            bad_cell(b.errors.refused, None),
-            bad_cell(b.errors.rejected, None),
-            cell(b.errors.unknown, b.errors.unknown as f64),
-            bad_cell(b.errors.resource, None),
-            cell(format!("{:.1} of {:.1}", b.unavailable_seconds, b.load_seconds), b.unavailable_seconds),
-            bad_cell(b.holds_overlapped, None),
-            bad_cell(b.violations.within_lease, first(OverlapClass::WithinLease).as_deref()),
-            bad_cell(b.violations.after_expiry, first(OverlapClass::AfterExpiry).as_deref()),
-            bad_cell(b.increments_lost, None),
-            bad_cell(b.clobbering_writes, None),
-            cell(b.stale_writes_refused, b.stale_writes_refused as f64),
-            bad_cell(b.token_regressions, None),
-            cell(crash, crash_v),
-            cell(b.fairness.map_or("–".into(), |f| format!("{f:.3}")), b.fairness.unwrap_or(-1.0)),
-            name = esc(&b.name),
-            naive = format!(
-                "{}<br><small>{}</small>",
-                if b.capabilities.naive { " <small>(naive)</small>" } else { "" },
-                b.rtt_us.map_or("no server: — RTT".to_owned(), |r| format!("RTT {}", us(r.p50_us.round() as u64)))
-            ),
-        );
+                    100.0 * b.acquire_attempts.saturating_sub(b.grants) as f64 / b.acquire_attempts as f64
+                };
+                cell(format!("{f:.1}%"), f)
+            }),
+        ),
+        (
+            "acquire p50",
+            "granted acquires; in round trips of the server where it has one",
+            Box::new(|b| {
+                let a = &b.acquire_latency_us;
+                cell(
+                    match b.p50_rtt.as_ref().and_then(|r| r.acquire) {
+                        Some(x) => format!("{}<br><small>{x:.1} RTT</small>", us(a.p50)),
+                        None => format!("{}<br><small>— RTT</small>", us(a.p50)),
+                    },
+                    a.p50 as f64,
+                )
+            }),
+        ),
+        ("p99", "", Box::new(|b| cell(us(b.acquire_latency_us.p99), b.acquire_latency_us.p99 as f64))),
+        ("p99.9", "", Box::new(|b| cell(us(b.acquire_latency_us.p999), b.acquire_latency_us.p999 as f64))),
+        ("max", "", Box::new(|b| cell(us(b.acquire_latency_us.max), b.acquire_latency_us.max as f64))),
+        ("release p99", "", Box::new(|b| cell(us(b.release_latency_us.p99), b.release_latency_us.p99 as f64))),
+        (
+            "timeouts",
+            "waits that ran out; and try-acquires that found the key held",
+            Box::new(|b| {
+                cell(
+                    if b.acquire_refused > 0 {
+                        format!("{}<br><small>{} refused (held)</small>", b.acquire_timeouts, b.acquire_refused)
+                    } else {
+                        b.acquire_timeouts.to_string()
+                    },
+                    b.acquire_timeouts as f64,
+                )
+            }),
+        ),
+        (
+            "fairness",
+            "Jain's index over clients' grants (1: equal shares)",
+            Box::new(|b| cell(b.fairness.map_or("–".into(), |f| format!("{f:.3}")), b.fairness.unwrap_or(-1.0))),
+        ),
+    ];
+    let first = |b: &BackendSummary, c: OverlapClass| {
+        b.overlaps.iter().find(|o| o.class == c).map(|o| format!("#{}", anchor(&b.name, o.second.owner)))
+    };
+    let safety: Vec<Col> = vec![
+        (
+            "holds overlapped",
+            "holds that overlapped another hold of their key",
+            Box::new(|b| bad_cell(b.holds_overlapped, None)),
+        ),
+        (
+            "pairs within lease",
+            "overlapping pairs inside both leases (the lock broke its promise)",
+            Box::new(move |b| bad_cell(b.violations.within_lease, first(b, OverlapClass::WithinLease).as_deref())),
+        ),
+        (
+            "pairs after expiry",
+            "overlapping pairs after a lease ran out (only fencing helps)",
+            Box::new(move |b| bad_cell(b.violations.after_expiry, first(b, OverlapClass::AfterExpiry).as_deref())),
+        ),
+        (
+            "increments lost",
+            "acknowledged writes minus the register's final value",
+            Box::new(|b| bad_cell(b.increments_lost, None)),
+        ),
+        (
+            "clobbering writes",
+            "writes whose version was not their read's + 1",
+            Box::new(|b| bad_cell(b.clobbering_writes, None)),
+        ),
+        (
+            "stale refused",
+            "late writes the register refused by fencing token",
+            Box::new(|b| cell(b.stale_writes_refused, b.stale_writes_refused as f64)),
+        ),
+        ("token regressions", "", Box::new(|b| bad_cell(b.token_regressions, None))),
+        (
+            "refused",
+            "nothing reached the server (connection refused, no session, auth)",
+            Box::new(|b| bad_cell(b.errors.refused, None)),
+        ),
+        ("rejected", "", Box::new(|b| bad_cell(b.errors.rejected, None))),
+        (
+            "unknown",
+            "sent and not answered: outcome unknown",
+            Box::new(|b| cell(b.errors.unknown, b.errors.unknown as f64)),
+        ),
+        ("limits", "the harness's own resource limits (open files)", Box::new(|b| bad_cell(b.errors.resource, None))),
+        (
+            "unavailable s",
+            "seconds of load in which no attempt got an answer, of all",
+            Box::new(|b| cell(format!("{:.1} of {:.1}", b.unavailable_seconds, b.load_seconds), b.unavailable_seconds)),
+        ),
+        (
+            "crash → grant",
+            "from a crashed holder to the next grant of its key: median (max)",
+            Box::new(|b| {
+                if b.crash_to_next_grant_ms.is_empty() {
+                    cell("–", -1.0)
+                } else {
+                    let mut v = b.crash_to_next_grant_ms.clone();
+                    v.sort_by(f64::total_cmp);
+                    cell(format!("{:.0} ms ({:.0})", v[v.len() / 2], v[v.len() - 1]), v[v.len() / 2])
+                }
+            }),
+        ),
+    ];
+    let mut t = String::new();
+    for (id, caption, cols) in
+        [("comparison-table", "Verdict and speed", &speed), ("safety-table", "Safety, errors and liveness", &safety)]
+    {
+        let _ =
+            write!(t, "<table class=\"sortable\" id=\"{id}\"><caption>{caption}</caption><thead><tr><th>backend</th>");
+        for (h, title, _) in cols.iter() {
+            let _ = write!(t, "<th title=\"{}\">{h}</th>", esc(title));
+        }
+        t.push_str("</tr></thead><tbody>");
+        for b in bs {
+            let _ = write!(
+                t,
+                "<tr data-backend=\"{name}\"><td data-v=\"{name}\"><b>{name}</b>{naive}<br><small>{rtt}</small></td>",
+                name = esc(&b.name),
+                naive = if b.capabilities.naive { " <small>(naive)</small>" } else { "" },
+                rtt = b
+                    .rtt_us
+                    .map_or("no server: — RTT".to_owned(), |r| format!("RTT {}", us(r.p50_us.round() as u64))),
+            );
+            for (_, _, f) in cols.iter() {
+                t.push_str(&f(b));
+            }
+            t.push_str("</tr>");
+        }
+        t.push_str("</tbody></table>");
     }
-    t.push_str("</tbody></table></div>");
     t
 }
 
