@@ -86,6 +86,12 @@ fn reports_render_in_headless_chromium_with_every_section() {
         // sqlite-naive is unsafe in both: its violations link into the timeline.
         assert!(html.contains("href=\"#tl-sqlite_naive-"), "{name}: no violation link into the timeline");
         check_page(&page, &shots.join(format!("report-{name}.png")));
+        if name == "holder-pause" {
+            // The evidence holds the deciding event: the paused holder's late write,
+            // refused by fencing.
+            let violations = html.split("id=\"violations\"").nth(1).unwrap();
+            assert!(violations.contains("Write fail") && violations.contains("stale token"), "no refused write");
+        }
         if name == "contention-storm" {
             // One client re-taking a free lock is starvation, not speed: said so.
             for b in ["inprocess", "sqlite"] {

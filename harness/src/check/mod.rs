@@ -387,8 +387,46 @@ fn by_key(holds: &[Hold]) -> HashMap<u32, Vec<&Hold>> {
     m
 }
 
+/// Examples spread evenly over a run, not its first N: keeps every `stride`-th
+/// offered item, and when full, every other one of those with the stride doubled.
+/// Deterministic, and bounded at `cap` items whatever the number offered.
+pub struct Spread<T> {
+    cap: usize,
+    stride: u64,
+    seen: u64,
+    items: Vec<(u64, T)>,
+}
+
+impl<T> Spread<T> {
+    pub fn new(cap: usize) -> Self {
+        Spread { cap: cap.max(2), stride: 1, seen: 0, items: Vec::new() }
+    }
+    /// Would the next offered item be kept? (Build it only then.)
+    pub fn wants(&self) -> bool {
+        self.seen.is_multiple_of(self.stride)
+    }
+    /// Offer the next item (`make` runs only when it is kept).
+    pub fn offer(&mut self, make: impl FnOnce() -> T) {
+        if self.wants() {
+            self.items.push((self.seen, make()));
+            if self.items.len() >= self.cap {
+                self.stride *= 2;
+                let stride = self.stride;
+                self.items.retain(|(i, _)| i.is_multiple_of(stride));
+            }
+        }
+        self.seen += 1;
+    }
+    pub fn into_vec(self) -> Vec<T> {
+        self.items.into_iter().map(|(_, t)| t).collect()
+    }
+}
+
 fn mutual_exclusion(h: &History, holds: &[Hold], v: &mut Verdict) {
     let faults = fault_windows(h);
+    // Examples of each class, spread over the whole run.
+    let mut within = Spread::new(MAX_EXAMPLES / 2);
+    let mut after = Spread::new(MAX_EXAMPLES / 2);
     let mut keys: Vec<(u32, Vec<&Hold>)> = by_key(holds).into_iter().collect();
     keys.sort_by_key(|(k, _)| *k);
     for (key, mut hs) in keys {
@@ -412,23 +450,20 @@ fn mutual_exclusion(h: &History, holds: &[Hold], v: &mut Verdict) {
                     OverlapClass::WithinLease => v.within_lease += 1,
                     OverlapClass::AfterExpiry => v.after_expiry += 1,
                 }
-                if v.overlaps.len() < MAX_EXAMPLES {
+                let sample = if class == OverlapClass::WithinLease { &mut within } else { &mut after };
+                sample.offer(|| {
                     let fs =
                         faults.iter().filter(|(s, e, _)| *s <= from && *e >= a.start).map(|f| f.2.clone()).collect();
-                    v.overlaps.push(Overlap {
-                        key,
-                        class,
-                        first: (*a).clone(),
-                        second: cur.clone(),
-                        from,
-                        to,
-                        faults: fs,
-                    });
-                }
+                    Overlap { key, class, first: (*a).clone(), second: cur.clone(), from, to, faults: fs }
+                });
             }
             active.push(cur);
         }
     }
+    let mut examples = within.into_vec();
+    examples.extend(after.into_vec());
+    examples.sort_by_key(|o| (o.from, o.key));
+    v.overlaps = examples;
 }
 
 /// Tokens per key must grow: a grant that began after another grant had finished

@@ -325,3 +325,15 @@ fn a_try_acquire_that_finds_the_key_held_is_a_refusal_not_an_error() {
     assert_eq!((v.acquire_refused, v.acquire_timeouts, v.acquire_errors), (1, 0, 0));
     assert_eq!(v.availability.errors.total(), 0, "the server answered");
 }
+
+#[test]
+fn examples_are_spread_over_the_run_not_its_first_n() {
+    let mut s = crate::check::Spread::new(10);
+    for i in 0..1000u32 {
+        s.offer(|| i);
+    }
+    let v = s.into_vec();
+    assert!(v.len() < 10 && v.len() >= 4, "{v:?}");
+    assert_eq!(v[0], 0);
+    assert!(*v.last().unwrap() >= 500, "the later half is represented: {v:?}");
+}

@@ -288,8 +288,36 @@ fn hold_report(h: &History, x: &Hold) -> HoldReport {
         lease_until_s: secs(h, x.expires),
         held_until_s: secs(h, x.end),
         ended_by: x.ended_by.clone(),
-        events: x.events.iter().map(|&i| h.events[i].clone()).collect(),
+        events: hold_events(h, x),
     }
+}
+
+/// Every event of the holder's client from its acquire to the answer to its
+/// release (renewals, the guarded read and write, a refused stale write, a renew
+/// that timed out), not only the grant and the release: the evidence a reader needs.
+fn hold_events(h: &History, x: &Hold) -> Vec<Event> {
+    const MAX: usize = 64;
+    let from = h.events.partition_point(|e| e.t < x.invoked);
+    let mut out: Vec<Event> = Vec::new();
+    for e in &h.events[from..] {
+        if e.client != x.client || e.op == crate::record::Op::Fault {
+            continue;
+        }
+        if e.t > x.end {
+            // The release's answer, then stop.
+            if e.op == crate::record::Op::Release && e.kind != crate::record::Kind::Invoke {
+                out.push(e.clone());
+            }
+            break;
+        }
+        if out.len() < MAX {
+            out.push(e.clone());
+        }
+    }
+    if out.is_empty() {
+        out = x.events.iter().map(|&i| h.events[i].clone()).collect();
+    }
+    out
 }
 
 impl BackendSummary {
