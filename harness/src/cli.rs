@@ -810,6 +810,9 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
             b.server_version = v;
             b.set_rtt(rtt);
             b.expected = expected.get(&b.name).cloned();
+            if *s.load.model.get_ref() == crate::scenario::LoadModel::Open {
+                b.offered_per_s = s.load.rate.as_ref().map(|r| *r.get_ref());
+            }
         }
         // The figures first: a write that fails (a full disk) does not lose them.
         println!("{}:", s.name);
@@ -898,6 +901,19 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
 /// hit nothing, and time spent past the scenario's duration.
 fn notes(s: &Scenario, b: &report::BackendSummary) -> Vec<String> {
     let mut v = Vec::new();
+    if let Some(offered) = b.offered_per_s {
+        let w = &b.wait_us;
+        v.push(format!(
+            "open load: offered {offered:.0}/s, achieved {:.0}/s; latency from the intended start p50 {} p99 {} \
+             (service time p50 {} p99 {}); schedule started after {:.2} s of session set-up (excluded)",
+            b.attempts_per_s,
+            report::html::us(w.p50),
+            report::html::us(w.p99),
+            report::html::us(b.acquire_latency_us.p50),
+            report::html::us(b.acquire_latency_us.p99),
+            b.warm_up_s
+        ));
+    }
     if b.unexpected() == Some(true) {
         v.push(format!(
             "UNEXPECTED: scenarios/expected.toml says {} for this scenario on {}",

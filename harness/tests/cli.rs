@@ -224,3 +224,39 @@ fn a_partition_violation_shows_the_renew_that_timed_out() {
     assert!(violations.contains("Renew unknown"), "no timed-out renew in the evidence");
     assert!(violations.contains("outcome unknown"), "the renew's own words");
 }
+
+#[test]
+fn an_open_load_starts_on_schedule_and_reports_corrected_latency_and_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    let scen = dir.path().join("open.toml");
+    std::fs::write(
+        &scen,
+        "clients = 8\nduration = \"2s\"\n[keys]\ncount = 1000\n[lock]\nlease = \"1s\"\nwait = \"0s\"\n\
+         [work]\nhold = \"1ms\"\n[load]\nmodel = \"open\"\nrate = 200\n",
+    )
+    .unwrap();
+    let out = dir.path().join("o");
+    let o =
+        lockbench(&["run", scen.to_str().unwrap(), "--backend", "sqlite", "--out", out.to_str().unwrap()], dir.path());
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("open load: offered 200/s"), "{t}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let b = &s["backends"][0];
+    assert_eq!(b["offered_per_s"], 200.0);
+    let start = b["start_ns"].as_u64().unwrap();
+    // The first second issues requests at the offered rate (±20 %): no silent
+    // start followed by a catch-up burst.
+    let first_second = std::fs::read_to_string(out.join("history.jsonl"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["f"] == "acquire" && e["type"] == "invoke")
+        .filter(|e| e["t"].as_u64().unwrap().saturating_sub(start) < 1_000_000_000)
+        .count();
+    assert!((160..=240).contains(&first_second), "{first_second} requests in the first second for 200/s");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("id=\"open-load\"") && html.contains("corrected p99"), "corrected latency first");
+}

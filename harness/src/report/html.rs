@@ -181,7 +181,7 @@ pub fn render(s: &Summary, extras: &[Extras]) -> String {
         .replace("{{header}}", &header)
         .replace("{{verdict}}", &verdict)
         .replace("{{toggles}}", &toggles)
-        .replace("{{table}}", &table(&s.backends))
+        .replace("{{table}}", &(open_load(&s.backends) + &table(&s.backends)))
         .replace("{{charts}}", &charts_of(s, extras))
         .replace("{{fairness}}", &fairness(s))
         .replace("{{timelines}}", &timelines(s, extras))
@@ -367,6 +367,39 @@ fn bad_cell(v: u64, link: Option<&str>) -> String {
         (v, Some(l)) => format!("<td data-v=\"{v}\"><a class=\"bad\" href=\"{l}\">{v}</a></td>"),
         (v, None) => format!("<td data-v=\"{v}\"><span class=\"bad\">{v}</span></td>"),
     }
+}
+
+/// Open load first (wrk2's way): the offered and achieved rates, and the latency
+/// from each request's intended start (coordinated omission corrected) beside the
+/// service time. Nothing for a closed load.
+fn open_load(bs: &[BackendSummary]) -> String {
+    if bs.iter().all(|b| b.offered_per_s.is_none()) {
+        return String::new();
+    }
+    let mut t = String::from(
+        "<table id=\"open-load\"><caption>Open load: latency from the intended start (corrected), then service time\
+         </caption><thead><tr><th>backend</th><th>offered</th><th>achieved</th><th>corrected p50</th><th>corrected p99</th>\
+         <th>corrected max</th><th>service p50</th><th>service p99</th><th>warm-up (excluded)</th></tr></thead><tbody>",
+    );
+    for b in bs {
+        let (w, a) = (&b.wait_us, &b.acquire_latency_us);
+        let _ = write!(
+            t,
+            "<tr data-backend=\"{n}\"><td><b>{n}</b></td><td>{}</td><td>{:.0}/s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{:.2} s</td></tr>",
+            b.offered_per_s.map_or("–".to_owned(), |o| format!("{o:.0}/s")),
+            b.attempts_per_s,
+            us(w.p50),
+            us(w.p99),
+            us(w.max),
+            us(a.p50),
+            us(a.p99),
+            b.warm_up_s,
+            n = esc(&b.name),
+        );
+    }
+    t.push_str("</tbody></table>");
+    t
 }
 
 /// The comparison, as two sortable tables that fit a page: verdict and speed

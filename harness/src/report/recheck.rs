@@ -56,6 +56,7 @@ fn runs_of(events: Vec<(String, Event)>, old: Option<&Summary>) -> Vec<BackendRu
             capabilities: caps,
             history: History { events, start, end },
             interrupted: old.is_some_and(|s| s.interrupted),
+            warm_up_ns: known.map_or(0, |b| (b.warm_up_s * 1e9) as u64),
         });
     }
     runs

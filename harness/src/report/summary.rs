@@ -181,6 +181,15 @@ pub struct BackendSummary {
     /// p50 latencies in units of that floor: acquire (granted), release, renew.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p50_rtt: Option<OpRtt>,
+    /// Open load: seconds the sessions took to be ready before the schedule
+    /// started, excluded from the load window.
+    #[serde(default)]
+    pub warm_up_s: f64,
+    /// Open load: the rate the scenario offered, and the rate of attempts made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_per_s: Option<f64>,
+    #[serde(default)]
+    pub attempts_per_s: f64,
     /// Grants per client, in client order: who got the lock (starvation shows here).
     #[serde(default)]
     pub grants_per_client: Vec<u64>,
@@ -395,6 +404,9 @@ impl BackendSummary {
             rtt_us: None,
             p50_rtt: None,
             expected: None,
+            warm_up_s: run.warm_up_ns as f64 / 1e9,
+            offered_per_s: None,
+            attempts_per_s: v.acquire_attempts as f64 / duration_s,
             grants_per_client: {
                 let mut g: Vec<u64> = Vec::new();
                 for e in h.events.iter().filter(|e| e.op == crate::record::Op::Acquire) {

@@ -123,6 +123,11 @@ pub struct Shared {
     pub register: Guarded,
     /// The drain after the load is over too: cut holds short, give up requests.
     drained: tokio::sync::watch::Sender<bool>,
+    /// Open load: every client's session is ready before the schedule starts (so
+    /// that set-up is not measured as latency, nor followed by a catch-up burst).
+    ready: Option<tokio::sync::Barrier>,
+    /// When the open schedule started (ns), once every session was ready.
+    pub load_start: std::sync::OnceLock<u64>,
 }
 
 /// The message of a try-acquire (no wait) that found the key held.
@@ -139,7 +144,15 @@ impl Shared {
             progress: Progress::default(),
             register,
             drained: tokio::sync::watch::channel(false).0,
+            ready: None,
+            load_start: std::sync::OnceLock::new(),
         }
+    }
+    /// Start the open schedule only when `clients` sessions are ready (or after
+    /// 10 s, so that a session that cannot open holds nobody up for good).
+    pub fn with_ready(mut self, clients: u32) -> Shared {
+        self.ready = Some(tokio::sync::Barrier::new(clients as usize));
+        self
     }
     /// End the drain: holds still open are cut short and released.
     pub fn end_drain(&self) {
@@ -276,11 +289,15 @@ impl Client {
             return self.rec;
         };
         let mut left = self.plan.ops_for(self.id);
+        // Open model: the schedule starts when every session is ready.
+        let mut base = self.plan.start;
+        if let (Some(_), Some(ready)) = (self.plan.open_interval, &self.shared.ready) {
+            let _ = tokio::time::timeout(Duration::from_secs(10), ready.wait()).await;
+            base = *self.shared.load_start.get_or_init(|| mono_ns().max(self.plan.start));
+        }
         // Open model: this client's slots, offset so clients do not start together.
-        let mut slot = self
-            .plan
-            .open_interval
-            .map(|iv| self.plan.start + (iv.as_nanos() as u64 * self.id as u64) / self.plan.clients as u64);
+        let mut slot =
+            self.plan.open_interval.map(|iv| base + (iv.as_nanos() as u64 * self.id as u64) / self.plan.clients as u64);
         loop {
             if self.shared.stop.load(Ordering::Relaxed) || left == Some(0) {
                 break;

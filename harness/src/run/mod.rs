@@ -38,6 +38,9 @@ pub struct BackendRun {
     pub history: History,
     /// Stopped early by Ctrl-C.
     pub interrupted: bool,
+    /// Open load: the time the sessions took to be ready before the schedule
+    /// started (ns); excluded from the history's load window.
+    pub warm_up_ns: u64,
 }
 
 /// What the progress display is told while a run goes on.
@@ -88,7 +91,11 @@ pub async fn run_backend(
     // does not get a head start over client 63.
     let start = mono_ns() + 5_000_000;
     let plan = Arc::new(plan(s, start));
-    let shared = Arc::new(Shared::new(Default::default()));
+    let mut shared = Shared::new(Default::default());
+    if s.client_mode == ClientMode::Task && *s.load.model.get_ref() == LoadModel::Open {
+        shared = shared.with_ready(s.clients());
+    }
+    let shared = Arc::new(shared);
     let controls: Vec<Arc<Control>> = (0..s.clients()).map(|_| Arc::new(Control::default())).collect();
 
     // Network faults need each client behind its own proxies (cutting one holder off
@@ -256,11 +263,15 @@ pub async fn run_backend(
     drop(net);
     parts.push(std::mem::take(&mut *fault_events.lock().unwrap_or_else(|p| p.into_inner())));
     let end = end.max(parts.iter().flatten().map(|e| e.t).max().unwrap_or(end));
+    // Open load: the load window starts with the schedule, after the sessions'
+    // set-up (warm-up, excluded and said).
+    let load_start = shared.load_start.get().copied().unwrap_or(start).clamp(start, end);
     BackendRun {
         backend: backend.name().to_owned(),
         capabilities: backend.capabilities(),
-        history: History::merge(parts, start, end),
+        history: History::merge(parts, load_start, end),
         interrupted,
+        warm_up_ns: load_start - start,
     }
 }
 
