@@ -36,6 +36,7 @@ fn check_page(page: &Path, shot: &Path) {
     let (dom, log) = chromium(&["--dump-dom", "--window-size=1400,1000"], page);
     // At 1400 px every column of every table is on the page (no sideways scroll).
     assert!(dom.contains("data-tables-fit=\"1\""), "a table is wider than 1400 px");
+    assert!(dom.contains("data-labels-overlap=\"0\""), "fault labels overlap");
     assert!(dom.contains("data-ready=\"1\""), "the page's script did not run to the end:\n{log}");
     assert!(!dom.contains("data-errors="), "the page raised an error");
     for l in log.lines() {
@@ -87,6 +88,19 @@ fn reports_render_in_headless_chromium_with_every_section() {
         assert!(html.contains("href=\"#tl-sqlite_naive-"), "{name}: no violation link into the timeline");
         check_page(&page, &shots.join(format!("report-{name}.png")));
         if name == "holder-pause" {
+            // Each backend's lane holds exactly its own fault windows (two charts).
+            let s: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(out.join(name).join("summary.json")).unwrap()).unwrap();
+            for b in s["backends"].as_array().unwrap() {
+                let n = b["name"].as_str().unwrap();
+                let lane = format!("<g class=\"lane\" data-backend=\"{n}\">");
+                let windows: usize = html
+                    .split(&lane)
+                    .skip(1)
+                    .map(|l| l.split("</g>").next().unwrap().matches("lane-window").count())
+                    .sum();
+                assert_eq!(windows, 2 * b["faults"].as_array().unwrap().len(), "{n}'s lanes");
+            }
             // The evidence holds the deciding event: the paused holder's late write,
             // refused by fencing.
             let violations = html.split("id=\"violations\"").nth(1).unwrap();
