@@ -72,8 +72,21 @@ pub fn server(kind: ServerKind, port: u16) -> io::Result<TempDir> {
 }
 
 fn make_in(dir: &Path, name: &str) -> io::Result<TempDir> {
-    let path = dir.join(name);
-    std::fs::create_dir_all(&path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    // A new folder, never one that exists already (a leftover of an earlier
+    // process with the same pid, or one planted by someone else in a shared temp
+    // folder): the next free suffix instead.
+    let mut path = dir.join(name);
+    let mut n = 1;
+    loop {
+        match std::fs::create_dir(&path) {
+            Ok(()) => break,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 100 => {
+                n += 1;
+                path = dir.join(format!("{name}-{n}"));
+            }
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+        }
+    }
     made().push(path.clone());
     let lock = path.join(OWNER_LOCK);
     let owner = File::create(&lock).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", lock.display())));
