@@ -130,6 +130,21 @@ pub struct Shared {
     pub load_start: std::sync::OnceLock<u64>,
 }
 
+/// Wait until `at` (ns, CLOCK_MONOTONIC) without the timer's millisecond
+/// lateness: tokio's timer wakes up to a millisecond late, which an open load's
+/// corrected latency would blame on the backend. Sleep to 2 ms before, then yield
+/// until the instant.
+async fn wait_until(at: u64) {
+    const SPIN: u64 = 2_000_000;
+    let now = mono_ns();
+    if at > now + SPIN {
+        tokio::time::sleep(Duration::from_nanos(at - now - SPIN)).await;
+    }
+    while mono_ns() < at {
+        tokio::task::yield_now().await;
+    }
+}
+
 /// The message of a try-acquire (no wait) that found the key held.
 pub const REFUSED: &str = "refused (held)";
 
@@ -312,10 +327,7 @@ impl Client {
                 (Some(s), Some(iv)) => {
                     let at = *s;
                     *s += iv.as_nanos() as u64;
-                    let now = mono_ns();
-                    if at > now {
-                        tokio::time::sleep(Duration::from_nanos(at - now)).await;
-                    }
+                    wait_until(at).await;
                     at
                 }
                 _ => 0,

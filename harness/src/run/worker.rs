@@ -198,8 +198,18 @@ impl Supervisor {
         let pid = child.id();
         let mut stdin = tokio::process::ChildStdin::from_std(child.stdin.take().context("worker stdin")?)?;
         let stdout = tokio::process::ChildStdout::from_std(child.stdout.take().context("worker stdout")?)?;
-        stdin.write_all(format!("{spec_line}\n").as_bytes()).await?;
+        if let Err(e) = stdin.write_all(format!("{spec_line}\n").as_bytes()).await {
+            // It cannot be told what to do: it must not live on.
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+            forget(pid);
+            return Err(e).context("sending the worker its spec");
+        }
         let mut lines = BufReader::new(stdout).lines();
+        // A pipe that cannot be read (not the worker's end): the worker is killed
+        // and this is the harness's failure.
+        let mut pipe_error: Option<String> = None;
         let mut state = Seen::default();
         // After "stop", a worker finishes its hold within the run's drain; past it,
         // it is killed and its hold ends there, so that a run always ends.
@@ -212,7 +222,16 @@ impl Supervisor {
         loop {
             tokio::select! {
                 line = lines.next_line(), if !held_reads => {
-                    let Some(line) = line? else { break };
+                    let line = match line {
+                        Ok(l) => l,
+                        Err(e) => {
+                            // SAFETY: kill(2) on our own child.
+                            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                            pipe_error = Some(e.to_string());
+                            break;
+                        }
+                    };
+                    let Some(line) = line else { break };
                     let Ok(up) = serde_json::from_str::<Up>(&line) else { continue };
                     match up {
                         Up::Ev(e) => {
@@ -267,6 +286,11 @@ impl Supervisor {
         let status = tokio::task::spawn_blocking(move || child.wait()).await.ok().and_then(|r| r.ok());
         forget(pid);
         self.control.holding.store(0, Ordering::Relaxed);
+        if let Some(e) = pipe_error {
+            let why = format!("harness error: reading worker process {pid}'s pipe failed ({e}); it was killed");
+            events.extend(state.died(self.id, mono_ns(), Death::Unscheduled(why)));
+            return Ok(None);
+        }
         match (crashed, stuck) {
             (Some((t, restart_after)), _) => {
                 // Every event it wrote is in: end the hold it had then, if any.
