@@ -222,37 +222,26 @@ pub async fn run_backend(
             // A client task that panicked is a harness bug; its events are lost,
             // which the summary would hide, so fail loudly.
             Ok(Err(e)) => panic!("client task {id} failed: {e}"),
-            Err(_) if interrupted => {
-                t.abort();
-                let msg = format!(
-                    "harness error: client {id} did not stop within 1.5 s of the interrupt (a request without an \
-                     answer): its events are left out of this interrupted run's history"
-                );
-                eprintln!("{msg}");
-                parts.push(vec![
-                    crate::record::Event::new(
-                        mono_ns(),
-                        id as u32,
-                        crate::record::Kind::Fail,
-                        crate::record::Op::Crash,
-                        0,
-                    )
-                    .with_msg(msg),
-                ]);
-            }
             Err(_) => {
                 t.abort();
-                let msg = format!("harness error: client {id} did not end 15 s after the drain; its events are lost");
-                parts.push(vec![
-                    crate::record::Event::new(
-                        mono_ns(),
-                        id as u32,
-                        crate::record::Kind::Fail,
-                        crate::record::Op::Crash,
-                        0,
+                // The harness's failure, recorded as one: the events are lost.
+                let msg = if interrupted {
+                    format!(
+                        "harness error: client {id} did not stop within 1.5 s of the interrupt (a request without \
+                         an answer): its events are left out of this interrupted run's history"
                     )
-                    .with_msg(msg),
-                ]);
+                } else {
+                    format!("harness error: client {id} did not end 15 s after the drain; its events are lost")
+                };
+                eprintln!("{msg}");
+                let e = crate::record::Event::new(
+                    mono_ns(),
+                    id as u32,
+                    crate::record::Kind::Fail,
+                    crate::record::Op::Crash,
+                    0,
+                );
+                parts.push(vec![e.with_msg(msg)]);
             }
         }
     }
