@@ -54,7 +54,18 @@ async fn every_scenario_gives_its_expected_verdict_on_every_embedded_backend() {
                 eprintln!("{:<18} {:<13} not run here", s.name, b);
                 continue;
             }
-            let (_, v) = common::run_on(&s, b).await;
+            let (_, mut v) = common::run_on(&s, b).await;
+            // A run that measured nothing (inconclusive: no grants, or no answers)
+            // is no evidence either way, and on a loaded 2-core machine Redlock's
+            // 20 ms instance timeouts can starve a whole 1.5 s run: run it once
+            // more, said, never quietly. A second inconclusive run stands.
+            if v.level() == Level::Inconclusive && expect != "inconclusive" {
+                eprintln!(
+                    "{:<18} {:<13} inconclusive ({} grants, {} unknown outcomes): running it once more",
+                    s.name, b, v.grants, v.unknown_outcomes
+                );
+                v = common::run_on(&s, b).await.1;
+            }
             let ok = matches(expect, &v).unwrap();
             eprintln!(
                 "{:<18} {:<13} expect {:<13} got {:<12} within={} after={} lost={} regress={} refused={} grants={} -> {}",
