@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{bin, scenario, text};
+use common::{bin, lockbench, scenario, text};
 
 /// `lockbench worker` children of `pid`, alive.
 fn workers_of(pid: u32) -> Vec<u32> {
@@ -68,11 +68,7 @@ fn workers_killed_outside_a_fault_are_harness_errors_not_the_backends_violations
 #[test]
 fn a_fault_after_the_end_is_refused_with_the_fault_and_duration_named() {
     let d = tempfile::tempdir().unwrap();
-    let o = Command::new(bin())
-        .args(["run", &scenario("crashed-holders"), "-b", "sqlite", "--duration", "400ms"])
-        .current_dir(d.path())
-        .output()
-        .unwrap();
+    let o = lockbench(&["run", &scenario("crashed-holders"), "-b", "sqlite", "--duration", "400ms"], d.path());
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(
@@ -85,11 +81,7 @@ fn a_fault_after_the_end_is_refused_with_the_fault_and_duration_named() {
 #[test]
 fn a_named_scenario_none_of_whose_pairs_can_run_fails_with_the_reasons() {
     let d = tempfile::tempdir().unwrap();
-    let o = Command::new(bin())
-        .args(["run", &scenario("server-restart"), "-b", "inprocess,sqlite", "--duration", "1s"])
-        .current_dir(d.path())
-        .output()
-        .unwrap();
+    let o = lockbench(&["run", &scenario("server-restart"), "-b", "inprocess,sqlite", "--duration", "1s"], d.path());
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(t.contains("nothing ran for server-restart"), "{t}");
@@ -116,11 +108,7 @@ fn holds_longer_than_the_run_end_at_the_drain_and_the_time_past_is_stated() {
         .unwrap();
         let out = d.path().join(format!("r-{mode}"));
         let t0 = Instant::now();
-        let o = Command::new(bin())
-            .args(["run", scen.to_str().unwrap(), "-b", "sqlite", "--out", out.to_str().unwrap()])
-            .current_dir(d.path())
-            .output()
-            .unwrap();
+        let o = lockbench(&["run", scen.to_str().unwrap(), "-b", "sqlite", "--out", out.to_str().unwrap()], d.path());
         let t = text(&o);
         assert_eq!(o.status.code(), Some(0), "{mode}: {t}");
         // 1 s of load + 0.3 s of drain, far from the 21 s the holds asked for.
@@ -190,11 +178,7 @@ fn workers_that_finish_their_share_of_ops_are_no_harness_error() {
     )
     .unwrap();
     let out = d.path().join("r");
-    let o = Command::new(bin())
-        .args(["run", scen.to_str().unwrap(), "-b", "sqlite", "--out", out.to_str().unwrap()])
-        .current_dir(d.path())
-        .output()
-        .unwrap();
+    let o = lockbench(&["run", scen.to_str().unwrap(), "-b", "sqlite", "--out", out.to_str().unwrap()], d.path());
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
     assert!(!t.contains("HARNESS ERROR"), "{t}");

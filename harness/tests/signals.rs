@@ -96,6 +96,20 @@ fn children_named(pid: u32, name: &str) -> Vec<u32> {
     children(pid).into_iter().filter(|c| comm(*c) == name).collect()
 }
 
+/// The children of `pid` named `name`, waited for up to `within`; fails the test
+/// with `why` if none appears.
+fn started(pid: u32, name: &str, within: Duration, why: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    assert!(
+        wait_for(within, || {
+            found = children_named(pid, name);
+            !found.is_empty()
+        }),
+        "{why}"
+    );
+    found
+}
+
 fn all_dead(pids: &[u32]) -> bool {
     wait_for(Duration::from_secs(5), || pids.iter().all(|p| !alive(*p)))
 }
@@ -195,13 +209,11 @@ fn ctrl_c_while_a_local_cassandra_node_is_starting_ends_the_run_and_the_node() {
     let t0 = Instant::now();
     let run = start(&[&storm, "-b", "cassandra-lwt", "--duration", "10s", "--out", out.to_str().unwrap()]);
     let pid = run.id();
-    let mut java = Vec::new();
-    assert!(
-        wait_for(Duration::from_secs(10), || {
-            java = children_named(pid, "java");
-            !java.is_empty()
-        }),
-        "no java child started (is Cassandra installed? run scripts/setup)"
+    let java = started(
+        pid,
+        "java",
+        Duration::from_secs(10),
+        "no java child started (is Cassandra installed? run scripts/setup)",
     );
     let data = temp_folders(pid);
     assert!(data.iter().any(|p| p.to_string_lossy().contains("lockbench-cassandra-")), "{data:?}");
@@ -224,14 +236,7 @@ fn a_second_sigint_aborts_at_once_and_leaves_the_partial_folder_marked_incomplet
     let storm = common::scenario("contention-storm");
     let run = start(&[&storm, "-b", "redis", "--duration", "20s", "--out", out.to_str().unwrap()]);
     let pid = run.id();
-    let mut redis = Vec::new();
-    assert!(
-        wait_for(Duration::from_secs(20), || {
-            redis = children_named(pid, "redis-server");
-            !redis.is_empty()
-        }),
-        "no redis-server started"
-    );
+    let redis = started(pid, "redis-server", Duration::from_secs(20), "no redis-server started");
     // Let the load run a second, so that checking and writing have work to do.
     std::thread::sleep(Duration::from_secs(1));
     kill(pid, libc::SIGINT);
@@ -309,14 +314,7 @@ fn a_sigkilled_runs_temp_folders_are_removed_by_the_next_run() {
     let mut killed =
         start(&[&storm, "-b", "redis", "--duration", "30s", "--out", d.path().join("a").to_str().unwrap()]);
     let pid = killed.id();
-    let mut redis = Vec::new();
-    assert!(
-        wait_for(Duration::from_secs(20), || {
-            redis = children_named(pid, "redis-server");
-            !redis.is_empty()
-        }),
-        "no redis-server started"
-    );
+    let redis = started(pid, "redis-server", Duration::from_secs(20), "no redis-server started");
     killed.kill().unwrap(); // SIGKILL: no handler, no destructor runs.
     killed.wait().unwrap();
     assert!(all_dead(&redis), "redis-server outlived a SIGKILLed run");

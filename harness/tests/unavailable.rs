@@ -5,18 +5,13 @@
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lockbench_backends::servers::local::{free_port, spawn_guarded, which};
 
-fn lockbench(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lockbench")).args(args).current_dir(cwd).output().expect("run lockbench")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+mod common;
+use common::{lockbench, text};
 
 fn storm() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/contention-storm.toml")
