@@ -136,6 +136,11 @@ pub struct RunArgs {
     /// Override the scenario's client count.
     #[arg(long)]
     pub clients: Option<u32>,
+    /// How much of the history to keep in the result: every event
+    /// (history.jsonl.zst, re-checkable), only the events shown as evidence of
+    /// violations, or none.
+    #[arg(long, value_enum, default_value_t = report::HistoryMode::Full)]
+    pub history: report::HistoryMode,
     /// How long holds still open after the load may finish (default: the
     /// scenario's `drain`, 5 s). Past it they are cut short and released.
     #[arg(long, value_parser = parse_dur)]
@@ -511,10 +516,10 @@ fn open_files_for(scenarios: &[Scenario], backends: &[BackendInfo]) -> Result<()
 
 /// `lockbench export`.
 fn export(dir: &Path, format: ExportFormat, backend: Option<&str>, out: Option<&Path>) -> Result<()> {
-    let hp = dir.join("history.jsonl");
-    let f = std::fs::File::open(&hp).with_context(|| format!("reading {}", hp.display()))?;
-    let (_, events) =
-        crate::record::read_history(std::io::BufReader::new(f)).with_context(|| format!("{}", hp.display()))?;
+    let hp = crate::record::history_path(dir);
+    let (_, events) = crate::record::open_history(&hp)
+        .and_then(crate::record::read_history)
+        .with_context(|| format!("reading {}", hp.display()))?;
     let mut names: Vec<&str> = Vec::new();
     for (b, _) in &events {
         if !names.contains(&b.as_str()) {
@@ -752,9 +757,11 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
             };
             rtts.push(rtt);
             let bar = progress_bar(s, info.name);
-            let r = run::run_backend(s, prepared.backend.clone(), &prepared.env, prepared.servers.clone(), &bar).await;
+            let r = run::run_backend(s, prepared.backend.clone(), &prepared.env, prepared.servers.clone(), &bar)
+                .await
+                .with_context(|| format!("{} on {}: recording the history", s.name, info.name))?;
             bar.0.finish_and_clear();
-            if r.interrupted && !r.history.events.iter().any(|e| e.kind == crate::record::Kind::Invoke) {
+            if r.interrupted && !r.history.has_invoke() {
                 eprintln!("{} on {}: interrupted before any operation: nothing to check or write", s.name, info.name);
                 all_ran = false;
                 break;
@@ -794,7 +801,8 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
             machine: Machine::here(),
             backends: Vec::new(),
             skipped,
-            history_events: Some(runs.iter().map(|r| r.history.events.len() as u64).sum()),
+            history_events: None,
+            history: args.history,
         };
         // Test hook (harness/tests/signals.rs): a pause between the load and the
         // checking, so that a signal can land there.
@@ -804,7 +812,9 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
         if INTERRUPTED.load(Ordering::Relaxed) {
             eprintln!("checking {} ({} backend(s))...", s.name, runs.len());
         }
-        let (mut summary, lats) = report::summarize(meta, &runs);
+        let mut checked = report::summarize(meta, &runs)?;
+        checked.summary.history_events = Some(report::history_events(args.history, &runs, &checked.evidence));
+        let summary = &mut checked.summary;
         let expected = expected_for(s);
         for ((b, v), rtt) in summary.backends.iter_mut().zip(versions).zip(rtts) {
             b.server_version = v;
@@ -849,9 +859,9 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
         if INTERRUPTED.load(Ordering::Relaxed) {
             eprintln!("writing {}...", claim.partial.display());
         }
-        let out = report::write(claim, &summary, &runs, &lats)?;
+        let out = report::write(claim, &checked, &runs)?;
         println!("  → {}", out.join("report.html").display());
-        if summary.interrupted { &mut cut_short } else { &mut whole }.push(out.display().to_string());
+        if checked.summary.interrupted { &mut cut_short } else { &mut whole }.push(out.display().to_string());
         if args.out.is_none() {
             if let Err(e) = report::write_index(&args.results) {
                 // The run is written: a page that lists runs is no reason to stop.

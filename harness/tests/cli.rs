@@ -74,7 +74,7 @@ fn a_run_writes_a_whole_result_folder() {
     );
     // lease-too-short must show violations, so --fail-on-violation says so.
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    for f in ["summary.json", "history.jsonl", "inprocess.hlog", "sqlite.hlog", "report.html", "scenario.toml"] {
+    for f in ["summary.json", "history.jsonl.zst", "inprocess.hlog", "sqlite.hlog", "report.html", "scenario.toml"] {
         assert!(out.join(f).is_file(), "{f} missing: {}", text(&o));
     }
     let s: serde_json::Value =
@@ -121,7 +121,7 @@ fn a_run_writes_a_whole_result_folder() {
     assert!(s["command"].as_str().unwrap().contains("--seed 7"));
     let hlog = std::fs::read_to_string(out.join("inprocess.hlog")).unwrap();
     assert!(hlog.contains("Tag=acquire-ok"), "{hlog}");
-    let history = std::fs::read_to_string(out.join("history.jsonl")).unwrap();
+    let history = history_text(&out);
     assert!(history.lines().count() > 10);
     assert!(!dir.path().join("run1.partial").exists());
     // The report can be rebuilt from the folder.
@@ -248,8 +248,7 @@ fn an_open_load_starts_on_schedule_and_reports_corrected_latency_and_rates() {
     let start = b["start_ns"].as_u64().unwrap();
     // The first second issues requests at the offered rate (±20 %): no silent
     // start followed by a catch-up burst.
-    let first_second = std::fs::read_to_string(out.join("history.jsonl"))
-        .unwrap()
+    let first_second = history_text(&out)
         .lines()
         .skip(1)
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
@@ -259,4 +258,12 @@ fn an_open_load_starts_on_schedule_and_reports_corrected_latency_and_rates() {
     assert!((160..=240).contains(&first_second), "{first_second} requests in the first second for 200/s");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("id=\"open-load\"") && html.contains("corrected p99"), "corrected latency first");
+}
+
+/// A result folder's history file, decompressed.
+fn history_text(dir: &std::path::Path) -> String {
+    use std::io::Read;
+    let mut s = String::new();
+    lockbench::record::open_history(&dir.join("history.jsonl.zst")).unwrap().read_to_string(&mut s).unwrap();
+    s
 }

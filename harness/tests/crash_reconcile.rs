@@ -22,7 +22,7 @@ async fn a_crash_is_recorded_against_the_hold_the_worker_really_had() {
     let s = Scenario::parse(src, std::path::Path::new("race.toml"), "race").unwrap();
     lockbench::run::worker::HOLD_READS_AFTER_WRITE.store(true, Ordering::Relaxed);
     let (r, v) = common::run_on(&s, "sqlite").await;
-    let h = &r.history;
+    let h = &r.history.load().unwrap();
     let crashes: Vec<_> = h.events.iter().filter(|e| e.op == Op::Crash).collect();
     assert_eq!(crashes.len(), 1, "{crashes:?}");
     let c = crashes[0];

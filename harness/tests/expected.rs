@@ -114,6 +114,8 @@ async fn contention_storm_on_sqlite_naive_counts_holds_and_increments_once() {
     // increments lost = acknowledged writes − the register's final value (one key).
     let final_value = r
         .history
+        .load()
+        .unwrap()
         .events
         .iter()
         .filter(|e| e.op == Op::Write && e.kind == Kind::Ok)
@@ -141,7 +143,7 @@ async fn same_seed_same_schedule() {
     let s = common::short(s, Duration::from_millis(200));
     let keys = |r: &lockbench::run::BackendRun| -> BTreeMap<u32, Vec<u32>> {
         let mut per: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-        for e in r.history.events.iter().filter(|e| e.op == Op::Acquire && e.kind == Kind::Invoke) {
+        for e in r.history.load().unwrap().events.iter().filter(|e| e.op == Op::Acquire && e.kind == Kind::Invoke) {
             per.entry(e.client).or_default().push(e.key);
         }
         per

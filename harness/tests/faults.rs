@@ -161,7 +161,8 @@ async fn a_slow_client_clock_outlives_its_lease_and_the_checker_judges_on_the_tr
         let (r, v) = common::run_on(&s, backend).await;
         assert!(v.after_expiry > 0, "{backend}: a 4x slow clock must hold past the lease: {v:?}");
         assert_eq!(v.within_lease, 0, "{backend}: the checker was fooled by the client's clock");
-        let fault = r.history.events.iter().find(|e| e.op == lockbench::record::Op::Fault).expect("no fault window");
+        let h = r.history.load().unwrap();
+        let fault = h.events.iter().find(|e| e.op == lockbench::record::Op::Fault).expect("no fault window");
         assert_eq!(fault.msg.as_deref(), Some("clock-skew: clients 0,1 clock x0.25"));
     }
 }
@@ -189,11 +190,11 @@ async fn net_delay_slows_each_round_trip_and_lifts_when_its_window_ends() {
         "#,
     );
     let (r, _) = common::run_on(&s, "redis").await;
-    let (t0, t1) = (r.history.start + 300_000_000, r.history.start + 900_000_000);
+    let (t0, t1) = (r.history.load().unwrap().start + 300_000_000, r.history.load().unwrap().start + 900_000_000);
     let mut inside = Vec::new();
     let mut outside = Vec::new();
     let mut invoked = None;
-    for e in r.history.events.iter().filter(|e| e.op == lockbench::record::Op::Acquire) {
+    for e in r.history.load().unwrap().events.iter().filter(|e| e.op == lockbench::record::Op::Acquire) {
         match e.kind {
             lockbench::record::Kind::Invoke => invoked = Some(e.t),
             _ => {
@@ -236,13 +237,16 @@ async fn net_reset_drops_connections_and_clients_reconnect() {
         "#,
     );
     let (r, v) = common::run_on(&s, "redis").await;
-    let resets: Vec<_> = r.history.events.iter().filter(|e| e.op == lockbench::record::Op::Fault).collect();
+    let h = r.history.load().unwrap();
+    let resets: Vec<_> = h.events.iter().filter(|e| e.op == lockbench::record::Op::Fault).collect();
     // Five resets (200, 500, 800, 1100, 1400 ms), each a zero-length window.
     assert_eq!(resets.len(), 10, "{resets:?}");
     assert!(resets.iter().all(|e| e.msg.as_deref() == Some("net-reset: clients 0,1 ↔ all servers")));
     let last = resets.iter().map(|e| e.t).max().unwrap();
     let after = r
         .history
+        .load()
+        .unwrap()
         .events
         .iter()
         .filter(|e| e.op == lockbench::record::Op::Acquire && e.kind == lockbench::record::Kind::Ok && e.t > last)

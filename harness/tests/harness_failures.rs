@@ -119,7 +119,7 @@ fn holds_longer_than_the_run_end_at_the_drain_and_the_time_past_is_stated() {
         assert_eq!(b["grants"], 2, "{mode}: {b}");
         assert_eq!(b["violations"]["within_lease"], 0);
         assert!(b["harness_errors"].as_array().unwrap().is_empty(), "{mode}: {b}");
-        let h = std::fs::read_to_string(out.join("history.jsonl")).unwrap();
+        let h = common::history_text(&out);
         let cut = h.lines().filter(|l| l.contains("\"f\":\"release\"") || l.contains("drain ended")).count();
         assert!(cut >= 2, "{mode}: each hold ends at the drain: {h}");
     }

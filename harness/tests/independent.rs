@@ -19,9 +19,9 @@ fn summary(dir: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap()
 }
 
-/// history.jsonl as (header, events).
+/// The history as (header, events).
 fn read(dir: &Path) -> (String, Vec<Value>) {
-    let t = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+    let t = common::history_text(dir);
     let mut lines = t.lines();
     let header = lines.next().unwrap().to_owned();
     (header, lines.map(|l| serde_json::from_str(l).unwrap()).collect())
@@ -33,7 +33,7 @@ fn write(dir: &Path, header: &str, events: &[Value]) {
         t.push_str(&e.to_string());
         t.push('\n');
     }
-    std::fs::write(dir.join("history.jsonl"), t).unwrap();
+    common::write_history_text(dir, t.as_bytes());
 }
 
 fn copy_dir(from: &Path, to: &Path) {

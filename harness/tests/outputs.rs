@@ -127,7 +127,7 @@ fn a_second_run_into_a_folder_in_use_is_refused_at_start_and_the_first_finishes_
     assert!(o.status.success(), "{}", text(&o));
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s["scenario"], "contention-storm");
-    assert!(out.join("report.html").is_file() && out.join("history.jsonl").is_file());
+    assert!(out.join("report.html").is_file() && out.join("history.jsonl.zst").is_file());
     // The history belongs to that summary: the report rebuilds.
     assert!(lockbench(&["report", out.to_str().unwrap()], d.path()).status.success());
 }
@@ -236,15 +236,15 @@ fn report_refuses_an_emptied_or_foreign_history_and_keeps_the_report() {
     let d = tempfile::tempdir().unwrap();
     let (a, b) = two_runs(d.path());
     let page = std::fs::read(a.join("report.html")).unwrap();
-    let history = std::fs::read(a.join("history.jsonl")).unwrap();
+    let history = common::history_text(&a).into_bytes();
 
-    std::fs::write(a.join("history.jsonl"), "").unwrap();
+    common::write_history_text(&a, b"");
     let o = lockbench(&["report", a.to_str().unwrap()], d.path());
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("not re-rendering"), "{}", text(&o));
     assert_eq!(std::fs::read(a.join("report.html")).unwrap(), page);
 
-    std::fs::copy(b.join("history.jsonl"), a.join("history.jsonl")).unwrap();
+    std::fs::copy(b.join("history.jsonl.zst"), a.join("history.jsonl.zst")).unwrap();
     let o = lockbench(&["report", a.to_str().unwrap()], d.path());
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("from another run"), "{}", text(&o));
@@ -252,12 +252,12 @@ fn report_refuses_an_emptied_or_foreign_history_and_keeps_the_report() {
 
     // Half of the right history is still refused.
     let lines: Vec<&[u8]> = history.split(|&c| c == b'\n').collect();
-    std::fs::write(a.join("history.jsonl"), lines[..lines.len() / 2].join(&b'\n')).unwrap();
+    common::write_history_text(&a, &lines[..lines.len() / 2].join(&b'\n'));
     let o = lockbench(&["report", a.to_str().unwrap()], d.path());
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert_eq!(std::fs::read(a.join("report.html")).unwrap(), page);
 
-    std::fs::write(a.join("history.jsonl"), &history).unwrap();
+    common::write_history_text(&a, &history);
     assert!(lockbench(&["report", a.to_str().unwrap()], d.path()).status.success());
 }
 

@@ -129,7 +129,7 @@ fn sigterm_mid_run_stops_the_load_writes_a_whole_result_marked_interrupted_and_e
     let t = common::text(&o);
     assert_eq!(o.status.code(), Some(143), "{t}");
     assert!(took <= BOUND, "SIGTERM took {took:?} to end the run: {t}");
-    for f in ["summary.json", "history.jsonl", "report.html", "scenario.toml", "sqlite.hlog"] {
+    for f in ["summary.json", "history.jsonl.zst", "report.html", "scenario.toml", "sqlite.hlog"] {
         assert!(out.join(f).is_file(), "{f} missing from the result: {t}");
     }
     assert!(!d.path().join("r.partial").exists());

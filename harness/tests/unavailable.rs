@@ -246,13 +246,14 @@ async fn a_client_whose_requests_fail_backs_off_and_records_little() {
     let info = lockbench_backends::lookup("redis").expect("redis backend");
     let env = lockbench_backends::BackendEnv { endpoints: vec!["127.0.0.1:1".into()], ..Default::default() };
     let b = info.open(&env).expect("open");
-    let r = lockbench::run::run_backend(&s, b, &env, None, &()).await;
-    let v = lockbench::check::check(&r.history);
-    let fails = r.history.events.iter().filter(|e| e.op == Op::Acquire && e.kind == Kind::Fail).count();
+    let r = lockbench::run::run_backend(&s, b, &env, None, &()).await.expect("the history is recorded");
+    let h = r.history.load().expect("the history reads back");
+    let v = lockbench::check::check(&h);
+    let fails = h.events.iter().filter(|e| e.op == Op::Acquire && e.kind == Kind::Fail).count();
     assert!(fails > 0, "nothing was tried");
     // 10, 20, 40, ... ms: at most about 8 attempts per client in 1.5 s.
     assert!(fails <= 4 * 12, "{fails} failed attempts from 4 clients: the client spins");
-    assert!(r.history.events.iter().all(|e| e.kind != Kind::Info), "a refused connection is no unknown outcome");
+    assert!(h.events.iter().all(|e| e.kind != Kind::Info), "a refused connection is no unknown outcome");
     assert_eq!(v.level(), lockbench::check::Level::Inconclusive);
     assert_eq!(v.availability.errors.refused as usize, fails);
 }

@@ -114,80 +114,123 @@ pub fn classify(e: &Event) -> Option<ErrorClass> {
 /// the number of attempts, not the history's length (a history read from disk may
 /// claim any timestamps).
 pub fn availability(h: &History) -> Availability {
-    let len = h.end.saturating_sub(h.start);
-    let n = len.div_ceil(SLOT).max(1);
-    let slot = |t: u64| (t.saturating_sub(h.start) / SLOT).min(n - 1);
-    // Inclusive spans of slots: where the server answered, and where attempts
-    // were made (answered or not).
-    let mut answered: Vec<(u64, u64)> = Vec::new();
-    let mut tried: Vec<(u64, u64)> = Vec::new();
-    let mut errors = Errors::default();
-    let mut invoked: HashMap<u32, u64> = HashMap::new();
-    // A client's last attempt that got no answer: until its next attempt (its
-    // backoff), the server is still not answering it.
-    let mut unanswered_since: HashMap<u32, u64> = HashMap::new();
+    let mut b = Builder::new(h.start, h.end);
     for e in &h.events {
+        b.event(e);
+    }
+    b.finish()
+}
+
+/// [`availability`] one event at a time, in time order: the spans are merged as
+/// they come, so memory follows the gaps in the service, not the attempts.
+pub struct Builder {
+    start: u64,
+    end: u64,
+    n: u64,
+    /// Inclusive spans of slots: where the server answered, and where attempts
+    /// were made (answered or not).
+    answered: SpanSet,
+    tried: SpanSet,
+    errors: Errors,
+    invoked: HashMap<u32, u64>,
+    /// A client's last attempt that got no answer: until its next attempt (its
+    /// backoff), the server is still not answering it.
+    unanswered_since: HashMap<u32, u64>,
+}
+
+impl Builder {
+    pub fn new(start: u64, end: u64) -> Builder {
+        let n = end.saturating_sub(start).div_ceil(SLOT).max(1);
+        Builder {
+            start,
+            end,
+            n,
+            answered: SpanSet::default(),
+            tried: SpanSet::default(),
+            errors: Errors::default(),
+            invoked: HashMap::new(),
+            unanswered_since: HashMap::new(),
+        }
+    }
+
+    fn slot(&self, t: u64) -> u64 {
+        (t.saturating_sub(self.start) / SLOT).min(self.n - 1)
+    }
+
+    pub fn event(&mut self, e: &Event) {
         let class = classify(e);
         match class {
-            Some(ErrorClass::Refused) => errors.refused += 1,
-            Some(ErrorClass::Rejected) => errors.rejected += 1,
-            Some(ErrorClass::Unknown) => errors.unknown += 1,
-            Some(ErrorClass::Resource) => errors.resource += 1,
+            Some(ErrorClass::Refused) => self.errors.refused += 1,
+            Some(ErrorClass::Rejected) => self.errors.rejected += 1,
+            Some(ErrorClass::Unknown) => self.errors.unknown += 1,
+            Some(ErrorClass::Resource) => self.errors.resource += 1,
             None => {}
         }
         if e.op != Op::Acquire {
-            continue;
+            return;
         }
         if e.kind == Kind::Invoke {
-            if let Some(f) = unanswered_since.remove(&e.client) {
-                tried.push((slot(f), slot(e.t)));
+            if let Some(f) = self.unanswered_since.remove(&e.client) {
+                self.tried.insert(self.slot(f), self.slot(e.t));
             }
-            invoked.insert(e.client, e.t);
-            continue;
+            self.invoked.insert(e.client, e.t);
+            return;
         }
-        let from = invoked.remove(&e.client).unwrap_or(e.t).min(e.t);
+        let from = self.invoked.remove(&e.client).unwrap_or(e.t).min(e.t);
         // Given up by the run at its drain's end: says nothing either way.
         if e.msg.as_deref().is_some_and(|m| m.starts_with("the run's drain ended")) {
-            continue;
+            return;
         }
-        let span = (slot(from), slot(e.t));
+        let span = (self.slot(from), self.slot(e.t));
         match class {
             // The server answered: granted, held by another, or rejected. An
             // attempt that waited may have polled the server all along.
-            None | Some(ErrorClass::Rejected) => answered.push(span),
+            None | Some(ErrorClass::Rejected) => self.answered.insert(span.0, span.1),
             // No answer from the time it was made to the time it gave up.
             Some(_) => {
-                unanswered_since.insert(e.client, e.t);
+                self.unanswered_since.insert(e.client, e.t);
             }
         }
-        tried.push(span);
+        self.tried.insert(span.0, span.1);
     }
-    // Still backing off when the run ended.
-    for (_, f) in unanswered_since {
-        tried.push((slot(f), slot(h.end)));
-    }
-    let unavailable = measure_without(&union(tried), &union(answered));
-    let tenths = |slots: u64| slots as f64 * SLOT as f64 / 1e9;
-    Availability {
-        errors,
-        load_seconds: tenths(n),
-        unavailable_seconds: tenths(unavailable),
-        load_slots: n,
-        unavailable_slots: unavailable,
+
+    pub fn finish(mut self) -> Availability {
+        // Still backing off when the run ended.
+        let last = self.slot(self.end);
+        for (_, f) in std::mem::take(&mut self.unanswered_since) {
+            self.tried.insert(self.slot(f), last);
+        }
+        let unavailable = measure_without(&self.tried.spans(), &self.answered.spans());
+        let tenths = |slots: u64| slots as f64 * SLOT as f64 / 1e9;
+        Availability {
+            errors: self.errors,
+            load_seconds: tenths(self.n),
+            unavailable_seconds: tenths(unavailable),
+            load_slots: self.n,
+            unavailable_slots: unavailable,
+        }
     }
 }
 
-/// Inclusive spans merged into sorted, disjoint ones.
-fn union(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
-    v.sort_unstable();
-    let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
-    for (a, b) in v {
-        match out.last_mut() {
-            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
-            _ => out.push((a, b)),
+/// Disjoint, non-adjacent inclusive spans, merged as they are added.
+#[derive(Default)]
+struct SpanSet(std::collections::BTreeMap<u64, u64>);
+
+impl SpanSet {
+    fn insert(&mut self, a: u64, b: u64) {
+        let (mut lo, mut hi) = (a.min(b), a.max(b));
+        while let Some((l, h)) = self.0.range(..=hi.saturating_add(1)).next_back().map(|(&l, &h)| (l, h)) {
+            if h.saturating_add(1) < lo {
+                break;
+            }
+            self.0.remove(&l);
+            (lo, hi) = (lo.min(l), hi.max(h));
         }
+        self.0.insert(lo, hi);
     }
-    out
+    fn spans(&self) -> Vec<(u64, u64)> {
+        self.0.iter().map(|(&l, &h)| (l, h)).collect()
+    }
 }
 
 /// How many slots of `a` are in no span of `b` (both sorted and disjoint).
@@ -246,7 +289,11 @@ mod tests {
 
     #[test]
     fn spans_subtract_slot_by_slot() {
-        assert_eq!(union(vec![(5, 6), (0, 2), (3, 3), (9, 9)]), vec![(0, 3), (5, 6), (9, 9)]);
+        let mut set = SpanSet::default();
+        for (a, b) in [(5, 6), (0, 2), (3, 3), (9, 9), (12, 14), (11, 11), (20, 30), (13, 21)] {
+            set.insert(a, b);
+        }
+        assert_eq!(set.spans(), vec![(0, 3), (5, 6), (9, 9), (11, 30)]);
         assert_eq!(measure_without(&[(0, 9)], &[(2, 3), (7, 7)]), 7);
         assert_eq!(measure_without(&[(0, 3), (5, 9)], &[]), 9);
         assert_eq!(measure_without(&[(0, 3), (5, 9)], &[(0, 9)]), 0);

@@ -13,12 +13,15 @@
 pub mod availability;
 pub mod import;
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
 pub use availability::{Availability, ErrorClass, Errors};
 
+pub use crate::record::Source;
 use crate::record::{Event, History, Kind, Op};
 
 /// How many violations of each sort keep their events; the counts are always whole.
@@ -199,6 +202,22 @@ pub struct Verdict {
     /// Failed or unknown operations by what caused them, and the seconds in which
     /// the server answered nothing.
     pub availability: Availability,
+    /// Fault windows: (start, end, what), in the order they ended; a window
+    /// still open at the end of the history ends there.
+    #[serde(skip)]
+    pub faults: Vec<(u64, u64, String)>,
+    /// Faults that hit nothing (no holder at the time, not applied).
+    #[serde(skip)]
+    pub faults_missed: u64,
+    /// Failures of the harness (crash events that `fail`), in time order.
+    #[serde(skip)]
+    pub harness_errors: Vec<String>,
+    /// Grants per client, in client order.
+    #[serde(skip)]
+    pub grants_per_client: Vec<u64>,
+    /// The busiest keys and their grants, busiest first (at most [`BUSIEST_KEYS`]).
+    #[serde(skip)]
+    pub busiest_keys: Vec<(u32, u64)>,
 }
 
 impl Verdict {
@@ -230,162 +249,511 @@ impl Verdict {
     }
 }
 
-/// Reconstruct every grant's hold from the history.
-pub fn holds(h: &History) -> Vec<Hold> {
-    let mut out: Vec<Hold> = Vec::new();
-    let mut by_owner: HashMap<u64, usize> = HashMap::new();
-    let mut last_invoke: HashMap<u32, usize> = HashMap::new();
-    for (i, e) in h.events.iter().enumerate() {
-        match (e.op, e.kind) {
-            (Op::Fault, _) => {}
-            (_, Kind::Invoke) => {
-                last_invoke.insert(e.client, i);
-                if let Some(&hi) = by_owner.get(&e.owner)
-                    && e.op == Op::Release
-                    && out[hi].ended_by.is_empty()
-                {
-                    out[hi].end = e.t;
-                    out[hi].ended_by = "release".into();
-                    out[hi].events.push(i);
-                }
-            }
-            (Op::Acquire, Kind::Ok) => {
-                let inv = last_invoke.get(&e.client).map(|&j| (j, &h.events[j]));
-                let (inv_i, inv_t) = match inv {
-                    Some((j, ie)) if ie.op == Op::Acquire => (Some(j), ie.t),
-                    _ => (None, e.t),
-                };
-                by_owner.insert(e.owner, out.len());
-                out.push(Hold {
-                    key: e.key,
-                    client: e.client,
-                    owner: e.owner,
-                    token: e.token,
-                    invoked: inv_t,
-                    start: e.t,
-                    end: 0,
-                    // `a` is what was left of the lease at the grant.
-                    expires: e.t + e.a,
-                    ended_by: String::new(),
-                    events: inv_i.into_iter().chain([i]).collect(),
-                });
-            }
-            (Op::Renew, Kind::Ok) => {
-                if let (Some(&hi), Some(&j)) = (by_owner.get(&e.owner), last_invoke.get(&e.client)) {
-                    let inv = &h.events[j];
-                    // Renewed: valid for `a` from the renew's invoke.
-                    out[hi].expires = out[hi].expires.max(inv.t + inv.a);
-                }
-            }
-            (Op::Crash, _) => {
-                if let Some(&hi) = by_owner.get(&e.owner)
-                    && out[hi].ended_by.is_empty()
-                {
-                    out[hi].end = e.t;
-                    out[hi].ended_by = "crash".into();
-                    out[hi].events.push(i);
-                }
-            }
-            _ => {}
-        }
+/// Reconstruct every grant's hold from the history, in the order they were granted.
+pub fn holds(h: &(impl Source + ?Sized)) -> Vec<Hold> {
+    let mut c = Checker::new(h.start(), h.end());
+    let kept = std::rc::Rc::new(RefCell::new(Vec::new()));
+    let k = kept.clone();
+    c.on_hold = Some(Box::new(move |x: &Hold| k.borrow_mut().push(x.clone())));
+    if h.scan(&mut |e| c.event(e)).is_err() {
+        return Vec::new();
     }
-    for hold in &mut out {
-        if hold.ended_by.is_empty() {
-            hold.end = h.end.max(hold.start);
-            hold.ended_by = "run-end".into();
-        }
-    }
+    c.finish();
+    let mut out = std::mem::take(&mut *kept.borrow_mut());
+    // Granted order (holds end in another).
+    out.sort_by_key(|x| (x.start, x.owner));
     out
 }
 
 /// Fault windows: (start, end, description), in the order they end; a window
 /// still open at the end of the history ends there.
 pub fn fault_windows(h: &History) -> Vec<(u64, u64, String)> {
-    let mut open: HashMap<u32, (u64, String)> = HashMap::new();
-    let mut out = Vec::new();
-    for e in h.events.iter().filter(|e| e.op == Op::Fault) {
-        let desc = e.msg.as_deref().unwrap_or("fault").to_owned();
-        match e.kind {
-            Kind::Invoke => {
-                open.insert(e.client, (e.t, desc));
-            }
-            _ => {
-                if let Some((s, d)) = open.remove(&e.client) {
-                    out.push((s, e.t, d));
-                }
-            }
+    check(h).faults
+}
+
+/// Check one backend's history (in memory).
+pub fn check(h: &History) -> Verdict {
+    check_source(h).expect("a history in memory reads without error")
+}
+
+/// Check a history in one pass over its events, in time order: memory follows the
+/// holds open at once and the keys, never the length of the history.
+pub fn check_source(h: &(impl Source + ?Sized)) -> std::io::Result<Verdict> {
+    let mut c = Checker::new(h.start(), h.end());
+    h.scan(&mut |e| c.event(e))?;
+    Ok(c.finish())
+}
+
+/// A hold while the checker still needs it: open, or in an overlap whose other
+/// hold is still open, or an example.
+struct Live {
+    hold: Hold,
+    closed: bool,
+    overlapped: bool,
+    /// Overlaps with this hold not yet judged (both holds must have ended).
+    pairs: Vec<u64>,
+}
+
+type L = Rc<RefCell<Live>>;
+
+#[derive(Default)]
+struct KeyState {
+    /// Holds of this key not yet ended, in the order they were granted.
+    open: Vec<L>,
+    /// Those of them that count as holders (see `Checker::pending`).
+    active: Vec<L>,
+    episode_start: u64,
+    /// Fencing: the grant with the highest token among those that ended (ok)
+    /// before every acquire still waiting began, and the later grants with tokens.
+    fence_base: Option<L>,
+    fence_recent: VecDeque<L>,
+    /// The register: acknowledged writes, and the newest write's version and value.
+    writes: u64,
+    version: u64,
+    value: u64,
+    /// Crashes of holders of this key still waiting for the key's next grant.
+    crashes: Vec<u64>,
+    grants: u64,
+}
+
+/// The streaming checker: feed it every event in time order, then `finish`.
+pub struct Checker {
+    end: u64,
+    v: Verdict,
+    seq: usize,
+    /// Each client's last invoke (any operation), with its index.
+    last_invoke: HashMap<u32, (usize, Event)>,
+    /// Each client's last acquire invoke: (time, intended start).
+    last_acquire: HashMap<u32, (u64, u64)>,
+    /// Acquires not yet answered: client → invoke time.
+    outstanding: HashMap<u32, u64>,
+    last_write: HashMap<u32, (usize, Event)>,
+    by_owner: HashMap<u64, L>,
+    keys: HashMap<u32, KeyState>,
+    pairs: HashMap<u64, (L, L)>,
+    next_pair: u64,
+    /// Holds granted at `pending_t`, not yet counted as holders: a hold that ends
+    /// when another starts does not overlap it, so every end at a time counts
+    /// before any start at that time, and a hold that ends where it starts (granted
+    /// as the run ended) never counts.
+    pending: Vec<L>,
+    pending_t: u64,
+    within: Spread<(L, L, u64, u64, OverlapClass, Vec<String>)>,
+    after: Spread<(L, L, u64, u64, OverlapClass, Vec<String>)>,
+    regressions: Vec<(u32, L, L)>,
+    faults_open: HashMap<u32, (u64, String)>,
+    grants_by_client: HashMap<u32, u64>,
+    recoveries: Vec<(u64, u64)>,
+    avail: availability::Builder,
+    /// Called with every hold as it ends (timelines, `holds`).
+    pub on_hold: Option<Box<dyn FnMut(&Hold)>>,
+}
+
+impl Checker {
+    pub fn new(start: u64, end: u64) -> Checker {
+        Checker {
+            end,
+            v: Verdict::default(),
+            seq: 0,
+            last_invoke: HashMap::new(),
+            last_acquire: HashMap::new(),
+            outstanding: HashMap::new(),
+            last_write: HashMap::new(),
+            by_owner: HashMap::new(),
+            keys: HashMap::new(),
+            pairs: HashMap::new(),
+            next_pair: 0,
+            pending: Vec::new(),
+            pending_t: 0,
+            within: Spread::new(MAX_EXAMPLES / 2),
+            after: Spread::new(MAX_EXAMPLES / 2),
+            regressions: Vec::new(),
+            faults_open: HashMap::new(),
+            grants_by_client: HashMap::new(),
+            recoveries: Vec::new(),
+            avail: availability::Builder::new(start, end),
+            on_hold: None,
         }
     }
-    out.extend(open.into_values().map(|(s, d)| (s, h.end, d)));
-    out
-}
 
-/// Check one backend's history.
-pub fn check(h: &History) -> Verdict {
-    let mut v = Verdict::default();
-    let holds = holds(h);
-    v.grants = holds.len() as u64;
-    mutual_exclusion(h, &holds, &mut v);
-    concurrency(&holds, &mut v);
-    fencing(&holds, &mut v);
-    register(h, &holds, &mut v);
-    liveness(h, &mut v);
-    v.availability = availability::availability(h);
-    v
-}
-
-/// Per key, a sweep over hold starts and ends: which holds overlapped another,
-/// the spans with two or more holders, and the most holders at once. A hold that
-/// ends exactly when another starts does not overlap it (ends sort first).
-fn concurrency(holds: &[Hold], v: &mut Verdict) {
-    for hs in by_key(holds).into_values() {
-        // (time, 0 = end / 1 = start, index into hs)
-        let mut edges: Vec<(u64, u8, usize)> = Vec::with_capacity(hs.len() * 2);
-        for (i, x) in hs.iter().enumerate() {
-            if x.end > x.start {
-                edges.push((x.start, 1, i));
-                edges.push((x.end, 0, i));
-            }
+    pub fn event(&mut self, e: &Event) {
+        let i = self.seq;
+        self.seq += 1;
+        if !self.pending.is_empty() && e.t > self.pending_t {
+            self.count_holders();
         }
-        edges.sort_unstable();
-        let mut active: Vec<usize> = Vec::new();
-        let mut overlapped = vec![false; hs.len()];
-        let mut episode_start = 0u64;
-        for (t, what, i) in edges {
-            if what == 0 {
-                active.retain(|&a| a != i);
-                if active.len() == 1 {
-                    v.overlap_ns += t - episode_start;
+        self.avail.event(e);
+        if e.kind == Kind::Info {
+            self.v.unknown_outcomes += 1;
+        }
+        match (e.op, e.kind) {
+            (Op::Fault, Kind::Invoke) => {
+                if e.b == crate::faults::MISSED {
+                    self.v.faults_missed += 1;
                 }
+                self.faults_open.insert(e.client, (e.t, e.msg.as_deref().unwrap_or("fault").to_owned()));
+            }
+            (Op::Fault, _) => {
+                if let Some((s, d)) = self.faults_open.remove(&e.client) {
+                    self.v.faults.push((s, e.t, d));
+                }
+            }
+            (_, Kind::Invoke) => {
+                self.last_invoke.insert(e.client, (i, e.clone()));
+                match e.op {
+                    Op::Release => {
+                        if let Some(x) = self.by_owner.get(&e.owner).cloned() {
+                            self.close(&x, e.t, "release", i);
+                        }
+                    }
+                    Op::Acquire => {
+                        self.v.acquire_attempts += 1;
+                        self.grants_by_client.entry(e.client).or_insert(0);
+                        self.last_acquire.insert(e.client, (e.t, e.a));
+                        self.outstanding.insert(e.client, e.t);
+                    }
+                    Op::Write => {
+                        self.last_write.insert(e.client, (i, e.clone()));
+                    }
+                    _ => {}
+                }
+            }
+            (Op::Acquire, Kind::Ok) => self.granted(e, i),
+            (Op::Acquire, _) => {
+                self.outstanding.remove(&e.client);
+                match e.kind {
+                    Kind::Fail if e.msg.as_deref() == Some("timeout") => self.v.acquire_timeouts += 1,
+                    Kind::Fail if e.msg.as_deref() == Some(crate::run::client::REFUSED) => self.v.acquire_refused += 1,
+                    Kind::Fail => self.v.acquire_errors += 1,
+                    _ => {}
+                }
+            }
+            (Op::Renew, Kind::Ok) => {
+                if let (Some(x), Some((_, inv))) = (self.by_owner.get(&e.owner), self.last_invoke.get(&e.client)) {
+                    // Renewed: valid for `a` from the renew's invoke.
+                    let mut x = x.borrow_mut();
+                    x.hold.expires = x.hold.expires.max(inv.t + inv.a);
+                }
+            }
+            (Op::Crash, kind) => {
+                if let Some(x) = self.by_owner.get(&e.owner).cloned() {
+                    self.close(&x, e.t, "crash", i);
+                }
+                match kind {
+                    Kind::Ok => {
+                        self.v.crashes += 1;
+                        self.keys.entry(e.key).or_default().crashes.push(e.t);
+                    }
+                    Kind::Fail => self.v.harness_errors.push(e.msg.as_deref().unwrap_or("harness error").to_owned()),
+                    _ => {}
+                }
+            }
+            (Op::Write, Kind::Ok) => self.write_ok(e, i),
+            (Op::Write, Kind::Fail) if e.msg.as_deref().is_some_and(|m| m.starts_with("stale token")) => {
+                self.v.stale_writes_refused += 1;
+            }
+            _ => {}
+        }
+    }
+
+    fn granted(&mut self, e: &Event, i: usize) {
+        self.outstanding.remove(&e.client);
+        let (inv_i, invoked) = match self.last_invoke.get(&e.client) {
+            Some((j, ie)) if ie.op == Op::Acquire => (Some(*j), ie.t),
+            _ => (None, e.t),
+        };
+        let cur: L = Rc::new(RefCell::new(Live {
+            hold: Hold {
+                key: e.key,
+                client: e.client,
+                owner: e.owner,
+                token: e.token,
+                invoked,
+                start: e.t,
+                end: 0,
+                // `a` is what was left of the lease at the grant.
+                expires: e.t + e.a,
+                ended_by: String::new(),
+                events: inv_i.into_iter().chain([i]).collect(),
+            },
+            closed: false,
+            overlapped: false,
+            pairs: Vec::new(),
+        }));
+        self.v.grants += 1;
+        *self.grants_by_client.entry(e.client).or_insert(0) += 1;
+        if let Some(&(t, intended)) = self.last_acquire.get(&e.client) {
+            let from = if intended != 0 { intended } else { t };
+            self.v.longest_wait_ns = self.v.longest_wait_ns.max(e.t.saturating_sub(from));
+        }
+        let floor = self.outstanding.values().copied().min().unwrap_or(invoked).min(invoked);
+        let ks = self.keys.entry(e.key).or_default();
+        ks.grants += 1;
+        // Crashes of this key's holders: this is the next grant after them.
+        ks.crashes.retain(|&c| {
+            if c < e.t {
+                self.recoveries.push((c, e.t - c));
+                false
+            } else {
+                true
+            }
+        });
+        // Fencing: the token must be above that of every grant that was made
+        // before this acquire began. Grants before every waiting acquire began
+        // count for all of them: fold them into one, the highest.
+        if e.token != 0 {
+            while ks.fence_recent.front().is_some_and(|x| x.borrow().hold.start < floor) {
+                let x = ks.fence_recent.pop_front().expect("checked");
+                if ks.fence_base.as_ref().is_none_or(|b| x.borrow().hold.token > b.borrow().hold.token) {
+                    ks.fence_base = Some(x);
+                }
+            }
+            let mut best = ks.fence_base.clone();
+            for x in &ks.fence_recent {
+                let xb = x.borrow();
+                if xb.hold.start < invoked && best.as_ref().is_none_or(|b| xb.hold.token > b.borrow().hold.token) {
+                    drop(xb);
+                    best = Some(x.clone());
+                }
+            }
+            if let Some(b) = best
+                && e.token <= b.borrow().hold.token
+            {
+                self.v.token_regressions += 1;
+                if self.regressions.len() < MAX_EXAMPLES {
+                    self.regressions.push((e.key, b, cur.clone()));
+                }
+            }
+            ks.fence_recent.push_back(cur.clone());
+        }
+        // Mutual exclusion: every hold of this key still open may overlap this
+        // one; judged when both have ended.
+        for a in &ks.open {
+            if a.borrow().hold.owner == e.owner {
                 continue;
             }
-            active.push(i);
-            v.max_holders = v.max_holders.max(active.len() as u64);
-            if active.len() == 2 {
-                v.overlap_episodes += 1;
-                episode_start = t;
+            let id = self.next_pair;
+            self.next_pair += 1;
+            a.borrow_mut().pairs.push(id);
+            cur.borrow_mut().pairs.push(id);
+            self.pairs.insert(id, (a.clone(), cur.clone()));
+        }
+        ks.open.push(cur.clone());
+        self.pending.push(cur.clone());
+        self.pending_t = e.t;
+        self.by_owner.insert(e.owner, cur);
+    }
+
+    /// Concurrency: the holds granted at `pending_t` become holders (holders at
+    /// once, episodes with two or more).
+    fn count_holders(&mut self) {
+        for x in std::mem::take(&mut self.pending) {
+            let (key, t) = (x.borrow().hold.key, x.borrow().hold.start);
+            let ks = self.keys.entry(key).or_default();
+            ks.active.push(x);
+            let n = ks.active.len();
+            self.v.max_holders = self.v.max_holders.max(n as u64);
+            if n == 2 {
+                self.v.overlap_episodes += 1;
+                ks.episode_start = t;
             }
-            if active.len() >= 2 {
-                for &a in &active {
-                    overlapped[a] = true;
+            if n >= 2 {
+                for a in &ks.active {
+                    a.borrow_mut().overlapped = true;
                 }
             }
         }
-        v.holds_overlapped += overlapped.iter().filter(|&&o| o).count() as u64;
+    }
+
+    fn close(&mut self, x: &L, t: u64, by: &str, i: usize) {
+        let (key, owner, pairs) = {
+            let mut xb = x.borrow_mut();
+            if xb.closed {
+                return;
+            }
+            xb.closed = true;
+            xb.hold.end = t.max(xb.hold.start);
+            xb.hold.ended_by = by.to_owned();
+            if i != usize::MAX {
+                xb.hold.events.push(i);
+            }
+            if xb.overlapped {
+                self.v.holds_overlapped += 1;
+            }
+            (xb.hold.key, xb.hold.owner, std::mem::take(&mut xb.pairs))
+        };
+        if self.by_owner.get(&owner).is_some_and(|y| Rc::ptr_eq(x, y)) {
+            self.by_owner.remove(&owner);
+        }
+        let was_pending = self.pending.iter().position(|y| Rc::ptr_eq(x, y));
+        if let Some(p) = was_pending {
+            // Ended where it started: never a holder.
+            self.pending.remove(p);
+        }
+        if let Some(ks) = self.keys.get_mut(&key) {
+            ks.open.retain(|y| !Rc::ptr_eq(x, y));
+            let before = ks.active.len();
+            ks.active.retain(|y| !Rc::ptr_eq(x, y));
+            if before >= 2 && ks.active.len() == 1 {
+                self.v.overlap_ns += t - ks.episode_start;
+            }
+        }
+        if let Some(f) = self.on_hold.as_mut() {
+            f(&x.borrow().hold);
+        }
+        for id in pairs {
+            let done = self.pairs.get(&id).is_some_and(|(a, b)| a.borrow().closed && b.borrow().closed);
+            if done {
+                let (a, b) = self.pairs.remove(&id).expect("checked");
+                self.judge(a, b);
+            }
+        }
+    }
+
+    /// Both holds of an overlap have ended: was it one, and of which class?
+    fn judge(&mut self, a: L, cur: L) {
+        let (ab, cb) = (a.borrow(), cur.borrow());
+        if ab.hold.end <= cb.hold.start {
+            return;
+        }
+        let from = cb.hold.start;
+        let to = ab.hold.end.min(cb.hold.end);
+        let class = if from < ab.hold.expires.min(cb.hold.expires) {
+            OverlapClass::WithinLease
+        } else {
+            OverlapClass::AfterExpiry
+        };
+        let a_start = ab.hold.start;
+        drop((ab, cb));
+        let sample = match class {
+            OverlapClass::WithinLease => {
+                self.v.within_lease += 1;
+                &mut self.within
+            }
+            OverlapClass::AfterExpiry => {
+                self.v.after_expiry += 1;
+                &mut self.after
+            }
+        };
+        if sample.wants() {
+            // Faults whose window touched the first hold up to the overlap (a
+            // window still open will end after both).
+            let faults = self
+                .v
+                .faults
+                .iter()
+                .map(|(s, e, d)| (*s, *e, d))
+                .chain(self.faults_open.values().map(|(s, d)| (*s, u64::MAX, d)))
+                .filter(|(s, e, _)| *s <= from && *e >= a_start)
+                .map(|(_, _, d)| d.clone())
+                .collect();
+            sample.offer(|| (a, cur, from, to, class, faults));
+        } else {
+            sample.offer(|| unreachable!("offered only when wanted"));
+        }
+    }
+
+    fn write_ok(&mut self, e: &Event, i: usize) {
+        let Some((j, inv)) = self.last_write.get(&e.client) else {
+            return;
+        };
+        let j = *j;
+        if self.by_owner.get(&e.owner).is_some_and(|x| inv.t >= x.borrow().hold.expires) {
+            self.v.late_writes_accepted += 1;
+        }
+        // The register's version counts accepted writes: anything but read + 1
+        // means another write landed in between and was overwritten.
+        self.v.writes_acknowledged += 1;
+        let read = inv.b;
+        let k = self.keys.entry(e.key).or_default();
+        k.writes += 1;
+        if e.b >= k.version {
+            (k.version, k.value) = (e.b, e.a);
+        }
+        if e.b != read + 1 {
+            self.v.clobbering_writes += 1;
+            if self.v.lost.len() < MAX_EXAMPLES {
+                self.v.lost.push(LostUpdate {
+                    key: e.key,
+                    client: e.client,
+                    owner: e.owner,
+                    read_version: read,
+                    wrote_version: e.b,
+                    events: vec![j, i],
+                });
+            }
+        }
+    }
+
+    pub fn finish(mut self) -> Verdict {
+        // Holds still open end with the run, in the order they were granted.
+        let mut open: Vec<L> = self.keys.values().flat_map(|k| k.open.iter().cloned()).collect();
+        open.sort_by_key(|x| (x.borrow().hold.start, x.borrow().hold.events.last().copied()));
+        let end = self.end;
+        if !self.pending.is_empty() && end > self.pending_t {
+            self.count_holders();
+        }
+        for x in open {
+            self.close(&x, end, "run-end", usize::MAX);
+        }
+        let mut open_faults: Vec<_> = std::mem::take(&mut self.faults_open).into_values().collect();
+        open_faults.sort();
+        self.v.faults.extend(open_faults.into_iter().map(|(s, d)| (s, end, d)));
+        let mut v = self.v;
         // Zero-length holds (granted as the run ended) still count as holders.
-        if !hs.is_empty() {
+        if v.grants > 0 {
             v.max_holders = v.max_holders.max(1);
         }
+        // The register only ever gets value read + 1: its final value is the
+        // number of increments that survived.
+        v.increments_lost = self.keys.values().map(|k| k.writes.saturating_sub(k.value)).sum();
+        self.recoveries.sort_unstable();
+        v.crash_recovery_ns = self.recoveries.into_iter().map(|(_, d)| d).collect();
+        let n = self.grants_by_client.keys().copied().max().map_or(0, |c| c as usize + 1);
+        v.grants_per_client = vec![0; n];
+        for (&c, &g) in &self.grants_by_client {
+            v.grants_per_client[c as usize] = g;
+        }
+        v.fairness = jain(self.grants_by_client.values().copied());
+        let mut busiest: Vec<(u32, u64)> =
+            self.keys.iter().filter(|(_, k)| k.grants > 0).map(|(&k, s)| (k, s.grants)).collect();
+        busiest.sort_by_key(|&(k, n)| (std::cmp::Reverse(n), k));
+        busiest.truncate(BUSIEST_KEYS);
+        v.busiest_keys = busiest;
+        let mut examples: Vec<Overlap> = self
+            .within
+            .into_vec()
+            .into_iter()
+            .chain(self.after.into_vec())
+            .map(|(a, b, from, to, class, faults)| Overlap {
+                key: a.borrow().hold.key,
+                class,
+                first: a.borrow().hold.clone(),
+                second: b.borrow().hold.clone(),
+                from,
+                to,
+                faults,
+            })
+            .collect();
+        examples.sort_by_key(|o| (o.from, o.key));
+        v.overlaps = examples;
+        v.regressions = self
+            .regressions
+            .into_iter()
+            .map(|(key, a, b)| TokenRegression {
+                key,
+                earlier: a.borrow().hold.clone(),
+                later: b.borrow().hold.clone(),
+            })
+            .collect();
+        v.regressions.sort_by_key(|r| (r.key, r.later.start));
+        v.availability = self.avail.finish();
+        v
     }
 }
 
-fn by_key(holds: &[Hold]) -> HashMap<u32, Vec<&Hold>> {
-    let mut m: HashMap<u32, Vec<&Hold>> = HashMap::new();
-    for hd in holds {
-        m.entry(hd.key).or_default().push(hd);
-    }
-    m
-}
+/// Keys whose grant counts the verdict keeps (the busiest), for the timelines.
+pub const BUSIEST_KEYS: usize = 8;
 
 /// Examples spread evenly over a run, not its first N: keeps every `stride`-th
 /// offered item, and when full, every other one of those with the stride doubled.
@@ -422,177 +790,6 @@ impl<T> Spread<T> {
     }
 }
 
-fn mutual_exclusion(h: &History, holds: &[Hold], v: &mut Verdict) {
-    let faults = fault_windows(h);
-    // Examples of each class, spread over the whole run.
-    let mut within = Spread::new(MAX_EXAMPLES / 2);
-    let mut after = Spread::new(MAX_EXAMPLES / 2);
-    let mut keys: Vec<(u32, Vec<&Hold>)> = by_key(holds).into_iter().collect();
-    keys.sort_by_key(|(k, _)| *k);
-    for (key, mut hs) in keys {
-        hs.sort_by_key(|x| (x.start, x.owner));
-        // Sweep: `active` holds those that may still overlap later starts.
-        let mut active: Vec<&Hold> = Vec::new();
-        for cur in hs {
-            active.retain(|a| a.end > cur.start);
-            for a in &active {
-                if a.owner == cur.owner {
-                    continue;
-                }
-                let from = cur.start;
-                let to = a.end.min(cur.end);
-                let class = if from < a.expires.min(cur.expires) {
-                    OverlapClass::WithinLease
-                } else {
-                    OverlapClass::AfterExpiry
-                };
-                match class {
-                    OverlapClass::WithinLease => v.within_lease += 1,
-                    OverlapClass::AfterExpiry => v.after_expiry += 1,
-                }
-                let sample = if class == OverlapClass::WithinLease { &mut within } else { &mut after };
-                sample.offer(|| {
-                    let fs =
-                        faults.iter().filter(|(s, e, _)| *s <= from && *e >= a.start).map(|f| f.2.clone()).collect();
-                    Overlap { key, class, first: (*a).clone(), second: cur.clone(), from, to, faults: fs }
-                });
-            }
-            active.push(cur);
-        }
-    }
-    let mut examples = within.into_vec();
-    examples.extend(after.into_vec());
-    examples.sort_by_key(|o| (o.from, o.key));
-    v.overlaps = examples;
-}
-
-/// Tokens per key must grow: a grant that began after another grant had finished
-/// (its ok) must carry a larger token. Grants that overlap in real time may come in
-/// either order and are not compared.
-fn fencing(holds: &[Hold], v: &mut Verdict) {
-    for (key, hs) in by_key(holds) {
-        let mut done: Vec<&Hold> = hs.iter().copied().filter(|x| x.token != 0).collect();
-        done.sort_by_key(|x| x.start);
-        let mut begun = done.clone();
-        begun.sort_by_key(|x| x.invoked);
-        let mut best: Option<&Hold> = None;
-        let mut i = 0;
-        for cur in begun {
-            while i < done.len() && done[i].start < cur.invoked {
-                if best.is_none_or(|b| done[i].token > b.token) {
-                    best = Some(done[i]);
-                }
-                i += 1;
-            }
-            if let Some(b) = best
-                && cur.token <= b.token
-            {
-                v.token_regressions += 1;
-                if v.regressions.len() < MAX_EXAMPLES {
-                    v.regressions.push(TokenRegression { key, earlier: b.clone(), later: cur.clone() });
-                }
-            }
-        }
-    }
-    v.regressions.sort_by_key(|r| (r.key, r.later.start));
-}
-
-fn register(h: &History, holds: &[Hold], v: &mut Verdict) {
-    let expires: HashMap<u64, u64> = holds.iter().map(|x| (x.owner, x.expires)).collect();
-    let mut last_write: HashMap<u32, usize> = HashMap::new();
-    // Per key: acknowledged writes, and (version, value) of the newest write.
-    let mut per_key: HashMap<u32, (u64, u64, u64)> = HashMap::new();
-    for (i, e) in h.events.iter().enumerate() {
-        if e.op != Op::Write {
-            continue;
-        }
-        match e.kind {
-            Kind::Invoke => {
-                last_write.insert(e.client, i);
-            }
-            Kind::Ok => {
-                let Some(&j) = last_write.get(&e.client) else {
-                    continue;
-                };
-                let inv = &h.events[j];
-                if expires.get(&e.owner).is_some_and(|&x| inv.t >= x) {
-                    v.late_writes_accepted += 1;
-                }
-                // The register's version counts accepted writes: anything but
-                // read + 1 means another write landed in between and was overwritten.
-                v.writes_acknowledged += 1;
-                let k = per_key.entry(e.key).or_insert((0, 0, 0));
-                k.0 += 1;
-                if e.b >= k.1 {
-                    (k.1, k.2) = (e.b, e.a);
-                }
-                if e.b != inv.b + 1 {
-                    v.clobbering_writes += 1;
-                    if v.lost.len() < MAX_EXAMPLES {
-                        v.lost.push(LostUpdate {
-                            key: e.key,
-                            client: e.client,
-                            owner: e.owner,
-                            read_version: inv.b,
-                            wrote_version: e.b,
-                            events: vec![j, i],
-                        });
-                    }
-                }
-            }
-            Kind::Fail if e.msg.as_deref().is_some_and(|m| m.starts_with("stale token")) => {
-                v.stale_writes_refused += 1;
-            }
-            _ => {}
-        }
-    }
-    // The register only ever gets value read + 1: its final value is the number of
-    // increments that survived.
-    v.increments_lost = per_key.values().map(|&(writes, _, value)| writes.saturating_sub(value)).sum();
-}
-
-fn liveness(h: &History, v: &mut Verdict) {
-    let mut grants_by_client: HashMap<u32, u64> = HashMap::new();
-    let mut last_invoke: HashMap<u32, &Event> = HashMap::new();
-    let mut crashes: Vec<(u64, u32)> = Vec::new();
-    let mut grants_by_key: HashMap<u32, Vec<u64>> = HashMap::new();
-    for e in &h.events {
-        if e.kind == Kind::Info {
-            v.unknown_outcomes += 1;
-        }
-        match (e.op, e.kind) {
-            (Op::Acquire, Kind::Invoke) => {
-                v.acquire_attempts += 1;
-                grants_by_client.entry(e.client).or_insert(0);
-                last_invoke.insert(e.client, e);
-            }
-            (Op::Acquire, Kind::Ok) => {
-                *grants_by_client.entry(e.client).or_insert(0) += 1;
-                grants_by_key.entry(e.key).or_default().push(e.t);
-                if let Some(inv) = last_invoke.get(&e.client) {
-                    let from = if inv.a != 0 { inv.a } else { inv.t };
-                    v.longest_wait_ns = v.longest_wait_ns.max(e.t.saturating_sub(from));
-                }
-            }
-            (Op::Acquire, Kind::Fail) if e.msg.as_deref() == Some("timeout") => v.acquire_timeouts += 1,
-            (Op::Acquire, Kind::Fail) if e.msg.as_deref() == Some(crate::run::client::REFUSED) => {
-                v.acquire_refused += 1
-            }
-            (Op::Acquire, Kind::Fail) => v.acquire_errors += 1,
-            (Op::Crash, Kind::Ok) => crashes.push((e.t, e.key)),
-            _ => {}
-        }
-    }
-    v.crashes = crashes.len() as u64;
-    for (t, key) in crashes {
-        // Grants of a key are in time order: the first one after the crash.
-        if let Some(g) = grants_by_key.get(&key).and_then(|g| g.iter().find(|&&g| g > t)) {
-            v.crash_recovery_ns.push(g - t);
-        }
-    }
-    v.fairness = jain(grants_by_client.values().copied());
-}
-
 /// Jain's fairness index: (Σx)² / (n·Σx²).
 pub fn jain(xs: impl Iterator<Item = u64>) -> Option<f64> {
     let (mut n, mut s, mut s2) = (0f64, 0f64, 0f64);
@@ -605,15 +802,13 @@ pub fn jain(xs: impl Iterator<Item = u64>) -> Option<f64> {
 }
 
 #[cfg(test)]
+mod reference;
+#[cfg(test)]
 mod tests;
 
 /// Failures of the harness itself (a worker process that died outside any fault,
 /// or could not start): recorded as `fail` crash events, never a violation of the
 /// backend. Their messages, in time order.
 pub fn harness_errors(h: &History) -> Vec<String> {
-    h.events
-        .iter()
-        .filter(|e| e.op == Op::Crash && e.kind == Kind::Fail)
-        .map(|e| e.msg.as_deref().unwrap_or("harness error").to_owned())
-        .collect()
+    check(h).harness_errors
 }

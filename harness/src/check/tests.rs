@@ -337,3 +337,198 @@ fn examples_are_spread_over_the_run_not_its_first_n() {
     assert_eq!(v[0], 0);
     assert!(*v.last().unwrap() >= 500, "the later half is represented: {v:?}");
 }
+
+/// A random history of a lock that sometimes grants a held key, hands out old
+/// tokens, loses clients and answers late: every kind of event the checker reads.
+fn random_history(seed: u64) -> History {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let clients = rng.random_range(2..6u32);
+    let keys = rng.random_range(1..4u32);
+    let mut t = 0u64;
+    let mut events = Vec::new();
+    let mut next_token = vec![1u64; keys as usize];
+    let mut register = vec![(0u64, 0u64); keys as usize];
+    let mut holder: Vec<Option<(u32, u64)>> = vec![None; keys as usize];
+    let mut owner = 0u64;
+    // Each client: idle, or holding (key, owner, token, lease end), with the
+    // version it read.
+    let mut holds: Vec<Option<(u32, u64, u64, u64, Option<(u64, u64)>)>> = vec![None; clients as usize];
+    let mut fault_open: Option<u32> = None;
+    let mut faults = 0u32;
+    let ev = |t: u64, c: u32, k: Kind, op: Op, key: u32| Event::new(t, c, k, op, key);
+    for _ in 0..rng.random_range(20..400) {
+        t += rng.random_range(1..50);
+        if rng.random_bool(0.03) {
+            match fault_open.take() {
+                Some(f) => events.push(ev(t, f, Kind::Ok, Op::Fault, 0).with_msg("pause-holder: client 0")),
+                None => {
+                    let mut e = ev(t, faults, Kind::Invoke, Op::Fault, 0).with_msg("pause-holder: client 0");
+                    e.b = if rng.random_bool(0.2) { crate::faults::MISSED } else { 0 };
+                    events.push(e);
+                    fault_open = Some(faults);
+                    faults += 1;
+                }
+            }
+            continue;
+        }
+        let c = rng.random_range(0..clients);
+        t += 1;
+        match holds[c as usize] {
+            None => {
+                let key = rng.random_range(0..keys);
+                let mut inv = ev(t, c, Kind::Invoke, Op::Acquire, key);
+                if rng.random_bool(0.3) {
+                    inv.a = t.saturating_sub(rng.random_range(0..40));
+                }
+                events.push(inv);
+                t += rng.random_range(1..30);
+                let held = holder[key as usize].is_some();
+                let r = rng.random_range(0..100);
+                if (!held && r < 80) || (held && r < 15) {
+                    owner += 1;
+                    let mut token = next_token[key as usize];
+                    next_token[key as usize] += 1;
+                    if rng.random_bool(0.05) {
+                        token = token.saturating_sub(rng.random_range(1..4)).max(1);
+                    }
+                    let lease = rng.random_range(10..200);
+                    let mut ok = ev(t, c, Kind::Ok, Op::Acquire, key);
+                    (ok.owner, ok.token, ok.a) = (owner, token, lease);
+                    events.push(ok);
+                    holder[key as usize] = Some((c, owner));
+                    holds[c as usize] = Some((key, owner, token, t + lease, None));
+                } else {
+                    let (k, msg) = match rng.random_range(0..5) {
+                        0 => (Kind::Fail, "timeout"),
+                        1 => (Kind::Fail, crate::run::client::REFUSED),
+                        2 => (Kind::Fail, "unavailable: refused"),
+                        3 => (Kind::Info, "outcome unknown: timed out"),
+                        _ => (Kind::Fail, "rejected: no"),
+                    };
+                    events.push(ev(t, c, k, Op::Acquire, key).with_msg(msg));
+                }
+            }
+            Some((key, own, token, _, read)) => {
+                let stamp = |mut e: Event| {
+                    (e.owner, e.token) = (own, token);
+                    e
+                };
+                match (rng.random_range(0..10), read) {
+                    (0, _) => {
+                        // Crash while holding.
+                        events.push(stamp(ev(t, c, Kind::Ok, Op::Crash, key)));
+                        holds[c as usize] = None;
+                        if holder[key as usize].is_some_and(|h| h.1 == own) {
+                            holder[key as usize] = None;
+                        }
+                    }
+                    (1 | 2, None) => {
+                        // Renew.
+                        let mut inv = stamp(ev(t, c, Kind::Invoke, Op::Renew, key));
+                        inv.a = rng.random_range(10..200);
+                        events.push(inv.clone());
+                        t += rng.random_range(1..10);
+                        if rng.random_bool(0.8) {
+                            events.push(stamp(ev(t, c, Kind::Ok, Op::Renew, key)));
+                            holds[c as usize] = Some((key, own, token, inv.t + inv.a, None));
+                        } else {
+                            events.push(stamp(ev(t, c, Kind::Fail, Op::Renew, key)).with_msg("lease lost"));
+                        }
+                    }
+                    (3..=5, None) => {
+                        events.push(stamp(ev(t, c, Kind::Invoke, Op::Read, key)));
+                        t += 1;
+                        let (ver, val) = register[key as usize];
+                        let mut ok = stamp(ev(t, c, Kind::Ok, Op::Read, key));
+                        (ok.a, ok.b) = (val, ver);
+                        events.push(ok);
+                        holds[c as usize] = Some((key, own, token, holds[c as usize].unwrap().3, Some((ver, val))));
+                    }
+                    (3..=6, Some((ver, val))) => {
+                        let mut inv = stamp(ev(t, c, Kind::Invoke, Op::Write, key));
+                        (inv.a, inv.b) = (val + 1, ver);
+                        events.push(inv);
+                        t += 1;
+                        if rng.random_bool(0.15) {
+                            events.push(stamp(ev(t, c, Kind::Fail, Op::Write, key)).with_msg("stale token 1 < 2"));
+                        } else {
+                            let now = register[key as usize].0 + 1;
+                            register[key as usize] = (now, val + 1);
+                            let mut ok = stamp(ev(t, c, Kind::Ok, Op::Write, key));
+                            (ok.a, ok.b) = (val + 1, now);
+                            events.push(ok);
+                        }
+                        holds[c as usize] = Some((key, own, token, holds[c as usize].unwrap().3, None));
+                    }
+                    _ => {
+                        events.push(stamp(ev(t, c, Kind::Invoke, Op::Release, key)));
+                        t += rng.random_range(1..10);
+                        events.push(stamp(ev(t, c, Kind::Ok, Op::Release, key)));
+                        holds[c as usize] = None;
+                        if holder[key as usize].is_some_and(|h| h.1 == own) {
+                            holder[key as usize] = None;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if rng.random_bool(0.2) {
+        t += 1;
+        events.push(Event::new(t, 0, Kind::Fail, Op::Crash, 0).with_msg("harness error: test"));
+    }
+    // A recorded history ends at its last event or later.
+    let end = t + rng.random_range(0..100);
+    History { events, start: 0, end }
+}
+
+/// The streaming checker agrees with the old one (every hold in memory, sorted
+/// sweeps) on every figure, over many random histories with every kind of event.
+#[test]
+fn stream_agrees_with_the_reference() {
+    let mut seen = [0u64; 6];
+    for seed in 0..2000 {
+        let h = random_history(seed);
+        let (a, b) = (check(&h), reference::check(&h));
+        let figures = |v: &Verdict| {
+            (
+                (v.grants, v.acquire_attempts, v.within_lease, v.after_expiry, v.holds_overlapped, v.overlap_episodes),
+                (v.max_holders, v.overlap_ns, v.token_regressions, v.writes_acknowledged, v.increments_lost),
+                (v.clobbering_writes, v.stale_writes_refused, v.unknown_outcomes, v.acquire_timeouts),
+                (v.acquire_refused, v.acquire_errors, v.longest_wait_ns, v.fairness, v.crashes),
+                (v.availability.clone(), v.lost.clone(), v.regressions.len()),
+            )
+        };
+        assert_eq!(figures(&a), figures(&b), "seed {seed}");
+        let mut ra = a.crash_recovery_ns.clone();
+        let mut rb = b.crash_recovery_ns.clone();
+        ra.sort_unstable();
+        rb.sort_unstable();
+        assert_eq!(ra, rb, "seed {seed}");
+        assert_eq!(a.faults, reference::fault_windows(&h), "seed {seed}");
+        assert_eq!(
+            a.harness_errors.len(),
+            h.events.iter().filter(|e| e.op == Op::Crash && e.kind == Kind::Fail).count()
+        );
+        // Every example is a real one, of the class the reference gives it.
+        for o in &a.overlaps {
+            assert!(o.first.end > o.second.start && o.first.owner != o.second.owner, "seed {seed}: {o:?}");
+        }
+        for (i, x) in
+            [a.within_lease, a.after_expiry, a.token_regressions, a.increments_lost, a.late_writes_accepted, a.crashes]
+                .into_iter()
+                .enumerate()
+        {
+            seen[i] += u64::from(x > 0);
+        }
+        // Holds are the same, in the order they were granted.
+        let ha: Vec<_> = holds(&h).into_iter().map(|x| (x.start, x.owner, x.end, x.expires, x.ended_by)).collect();
+        let mut hb: Vec<_> =
+            reference::holds(&h).into_iter().map(|x| (x.start, x.owner, x.end, x.expires, x.ended_by)).collect();
+        hb.sort_by_key(|x| (x.0, x.1));
+        assert_eq!(ha, hb, "seed {seed}");
+    }
+    // The histories exercised every finding.
+    assert!(seen.iter().all(|&n| n > 50), "{seen:?}");
+}

@@ -62,58 +62,86 @@ pub struct Latencies {
     pub seconds: usize,
 }
 
+/// [`Latencies`] one event at a time, in time order.
+pub struct LatencyBuilder {
+    l: Latencies,
+    start: u64,
+    /// Each client has at most one operation in flight: its last invoke (time,
+    /// intended start).
+    open: HashMap<u32, (u64, u64)>,
+    /// Holds not yet ended: owner → grant time.
+    granted: HashMap<u64, u64>,
+}
+
+impl LatencyBuilder {
+    pub fn new(start: u64, end: u64) -> LatencyBuilder {
+        let seconds = (end.saturating_sub(start).div_ceil(1_000_000_000) as usize).max(1);
+        LatencyBuilder {
+            l: Latencies {
+                total: Metric::ALL.iter().map(|m| (*m, new_hist())).collect(),
+                per_second: HashMap::new(),
+                grants_per_second: vec![0; seconds],
+                seconds,
+            },
+            start,
+            open: HashMap::new(),
+            granted: HashMap::new(),
+        }
+    }
+
+    pub fn event(&mut self, e: &Event) {
+        let (l, start) = (&mut self.l, self.start);
+        if matches!(e.op, Op::Fault | Op::Crash | Op::Read | Op::Write) {
+            if e.op == Op::Crash
+                && let Some(g) = self.granted.remove(&e.owner)
+            {
+                l.record(Metric::Hold, start, e.t, e.t.saturating_sub(g));
+            }
+            return;
+        }
+        if e.kind == Kind::Invoke {
+            if e.op == Op::Release
+                && let Some(g) = self.granted.remove(&e.owner)
+            {
+                l.record(Metric::Hold, start, e.t, e.t.saturating_sub(g));
+            }
+            self.open.insert(e.client, (e.t, e.a));
+            return;
+        }
+        let Some((inv_t, inv_a)) = self.open.remove(&e.client) else {
+            return;
+        };
+        let took = e.t.saturating_sub(inv_t);
+        match (e.op, e.kind) {
+            (Op::Acquire, Kind::Ok) => {
+                l.record(Metric::AcquireOk, start, e.t, took);
+                let intended = if inv_a != 0 { inv_a } else { inv_t };
+                l.record(Metric::Wait, start, e.t, e.t.saturating_sub(intended));
+                let s = (e.t.saturating_sub(start) / 1_000_000_000) as usize;
+                if let Some(c) = l.grants_per_second.get_mut(s) {
+                    *c += 1;
+                }
+                self.granted.insert(e.owner, e.t);
+            }
+            (Op::Acquire, _) => l.record(Metric::AcquireFailed, start, e.t, took),
+            (Op::Release, _) => l.record(Metric::Release, start, e.t, took),
+            (Op::Renew, _) => l.record(Metric::Renew, start, e.t, took),
+            _ => {}
+        }
+    }
+
+    pub fn finish(self) -> Latencies {
+        self.l
+    }
+}
+
 impl Latencies {
     pub fn from_history(h: &History) -> Latencies {
-        let seconds = (h.end.saturating_sub(h.start).div_ceil(1_000_000_000) as usize).max(1);
-        let mut l = Latencies {
-            total: Metric::ALL.iter().map(|m| (*m, new_hist())).collect(),
-            per_second: HashMap::new(),
-            grants_per_second: vec![0; seconds],
-            seconds,
-        };
-        // Each client has at most one operation in flight: its last invoke.
-        let mut open: HashMap<u32, &Event> = HashMap::new();
-        let mut granted: HashMap<u64, u64> = HashMap::new(); // owner -> grant time
+        let mut b = LatencyBuilder::new(h.start, h.end);
         for e in &h.events {
-            if matches!(e.op, Op::Fault | Op::Crash | Op::Read | Op::Write) {
-                if e.op == Op::Crash
-                    && let Some(g) = granted.remove(&e.owner)
-                {
-                    l.record(Metric::Hold, h.start, e.t, e.t - g);
-                }
-                continue;
-            }
-            if e.kind == Kind::Invoke {
-                if e.op == Op::Release
-                    && let Some(g) = granted.remove(&e.owner)
-                {
-                    l.record(Metric::Hold, h.start, e.t, e.t.saturating_sub(g));
-                }
-                open.insert(e.client, e);
-                continue;
-            }
-            let Some(inv) = open.remove(&e.client) else {
-                continue;
-            };
-            let took = e.t.saturating_sub(inv.t);
-            match (e.op, e.kind) {
-                (Op::Acquire, Kind::Ok) => {
-                    l.record(Metric::AcquireOk, h.start, e.t, took);
-                    let intended = if inv.a != 0 { inv.a } else { inv.t };
-                    l.record(Metric::Wait, h.start, e.t, e.t.saturating_sub(intended));
-                    let s = (e.t.saturating_sub(h.start) / 1_000_000_000) as usize;
-                    if let Some(c) = l.grants_per_second.get_mut(s) {
-                        *c += 1;
-                    }
-                    granted.insert(e.owner, e.t);
-                }
-                (Op::Acquire, _) => l.record(Metric::AcquireFailed, h.start, e.t, took),
-                (Op::Release, _) => l.record(Metric::Release, h.start, e.t, took),
-                (Op::Renew, _) => l.record(Metric::Renew, h.start, e.t, took),
-                _ => {}
-            }
+            b.event(e);
         }
-        l
+        b.finish()
     }
 
     fn record(&mut self, m: Metric, start: u64, at: u64, ns: u64) {

@@ -7,8 +7,10 @@
 //! client's (possibly skewed) clock.
 
 pub mod hist;
+pub mod spill;
 
 use std::io::{self, BufRead, Write};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -118,17 +120,119 @@ impl History {
 
     /// Write as JSON lines, each with the backend's name.
     pub fn write_jsonl(&self, backend: &str, w: &mut impl Write) -> io::Result<()> {
-        #[derive(Serialize)]
-        struct Line<'a> {
-            backend: &'a str,
-            #[serde(flatten)]
-            e: &'a Event,
+        write_jsonl(self, backend, w)
+    }
+}
+
+/// Write every event of `src` as JSON lines, each with the backend's name.
+pub fn write_jsonl(src: &(impl Source + ?Sized), backend: &str, w: &mut impl Write) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct Line<'a> {
+        backend: &'a str,
+        #[serde(flatten)]
+        e: &'a Event,
+    }
+    let mut failed = None;
+    src.scan(&mut |e| {
+        if failed.is_none() {
+            let r = serde_json::to_writer(&mut *w, &Line { backend, e }).map_err(io::Error::from);
+            if let Err(x) = r.and_then(|_| w.write_all(b"\n")) {
+                failed = Some(x);
+            }
         }
-        for e in &self.events {
-            serde_json::to_writer(&mut *w, &Line { backend, e })?;
-            w.write_all(b"\n")?;
-        }
+    })?;
+    failed.map_or(Ok(()), Err)
+}
+
+/// A history that can be read in time order, as often as needed: in memory, or
+/// spilled to disk while it was recorded.
+pub trait Source {
+    /// True time at which the load started (ns); reports count from here.
+    fn start(&self) -> u64;
+    /// True time at which the load ended: holds still open end here.
+    fn end(&self) -> u64;
+    /// Every event, in time order.
+    fn scan(&self, f: &mut dyn FnMut(&Event)) -> std::io::Result<()>;
+}
+
+impl Source for History {
+    fn start(&self) -> u64 {
+        self.start
+    }
+    fn end(&self) -> u64 {
+        self.end
+    }
+    fn scan(&self, f: &mut dyn FnMut(&Event)) -> std::io::Result<()> {
+        self.events.iter().for_each(f);
         Ok(())
+    }
+}
+
+impl Source for spill::Spilled {
+    fn start(&self) -> u64 {
+        self.start
+    }
+    fn end(&self) -> u64 {
+        self.end
+    }
+    fn scan(&self, f: &mut dyn FnMut(&Event)) -> std::io::Result<()> {
+        spill::Spilled::scan(self, f)
+    }
+}
+
+/// A backend's recorded history: spilled to disk as it was recorded (a run), or
+/// in memory (read from a file, imported, a test).
+#[derive(Clone)]
+pub enum Recorded {
+    Memory(History),
+    Disk(spill::Spilled),
+}
+
+impl Recorded {
+    /// How many events.
+    pub fn len(&self) -> u64 {
+        match self {
+            Recorded::Memory(h) => h.events.len() as u64,
+            Recorded::Disk(s) => s.events,
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Was any operation begun?
+    pub fn has_invoke(&self) -> bool {
+        match self {
+            Recorded::Memory(h) => h.events.iter().any(|e| e.kind == Kind::Invoke),
+            Recorded::Disk(s) => s.invokes > 0,
+        }
+    }
+    /// Every event in memory (tests, small histories).
+    pub fn load(&self) -> io::Result<History> {
+        match self {
+            Recorded::Memory(h) => Ok(h.clone()),
+            Recorded::Disk(s) => s.load(),
+        }
+    }
+}
+
+impl Source for Recorded {
+    fn start(&self) -> u64 {
+        match self {
+            Recorded::Memory(h) => h.start,
+            Recorded::Disk(s) => s.start,
+        }
+    }
+    fn end(&self) -> u64 {
+        match self {
+            Recorded::Memory(h) => h.end,
+            Recorded::Disk(s) => s.end,
+        }
+    }
+    fn scan(&self, f: &mut dyn FnMut(&Event)) -> io::Result<()> {
+        match self {
+            Recorded::Memory(h) => h.scan(f),
+            Recorded::Disk(s) => s.scan(f),
+        }
     }
 }
 
@@ -147,6 +251,14 @@ pub fn read_jsonl(r: impl BufRead) -> io::Result<Vec<(String, Event)>> {
 /// Read a `history.jsonl` back: its run id (from the header line, if it has one)
 /// and (backend, event) per line. A bad line is named by its number.
 pub fn read_history(r: impl BufRead) -> io::Result<(Option<String>, Vec<(String, Event)>)> {
+    let mut out = Vec::new();
+    let run_id = each_line(r, &mut |b, e| out.push((b.to_owned(), e)))?;
+    Ok((run_id, out))
+}
+
+/// Call `f` with (backend, event) of each line of a history, in file order;
+/// returns the run id of the header line, if there is one.
+pub fn each_line(r: impl BufRead, f: &mut dyn FnMut(&str, Event)) -> io::Result<Option<String>> {
     #[derive(Deserialize)]
     struct Line {
         backend: String,
@@ -159,7 +271,6 @@ pub fn read_history(r: impl BufRead) -> io::Result<(Option<String>, Vec<(String,
         lockbench_history: u32,
         run_id: String,
     }
-    let mut out = Vec::new();
     let mut run_id = None;
     for (i, line) in r.lines().enumerate() {
         let line = line?;
@@ -174,29 +285,91 @@ pub fn read_history(r: impl BufRead) -> io::Result<(Option<String>, Vec<(String,
         }
         let l: Line = serde_json::from_str(&line)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("history line {}: {e}", i + 1)))?;
-        out.push((l.backend, l.e));
+        f(&l.backend, l.e);
     }
-    Ok((run_id, out))
+    Ok(run_id)
 }
 
-/// A client's recorder: events pushed in order, nothing else. A worker process
-/// streams each event to its parent the moment it happens instead (`stream`), so a
-/// SIGKILL loses nothing that the client had already done.
+/// The history file of a result folder: `history.jsonl.zst`, or `history.jsonl`
+/// (results written before histories were compressed). The first that exists;
+/// else the compressed name.
+pub fn history_path(dir: &Path) -> PathBuf {
+    let z = dir.join("history.jsonl.zst");
+    let plain = dir.join("history.jsonl");
+    if !z.exists() && plain.exists() { plain } else { z }
+}
+
+/// Open a history file for reading, decompressing a `.zst` one.
+pub fn open_history(path: &Path) -> io::Result<Box<dyn BufRead>> {
+    let f = std::fs::File::open(path)?;
+    if path.extension().is_some_and(|x| x == "zst") {
+        Ok(Box::new(io::BufReader::with_capacity(1 << 16, zstd::stream::read::Decoder::new(f)?)))
+    } else {
+        Ok(Box::new(io::BufReader::with_capacity(1 << 16, f)))
+    }
+}
+
+/// One backend's events in a history file, read from the file on every scan
+/// (in file order, which is time order for files lockbench wrote).
+pub struct FileSource {
+    pub path: PathBuf,
+    pub backend: String,
+    pub start: u64,
+    pub end: u64,
+}
+
+impl Source for FileSource {
+    fn start(&self) -> u64 {
+        self.start
+    }
+    fn end(&self) -> u64 {
+        self.end
+    }
+    fn scan(&self, f: &mut dyn FnMut(&Event)) -> io::Result<()> {
+        let r = open_history(&self.path)?;
+        each_line(r, &mut |b, e| {
+            if b == self.backend {
+                f(&e)
+            }
+        })
+        .map(|_| ())
+    }
+}
+
+/// A client's recorder: events pushed in order, nothing else. In a run, every
+/// [`spill::CHUNK`] events go to the history on disk (`sink`), so memory does not
+/// grow with the run. A worker process streams each event to its parent the moment
+/// it happens instead (`stream`), so a SIGKILL loses nothing that the client had
+/// already done.
 #[derive(Default)]
 pub struct Recorder {
     pub events: Vec<Event>,
     pub stream: Option<fn(Event)>,
+    pub sink: Option<spill::Sink>,
 }
 
 impl Recorder {
     pub fn with_capacity(n: usize) -> Self {
-        Recorder { events: Vec::with_capacity(n), stream: None }
+        Recorder { events: Vec::with_capacity(n), stream: None, sink: None }
     }
     #[inline]
     pub fn push(&mut self, e: Event) {
         match self.stream {
-            None => self.events.push(e),
+            None => {
+                self.events.push(e);
+                if self.events.len() >= spill::CHUNK
+                    && let Some(s) = &self.sink
+                {
+                    s.send(std::mem::replace(&mut self.events, Vec::with_capacity(spill::CHUNK)));
+                }
+            }
             Some(send) => send(e),
+        }
+    }
+    /// Hand what is left to the sink (at the end of the client).
+    pub fn flush(&mut self) {
+        if let Some(s) = &self.sink {
+            s.send(std::mem::take(&mut self.events));
         }
     }
 }

@@ -45,8 +45,16 @@ pub fn partial_dirs() -> Vec<PathBuf> {
 
 /// Is `name` one that lockbench writes in a result folder?
 pub fn is_ours(name: &str) -> bool {
-    matches!(name, "summary.json" | "summary.prev.json" | "history.jsonl" | "scenario.toml" | "report.html" | MARKER)
-        || (name.ends_with(".hlog") && !name.contains('/') && name.len() > 5)
+    matches!(
+        name,
+        "summary.json"
+            | "summary.prev.json"
+            | "history.jsonl"
+            | "history.jsonl.zst"
+            | "scenario.toml"
+            | "report.html"
+            | MARKER
+    ) || (name.ends_with(".hlog") && !name.contains('/') && name.len() > 5)
 }
 
 /// What `--out` names today.

@@ -7,20 +7,16 @@
 //! sample of holds (every violating hold, then evenly spaced others), while every
 //! figure comes whole from the summary.
 
-use std::collections::HashMap;
 use std::fmt::Write;
 
 use super::charts::{self, Band, Bar, Series};
+use super::evidence::{Evidence, TIMELINE_KEYS};
 use super::summary::{BackendSummary, HoldReport, Summary};
-use crate::check::{self, Level, OverlapClass};
+use crate::check::{Level, OverlapClass};
 use crate::record::hist::{Latencies, Metric};
-use crate::record::{History, Kind, Op};
+use crate::record::{Kind, Op};
 
 const TEMPLATE: &str = include_str!("report.html.tt");
-
-/// Keys per backend shown in the timeline, and holds drawn per key at most.
-const TIMELINE_KEYS: usize = 3;
-const TIMELINE_BARS: usize = 400;
 
 pub fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
@@ -65,8 +61,8 @@ pub fn anchor(b: &str, owner: u64) -> String {
 }
 
 impl Extras {
-    /// `l` are the latencies of the same history (computed once by the caller).
-    pub fn from_history(b: &BackendSummary, h: &History, l: &Latencies) -> Extras {
+    /// `l` are the latencies of the history, `ev` its evidence (timelines).
+    pub fn new(b: &BackendSummary, l: &Latencies, ev: &Evidence) -> Extras {
         let hist = l.get(Metric::AcquireOk);
         let percentiles = if hist.is_empty() {
             Vec::new()
@@ -80,53 +76,20 @@ impl Extras {
             v
         };
         let samples = hist.len();
-        // The holds that listed violations name: always drawn, red, with an id.
+        // The holds that listed violations name: drawn red, with an id.
         let marked: std::collections::HashSet<u64> =
             b.overlaps.iter().flat_map(|o| [o.first.owner, o.second.owner]).collect();
-        let holds = check::holds(h);
-        let clients = holds.iter().map(|x| x.client + 1).max().unwrap_or(1);
-        let mut per_key: HashMap<u32, Vec<&check::Hold>> = HashMap::new();
-        for x in &holds {
-            per_key.entry(x.key).or_default().push(x);
-        }
-        // Keys with violations first, then the busiest. The first few keys also get
-        // an even sample of their other holds; later ones only their violating holds.
-        let mut keys: Vec<(u32, Vec<&check::Hold>)> =
-            per_key.into_iter().filter(|(_, v)| v.iter().any(|x| marked.contains(&x.owner))).collect();
-        keys.sort_by_key(|(k, _)| *k);
-        let mut busiest: Vec<(u32, usize)> = Vec::new();
-        {
-            let mut counts: HashMap<u32, usize> = HashMap::new();
-            for x in &holds {
-                *counts.entry(x.key).or_default() += 1;
-            }
-            busiest.extend(counts);
-            busiest.sort_by_key(|(k, n)| (std::cmp::Reverse(*n), *k));
-        }
-        for (k, _) in busiest {
-            if keys.len() >= TIMELINE_KEYS {
-                break;
-            }
-            if !keys.iter().any(|(kk, _)| *kk == k) {
-                keys.push((k, holds.iter().filter(|x| x.key == k).collect()));
-            }
-        }
-        let secs = |t: u64| (t as f64 - h.start as f64) / 1e9;
+        let clients = (b.grants_per_client.len() as u32).max(1);
+        let secs = |t: u64| (t as f64 - b.start_ns as f64) / 1e9;
         let (mut drawn, mut total) = (0, 0);
-        let timelines = keys
-            .into_iter()
-            .enumerate()
-            .map(|(n, (k, v))| {
-                total += v.len();
-                let mut pick: Vec<&check::Hold> = v.iter().filter(|x| marked.contains(&x.owner)).copied().collect();
-                if n < TIMELINE_KEYS {
-                    let room = TIMELINE_BARS.saturating_sub(pick.len());
-                    let stride = (v.len() / room.max(1)).max(1);
-                    pick.extend(v.iter().step_by(stride).filter(|x| !marked.contains(&x.owner)).take(room).copied());
-                }
-                drawn += pick.len();
-                let bars = pick
-                    .into_iter()
+        let timelines = ev
+            .timelines
+            .iter()
+            .map(|(k, n, holds)| {
+                total += n;
+                drawn += holds.len();
+                let bars = holds
+                    .iter()
                     .map(|x| Bar {
                         client: x.client,
                         from: secs(x.start),
@@ -135,7 +98,7 @@ impl Extras {
                         anchor: marked.contains(&x.owner).then(|| anchor(&b.name, x.owner)),
                     })
                     .collect();
-                (k, clients, bars)
+                (*k, clients, bars)
             })
             .collect();
         Extras { percentiles, samples, timelines, drawn: (drawn, total) }

@@ -8,6 +8,7 @@
 //! and replace (never a user's files).
 
 pub mod charts;
+pub mod evidence;
 pub mod export;
 pub mod folder;
 pub mod html;
@@ -20,31 +21,58 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::check;
 use crate::record::hist::Latencies;
 use crate::run::BackendRun;
 pub use summary::{BackendSummary, Machine, Skipped, Summary};
 
-/// Check every backend's history and assemble the summary.
-pub fn summarize(meta: Summary, runs: &[BackendRun]) -> (Summary, Vec<Latencies>) {
-    let mut s = meta;
-    let mut lats = Vec::new();
+/// How much of the history a result keeps (`--history`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryMode {
+    /// Every event (`history.jsonl.zst`): the run can be re-checked.
+    #[default]
+    Full,
+    /// Only the events the report shows as evidence (the examples' holders, the
+    /// lost updates' writes) and the faults: small, but not re-checkable.
+    Violations,
+    /// No history file.
+    None,
+}
+
+/// The history file of a result folder (older results have it uncompressed).
+pub const HISTORY_FILE: &str = "history.jsonl.zst";
+
+/// Every backend checked: the summary, and what the files and the page are made of.
+pub struct Checked {
+    pub summary: Summary,
+    pub lats: Vec<Latencies>,
+    pub extras: Vec<html::Extras>,
+    pub evidence: Vec<evidence::Evidence>,
+}
+
+/// Check every backend's history (two passes over each: the checker and the
+/// latencies, then the evidence) and assemble the summary.
+pub fn summarize(meta: Summary, runs: &[BackendRun]) -> Result<Checked> {
+    let mut c = Checked { summary: meta, lats: Vec::new(), extras: Vec::new(), evidence: Vec::new() };
     for r in runs {
-        let v = check::check(&r.history);
-        let l = Latencies::from_history(&r.history);
-        s.backends.push(BackendSummary::new(r, &v, &l));
-        s.interrupted |= r.interrupted;
-        lats.push(l);
+        let (v, l, ev) = evidence::check_and_gather(&r.history)
+            .with_context(|| format!("reading back the history of {}", r.backend))?;
+        let b = BackendSummary::new(r, &v, &l, &ev);
+        c.extras.push(html::Extras::new(&b, &l, &ev));
+        c.summary.backends.push(b);
+        c.summary.interrupted |= r.interrupted;
+        c.lats.push(l);
+        c.evidence.push(ev);
     }
-    (s, lats)
+    Ok(c)
 }
 
 /// Write the run's files into `claim`'s `.partial` folder and make it the result.
 /// On a write error nothing is thrown away: the message names the file and where
 /// the partial result is.
-pub fn write(claim: folder::Claim, summary: &Summary, runs: &[BackendRun], lats: &[Latencies]) -> Result<PathBuf> {
+pub fn write(claim: folder::Claim, c: &Checked, runs: &[BackendRun]) -> Result<PathBuf> {
     let mut written = Vec::new();
-    let r = write_files(&claim, summary, runs, lats, &mut written);
+    let r = write_files(&claim, c, runs, &mut written);
     if let Err(e) = r {
         return Err(e.context(format!(
             "the result is incomplete; what was written is in {} (the figures above are whole)",
@@ -54,13 +82,17 @@ pub fn write(claim: folder::Claim, summary: &Summary, runs: &[BackendRun], lats:
     claim.commit(&written)
 }
 
-fn write_files(
-    claim: &folder::Claim,
-    summary: &Summary,
-    runs: &[BackendRun],
-    lats: &[Latencies],
-    written: &mut Vec<String>,
-) -> Result<()> {
+/// How many events `mode` writes of these runs (summary.json's `history_events`).
+pub fn history_events(mode: HistoryMode, runs: &[BackendRun], evidence: &[evidence::Evidence]) -> u64 {
+    match mode {
+        HistoryMode::Full => runs.iter().map(|r| r.history.len()).sum(),
+        HistoryMode::Violations => evidence.iter().map(|e| e.around_violations().len() as u64).sum(),
+        HistoryMode::None => 0,
+    }
+}
+
+fn write_files(claim: &folder::Claim, c: &Checked, runs: &[BackendRun], written: &mut Vec<String>) -> Result<()> {
+    let summary = &c.summary;
     let mut file = |name: &str, body: &mut dyn FnMut(&mut BufWriter<fs::File>) -> std::io::Result<()>| -> Result<()> {
         let p = claim.file(name);
         written.push(name.to_owned());
@@ -74,25 +106,28 @@ fn write_files(
         serde_json::to_writer_pretty(&mut *w, summary)?;
         w.write_all(b"\n")
     })?;
-    file("history.jsonl", &mut |w| {
-        crate::record::write_header(&summary.run_id, w)?;
-        for r in runs {
-            r.history.write_jsonl(&r.backend, w)?;
-        }
-        Ok(())
-    })?;
-    for (r, l) in runs.iter().zip(lats) {
+    if summary.history != HistoryMode::None {
+        file(HISTORY_FILE, &mut |w| {
+            let mut z = zstd::stream::write::Encoder::new(w, 3)?;
+            crate::record::write_header(&summary.run_id, &mut z)?;
+            for (r, ev) in runs.iter().zip(&c.evidence) {
+                match summary.history {
+                    HistoryMode::Violations => {
+                        let h = crate::record::History { events: ev.around_violations(), start: 0, end: 0 };
+                        h.write_jsonl(&r.backend, &mut z)?;
+                    }
+                    _ => crate::record::write_jsonl(&r.history, &r.backend, &mut z)?,
+                }
+            }
+            z.finish()?;
+            Ok(())
+        })?;
+    }
+    for (r, l) in runs.iter().zip(&c.lats) {
         file(&format!("{}.hlog", r.backend), &mut |w| l.write_hlog(w, &r.backend))?;
     }
     file("scenario.toml", &mut |w| w.write_all(summary.scenario_toml.as_bytes()))?;
-    let extras: Vec<html::Extras> = summary
-        .backends
-        .iter()
-        .zip(runs)
-        .zip(lats)
-        .map(|((b, r), l)| html::Extras::from_history(b, &r.history, l))
-        .collect();
-    let page = html::render(summary, &extras);
+    let page = html::render(summary, &c.extras);
     file("report.html", &mut |w| w.write_all(page.as_bytes()))
 }
 
@@ -109,12 +144,21 @@ pub fn read_summary(dir: &Path) -> Result<Summary> {
 /// more events than the summary counted).
 pub fn rebuild(dir: &Path) -> Result<PathBuf> {
     let summary = read_summary(dir)?;
-    let hp = dir.join("history.jsonl");
-    let f = fs::File::open(&hp).with_context(|| format!("reading {}", hp.display()))?;
-    let (run_id, events) =
-        crate::record::read_history(std::io::BufReader::new(f)).with_context(|| format!("{}", hp.display()))?;
+    if summary.history != HistoryMode::Full {
+        bail!(
+            "{} kept {} of its history (--history {}): its report cannot be rebuilt from it",
+            dir.display(),
+            if summary.history == HistoryMode::None { "none" } else { "only the events around violations" },
+            if summary.history == HistoryMode::None { "none" } else { "violations" },
+        );
+    }
+    let hp = crate::record::history_path(dir);
+    let mut n = 0u64;
+    let run_id = crate::record::open_history(&hp)
+        .and_then(|r| crate::record::each_line(r, &mut |_, _| n += 1))
+        .with_context(|| format!("reading {}", hp.display()))?;
     match summary.history_events {
-        Some(n) => {
+        Some(want) => {
             match &run_id {
                 Some(id) if *id == summary.run_id => {}
                 Some(id) => bail!(
@@ -128,12 +172,11 @@ pub fn rebuild(dir: &Path) -> Result<PathBuf> {
                     summary.run_id
                 ),
             }
-            if events.len() as u64 != n {
+            if n != want {
                 bail!(
-                    "{} has {} events where summary.json counted {n}: it is not the history the summary was made \
+                    "{} has {n} events where summary.json counted {want}: it is not the history the summary was made \
                      from; not re-rendering",
                     hp.display(),
-                    events.len()
                 );
             }
         }
@@ -143,22 +186,20 @@ pub fn rebuild(dir: &Path) -> Result<PathBuf> {
             hp.display()
         ),
     }
-    let mut per: std::collections::HashMap<String, Vec<crate::record::Event>> = std::collections::HashMap::new();
-    for (b, e) in events {
-        per.entry(b).or_default().push(e);
-    }
-    let extras: Vec<html::Extras> = summary
+    let extras = summary
         .backends
         .iter()
         .map(|b| {
-            let h = crate::record::History {
-                events: per.remove(&b.name).unwrap_or_default(),
+            let src = crate::record::FileSource {
+                path: hp.clone(),
+                backend: b.name.clone(),
                 start: b.start_ns,
                 end: b.end_ns,
             };
-            html::Extras::from_history(b, &h, &Latencies::from_history(&h))
+            let (_, l, ev) = evidence::check_and_gather(&src).with_context(|| format!("reading {}", hp.display()))?;
+            Ok(html::Extras::new(b, &l, &ev))
         })
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
     let out = dir.join("report.html");
     replace_file(&out, html::render(&summary, &extras).as_bytes())?;
     Ok(out)

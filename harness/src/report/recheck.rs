@@ -13,7 +13,7 @@ use lockbench_backends::Capabilities;
 use serde_json::Value;
 
 use super::{Summary, html, read_summary, replace_file};
-use crate::record::{Event, History};
+use crate::record::{Event, History, Recorded};
 use crate::run::BackendRun;
 
 /// The formats `check --history` reads.
@@ -54,7 +54,7 @@ fn runs_of(events: Vec<(String, Event)>, old: Option<&Summary>) -> Vec<BackendRu
         runs.push(BackendRun {
             backend: name,
             capabilities: caps,
-            history: History { events, start, end },
+            history: Recorded::Memory(History { events, start, end }),
             interrupted: old.is_some_and(|s| s.interrupted),
             warm_up_ns: known.map_or(0, |b| (b.warm_up_s * 1e9) as u64),
         });
@@ -66,10 +66,16 @@ fn runs_of(events: Vec<(String, Event)>, old: Option<&Summary>) -> Vec<BackendRu
 /// ("redis: violations.within_lease 0 → 3").
 pub fn folder(dir: &Path) -> Result<(Summary, Vec<String>)> {
     let old = read_summary(dir)?;
-    let hp = dir.join("history.jsonl");
-    let f = fs::File::open(&hp).with_context(|| format!("reading {}", hp.display()))?;
-    let (run_id, events) =
-        crate::record::read_history(std::io::BufReader::new(f)).with_context(|| format!("{}", hp.display()))?;
+    if old.history != super::HistoryMode::Full {
+        bail!(
+            "{} kept only part of its history (--history violations or none): it cannot be re-checked",
+            dir.display()
+        );
+    }
+    let hp = crate::record::history_path(dir);
+    let (run_id, events) = crate::record::open_history(&hp)
+        .and_then(crate::record::read_history)
+        .with_context(|| format!("reading {}", hp.display()))?;
     if let Some(id) = &run_id
         && *id != old.run_id
     {
@@ -84,7 +90,8 @@ pub fn folder(dir: &Path) -> Result<(Summary, Vec<String>)> {
     if let Some(id) = run_id {
         meta.run_id = id;
     }
-    let (mut new, lats) = super::summarize(meta, &runs);
+    let checked = super::summarize(meta, &runs)?;
+    let mut new = checked.summary;
     for b in &mut new.backends {
         b.server_version = old.backends.iter().find(|o| o.name == b.name).and_then(|o| o.server_version.clone());
     }
@@ -96,14 +103,7 @@ pub fn folder(dir: &Path) -> Result<(Summary, Vec<String>)> {
     let mut text = serde_json::to_string_pretty(&new)?;
     text.push('\n');
     replace_file(&sp, text.as_bytes())?;
-    let extras: Vec<html::Extras> = new
-        .backends
-        .iter()
-        .zip(&runs)
-        .zip(&lats)
-        .map(|((b, r), l)| html::Extras::from_history(b, &r.history, l))
-        .collect();
-    replace_file(&dir.join("report.html"), html::render(&new, &extras).as_bytes())?;
+    replace_file(&dir.join("report.html"), html::render(&new, &checked.extras).as_bytes())?;
     super::folder::note_written(dir, "summary.prev.json")?;
     Ok((new, changes))
 }
@@ -147,8 +147,9 @@ pub fn foreign(path: &Path, format: Format) -> Result<Summary> {
         backends: Vec::new(),
         skipped: Vec::new(),
         history_events: Some(n),
+        history: super::HistoryMode::Full,
     };
-    Ok(super::summarize(meta, &runs).0)
+    Ok(super::summarize(meta, &runs)?.summary)
 }
 
 /// Every scalar figure that differs between two summaries, per backend; lists are

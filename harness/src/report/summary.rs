@@ -7,9 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::evidence::Evidence;
 use crate::check::{Errors, Hold, Level, OverlapClass, Verdict};
 use crate::record::hist::{Latencies, Metric, Percentiles};
-use crate::record::{Event, History};
+use crate::record::{Event, Source};
 use crate::run::BackendRun;
 
 pub const SCHEMA_VERSION: u32 = 2;
@@ -34,10 +35,14 @@ pub struct Summary {
     /// Backends the scenario could not run on here, with why.
     #[serde(default)]
     pub skipped: Vec<Skipped>,
-    /// Events written to history.jsonl (every backend's); `report` refuses a
+    /// Events written to the history file (every backend's); `report` refuses a
     /// history with another count. None in summaries written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history_events: Option<u64>,
+    /// How much of the history the result kept (`--history`): full, violations
+    /// (the events shown as evidence), none.
+    #[serde(default)]
+    pub history: super::HistoryMode,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -284,65 +289,41 @@ pub struct LostReport {
     pub events: Vec<Event>,
 }
 
-fn secs(h: &History, t: u64) -> f64 {
-    (t as f64 - h.start as f64) / 1e9
+fn secs(start: u64, t: u64) -> f64 {
+    (t as f64 - start as f64) / 1e9
 }
 
-fn hold_report(h: &History, x: &Hold) -> HoldReport {
+/// A holder with every event of its client from its acquire to the answer to its
+/// release (renewals, the guarded read and write, a refused stale write, a renew
+/// that timed out), not only the grant and the release: the evidence a reader needs.
+fn hold_report(start: u64, x: &Hold, ev: &Evidence) -> HoldReport {
     HoldReport {
         client: x.client,
         owner: x.owner,
         token: x.token,
-        granted_s: secs(h, x.start),
-        lease_until_s: secs(h, x.expires),
-        held_until_s: secs(h, x.end),
+        granted_s: secs(start, x.start),
+        lease_until_s: secs(start, x.expires),
+        held_until_s: secs(start, x.end),
         ended_by: x.ended_by.clone(),
-        events: hold_events(h, x),
+        events: ev.holds.get(&x.owner).cloned().unwrap_or_default(),
     }
-}
-
-/// Every event of the holder's client from its acquire to the answer to its
-/// release (renewals, the guarded read and write, a refused stale write, a renew
-/// that timed out), not only the grant and the release: the evidence a reader needs.
-fn hold_events(h: &History, x: &Hold) -> Vec<Event> {
-    const MAX: usize = 64;
-    let from = h.events.partition_point(|e| e.t < x.invoked);
-    let mut out: Vec<Event> = Vec::new();
-    for e in &h.events[from..] {
-        if e.client != x.client || e.op == crate::record::Op::Fault {
-            continue;
-        }
-        if e.t > x.end {
-            // The release's answer, then stop.
-            if e.op == crate::record::Op::Release && e.kind != crate::record::Kind::Invoke {
-                out.push(e.clone());
-            }
-            break;
-        }
-        if out.len() < MAX {
-            out.push(e.clone());
-        }
-    }
-    if out.is_empty() {
-        out = x.events.iter().map(|&i| h.events[i].clone()).collect();
-    }
-    out
 }
 
 impl BackendSummary {
-    pub fn new(run: &BackendRun, v: &Verdict, l: &Latencies) -> BackendSummary {
-        let h = &run.history;
+    pub fn new(run: &BackendRun, v: &Verdict, l: &Latencies, ev: &Evidence) -> BackendSummary {
+        let (start, end) = (run.history.start(), run.history.end());
         let c = run.capabilities;
-        let duration_s = (h.end.saturating_sub(h.start) as f64 / 1e9).max(1e-9);
+        let duration_s = (end.saturating_sub(start) as f64 / 1e9).max(1e-9);
         let key = |k: u32| format!("k{k}");
         let p99_per_second_us = l
             .per_second
             .get(&Metric::AcquireOk)
             .map(|v| v.iter().map(|h| if h.is_empty() { 0 } else { h.value_at_quantile(0.99) }).collect())
             .unwrap_or_else(|| vec![0; l.seconds]);
-        let faults = crate::check::fault_windows(h)
-            .into_iter()
-            .map(|(start, end, what)| FaultWindow { start_s: secs(h, start), end_s: secs(h, end), what })
+        let faults = v
+            .faults
+            .iter()
+            .map(|(s, e, what)| FaultWindow { start_s: secs(start, *s), end_s: secs(start, *e), what: what.clone() })
             .collect();
         BackendSummary {
             name: run.backend.clone(),
@@ -358,8 +339,8 @@ impl BackendSummary {
             verdict: v.level(),
             safe: v.level() == Level::Safe,
             duration_s,
-            start_ns: h.start,
-            end_ns: h.end,
+            start_ns: start,
+            end_ns: end,
             acquire_attempts: v.acquire_attempts,
             grants: v.grants,
             grants_per_s: v.grants as f64 / duration_s,
@@ -394,41 +375,26 @@ impl BackendSummary {
             grants_per_second: l.grants_per_second.clone(),
             p99_per_second_us,
             faults,
-            faults_missed: h
-                .events
-                .iter()
-                .filter(|e| e.op == crate::record::Op::Fault && e.kind == crate::record::Kind::Invoke)
-                .filter(|e| e.b == crate::faults::MISSED)
-                .count() as u64,
-            harness_errors: crate::check::harness_errors(h),
+            faults_missed: v.faults_missed,
+            harness_errors: v.harness_errors.clone(),
             rtt_us: None,
             p50_rtt: None,
             expected: None,
             warm_up_s: run.warm_up_ns as f64 / 1e9,
             offered_per_s: None,
             attempts_per_s: v.acquire_attempts as f64 / duration_s,
-            grants_per_client: {
-                let mut g: Vec<u64> = Vec::new();
-                for e in h.events.iter().filter(|e| e.op == crate::record::Op::Acquire) {
-                    let c = e.client as usize;
-                    if g.len() <= c {
-                        g.resize(c + 1, 0);
-                    }
-                    g[c] += u64::from(e.kind == crate::record::Kind::Ok);
-                }
-                g
-            },
+            grants_per_client: v.grants_per_client.clone(),
             overlaps: v
                 .overlaps
                 .iter()
                 .map(|o| OverlapReport {
                     key: key(o.key),
                     class: o.class,
-                    from_s: secs(h, o.from),
-                    to_s: secs(h, o.to),
+                    from_s: secs(start, o.from),
+                    to_s: secs(start, o.to),
                     faults: o.faults.clone(),
-                    first: hold_report(h, &o.first),
-                    second: hold_report(h, &o.second),
+                    first: hold_report(start, &o.first, ev),
+                    second: hold_report(start, &o.second, ev),
                 })
                 .collect(),
             regressions: v
@@ -436,8 +402,8 @@ impl BackendSummary {
                 .iter()
                 .map(|r| RegressionReport {
                     key: key(r.key),
-                    earlier: hold_report(h, &r.earlier),
-                    later: hold_report(h, &r.later),
+                    earlier: hold_report(start, &r.earlier, ev),
+                    later: hold_report(start, &r.later, ev),
                 })
                 .collect(),
             lost: v
@@ -448,7 +414,7 @@ impl BackendSummary {
                     client: x.client,
                     read_version: x.read_version,
                     wrote_version: x.wrote_version,
-                    events: x.events.iter().map(|&i| h.events[i].clone()).collect(),
+                    events: x.events.iter().filter_map(|i| ev.events.get(i).cloned()).collect(),
                 })
                 .collect(),
         }

@@ -22,7 +22,8 @@ use lockbench_backends::servers::Servers;
 use lockbench_backends::{BackendEnv, BackendError, Capabilities, Clock, LockBackend, Wait};
 
 use crate::faults;
-use crate::record::History;
+use crate::record::Recorded;
+use crate::record::spill::{self, Spill};
 use crate::scenario::{ClientMode, LoadModel, Scenario};
 use client::{Client, Command, Control, Plan, Progress, Shared};
 use keys::{KeyChooser, key_name};
@@ -35,7 +36,7 @@ pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 pub struct BackendRun {
     pub backend: String,
     pub capabilities: Capabilities,
-    pub history: History,
+    pub history: Recorded,
     /// Stopped early by Ctrl-C.
     pub interrupted: bool,
     /// Open load: the time the sessions took to be ready before the schedule
@@ -79,14 +80,16 @@ pub fn plan(s: &Scenario, start: u64) -> Plan {
     }
 }
 
-/// Run `s` against `backend`.
+/// Run `s` against `backend`. Fails only when the history cannot be written to
+/// the temp folder.
 pub async fn run_backend(
     s: &Scenario,
     backend: Arc<dyn LockBackend>,
     env: &BackendEnv,
     servers: Option<Arc<dyn Servers>>,
     observer: &dyn Observer,
-) -> BackendRun {
+) -> std::io::Result<BackendRun> {
+    let spill = Spill::start(&format!("{}-{}-history", s.name, backend.name()))?;
     // Give tasks a moment to be spawned before the clock starts, so that client 0
     // does not get a head start over client 63.
     let start = mono_ns() + 5_000_000;
@@ -127,6 +130,7 @@ pub async fn run_backend(
         match s.client_mode {
             ClientMode::Task => {
                 let mut client = Client::new(id, plan.clone(), shared, control);
+                client.rec.sink = Some(spill.sink(id));
                 client.clock = clocks[id as usize].clone();
                 client.lease_clock = if own_instance { client.clock.clone() } else { env.clock.clone() };
                 let backend = if own_instance {
@@ -153,7 +157,7 @@ pub async fn run_backend(
                             }
                         })
                         .await
-                        .events
+                        .flush()
                 }));
             }
             ClientMode::Process => {
@@ -166,7 +170,10 @@ pub async fn run_backend(
                     dir: env.dir.clone(),
                     start,
                 };
-                tasks.push(tokio::spawn(worker::Supervisor { id, spec, shared, control }.run()));
+                let sink = spill.sink(id);
+                tasks.push(tokio::spawn(async move {
+                    sink.send(worker::Supervisor { id, spec, shared, control }.run().await);
+                }));
             }
         }
     }
@@ -215,10 +222,9 @@ pub async fn run_backend(
     // A client that has not ended well after the drain is stuck in the harness.
     let hard_stop = tokio::time::Instant::now()
         + if interrupted { Duration::from_millis(1500) } else { s.drain.0 + Duration::from_secs(15) };
-    let mut parts = Vec::with_capacity(tasks.len() + 1);
     for (id, mut t) in tasks.into_iter().enumerate() {
         match tokio::time::timeout_at(hard_stop, &mut t).await {
-            Ok(Ok(events)) => parts.push(events),
+            Ok(Ok(())) => {}
             // A client task that panicked is a harness bug; its events are lost,
             // which the summary would hide, so fail loudly.
             Ok(Err(e)) => panic!("client task {id} failed: {e}"),
@@ -241,7 +247,7 @@ pub async fn run_backend(
                     crate::record::Op::Crash,
                     0,
                 );
-                parts.push(vec![e.with_msg(msg)]);
+                spill.sink(id as u32).send(vec![e.with_msg(msg)]);
             }
         }
     }
@@ -250,18 +256,21 @@ pub async fn run_backend(
     let _ = nemesis.await;
     // The proxies close with the run.
     drop(net);
-    parts.push(std::mem::take(&mut *fault_events.lock().unwrap_or_else(|p| p.into_inner())));
-    let end = end.max(parts.iter().flatten().map(|e| e.t).max().unwrap_or(end));
+    let mut faults = std::mem::take(&mut *fault_events.lock().unwrap_or_else(|p| p.into_inner()));
+    faults.sort_by_key(|e| e.t);
+    spill.sink(spill::FAULTS).send(faults);
+    let mut history = spill.finish(start, end)?;
     // Open load: the load window starts with the schedule, after the sessions'
     // set-up (warm-up, excluded and said).
-    let load_start = shared.load_start.get().copied().unwrap_or(start).clamp(start, end);
-    BackendRun {
+    let load_start = shared.load_start.get().copied().unwrap_or(start).clamp(start, history.end);
+    history.start = load_start;
+    Ok(BackendRun {
         backend: backend.name().to_owned(),
         capabilities: backend.capabilities(),
-        history: History::merge(parts, load_start, end),
+        history: Recorded::Disk(history),
         interrupted,
         warm_up_ns: load_start - start,
-    }
+    })
 }
 
 /// The nemesis's handle on this run's clients: what a fault may do to them, and no

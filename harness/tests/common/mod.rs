@@ -60,8 +60,8 @@ pub async fn run_on(s: &Scenario, backend: &str) -> (BackendRun, Verdict) {
     };
     let env = BackendEnv { dir: dir.path().to_owned(), endpoints, ..Default::default() };
     let b = info.open(&env).expect("open");
-    let r = run_backend(s, b, &env, cluster, &()).await;
-    let v = check(&r.history);
+    let r = run_backend(s, b, &env, cluster, &()).await.expect("the history is recorded");
+    let v = check(&r.history.load().expect("the history reads back"));
     (r, v)
 }
 
@@ -109,4 +109,21 @@ pub fn processes() -> Vec<Proc> {
         v.push(Proc { pid, ppid, zombie, cmdline: String::from_utf8_lossy(&cmd).replace('\0', " ") });
     }
     v
+}
+
+/// A result folder's history file, decompressed.
+#[allow(dead_code)]
+pub fn history_text(dir: &Path) -> String {
+    use std::io::Read;
+    let mut s = String::new();
+    lockbench::record::open_history(&dir.join("history.jsonl.zst"))
+        .and_then(|mut r| r.read_to_string(&mut s))
+        .unwrap_or_else(|e| panic!("reading {}/history.jsonl.zst: {e}", dir.display()));
+    s
+}
+
+/// Write a result folder's history file (compressed, as lockbench writes it).
+#[allow(dead_code)]
+pub fn write_history_text(dir: &Path, text: &[u8]) {
+    std::fs::write(dir.join("history.jsonl.zst"), zstd::stream::encode_all(text, 3).unwrap()).unwrap();
 }
