@@ -52,6 +52,14 @@ pub fn new_hist() -> Histogram<u64> {
     h
 }
 
+/// A histogram for one second: the same precision, but it starts small and grows
+/// to the largest value it is given (a 10-minute run keeps thousands of these).
+pub fn second_hist() -> Histogram<u64> {
+    let mut h = Histogram::new(3).expect("3 significant digits are valid");
+    h.auto(true);
+    h
+}
+
 /// Whole-run and per-second histograms of one backend's run.
 pub struct Latencies {
     pub total: HashMap<Metric, Histogram<u64>>,
@@ -149,7 +157,7 @@ impl Latencies {
         self.total.get_mut(&m).expect("every metric has a histogram").saturating_record(us);
         let s = (at.saturating_sub(start) / 1_000_000_000) as usize;
         let seconds = self.seconds;
-        let v = self.per_second.entry(m).or_insert_with(|| (0..seconds).map(|_| new_hist()).collect());
+        let v = self.per_second.entry(m).or_insert_with(|| (0..seconds).map(|_| second_hist()).collect());
         if let Some(h) = v.get_mut(s.min(seconds - 1)) {
             h.saturating_record(us);
         }

@@ -126,22 +126,55 @@ impl History {
 
 /// Write every event of `src` as JSON lines, each with the backend's name.
 pub fn write_jsonl(src: &(impl Source + ?Sized), backend: &str, w: &mut impl Write) -> io::Result<()> {
-    #[derive(Serialize)]
-    struct Line<'a> {
-        backend: &'a str,
-        #[serde(flatten)]
-        e: &'a Event,
-    }
+    let name = serde_json::to_string(backend)?;
+    let mut buf = Vec::with_capacity(256);
     let mut failed = None;
     src.scan(&mut |e| {
         if failed.is_none() {
-            let r = serde_json::to_writer(&mut *w, &Line { backend, e }).map_err(io::Error::from);
-            if let Err(x) = r.and_then(|_| w.write_all(b"\n")) {
+            buf.clear();
+            json_line(&name, e, &mut buf);
+            if let Err(x) = w.write_all(&buf) {
                 failed = Some(x);
             }
         }
     })?;
     failed.map_or(Ok(()), Err)
+}
+
+/// One event as a JSON line, the fields in the order serde writes them (a
+/// history is written by the hundred million: this is several times faster than
+/// serde's flattened struct, and a test holds the two to the same bytes).
+fn json_line(backend_json: &str, e: &Event, out: &mut Vec<u8>) {
+    let kind = match e.kind {
+        Kind::Invoke => "invoke",
+        Kind::Ok => "ok",
+        Kind::Fail => "fail",
+        Kind::Info => "info",
+    };
+    let op = match e.op {
+        Op::Acquire => "acquire",
+        Op::Release => "release",
+        Op::Renew => "renew",
+        Op::Read => "read",
+        Op::Write => "write",
+        Op::Crash => "crash",
+        Op::Fault => "fault",
+    };
+    let _ = write!(
+        out,
+        "{{\"backend\":{backend_json},\"t\":{},\"client\":{},\"type\":\"{kind}\",\"f\":\"{op}\",\"key\":{}",
+        e.t, e.client, e.key
+    );
+    for (name, v) in [("owner", e.owner), ("token", e.token), ("a", e.a), ("b", e.b)] {
+        if v != 0 {
+            let _ = write!(out, ",\"{name}\":{v}");
+        }
+    }
+    if let Some(m) = &e.msg {
+        out.extend_from_slice(b",\"msg\":");
+        let _ = serde_json::to_writer(&mut *out, m);
+    }
+    out.extend_from_slice(b"}\n");
 }
 
 /// A history that can be read in time order, as often as needed: in memory, or
@@ -392,6 +425,35 @@ mod tests {
         assert!(text.contains("\"type\":\"ok\""), "{text}");
         let back = read_jsonl(&buf[..]).unwrap();
         assert_eq!(back, vec![("inprocess".to_string(), e), ("inprocess".to_string(), f)]);
+    }
+
+    #[test]
+    fn json_lines_are_what_serde_writes() {
+        #[derive(Serialize)]
+        struct Line<'a> {
+            backend: &'a str,
+            #[serde(flatten)]
+            e: &'a Event,
+        }
+        let mut all = Vec::new();
+        for kind in [Kind::Invoke, Kind::Ok, Kind::Fail, Kind::Info] {
+            for op in [Op::Acquire, Op::Release, Op::Renew, Op::Read, Op::Write, Op::Crash, Op::Fault] {
+                let mut e = Event::new(u64::MAX, 7, kind, op, 3);
+                (e.owner, e.b) = (1 << 50, 9);
+                all.push(e.clone());
+                e.token = 2;
+                e.a = 1;
+                all.push(e.clone().with_msg("a \"quoted\" \\ line\nwith é and \u{1}"));
+            }
+        }
+        all.push(Event::new(0, 0, Kind::Ok, Op::Acquire, 0));
+        for e in &all {
+            let mut mine = Vec::new();
+            json_line("\"x\\\"y\"", e, &mut mine);
+            let mut theirs = serde_json::to_vec(&Line { backend: "x\"y", e }).unwrap();
+            theirs.push(b'\n');
+            assert_eq!(String::from_utf8(mine).unwrap(), String::from_utf8(theirs).unwrap());
+        }
     }
 
     #[test]

@@ -108,7 +108,9 @@ fn write_files(claim: &folder::Claim, c: &Checked, runs: &[BackendRun], written:
     })?;
     if summary.history != HistoryMode::None {
         file(HISTORY_FILE, &mut |w| {
-            let mut z = zstd::stream::write::Encoder::new(w, 3)?;
+            // Level 1: on these histories smaller than level 3, and fast. serde
+            // writes token by token: a buffer in front of the encoder.
+            let mut z = BufWriter::with_capacity(1 << 17, zstd::stream::write::Encoder::new(w, 1)?);
             crate::record::write_header(&summary.run_id, &mut z)?;
             for (r, ev) in runs.iter().zip(&c.evidence) {
                 match summary.history {
@@ -119,7 +121,7 @@ fn write_files(claim: &folder::Claim, c: &Checked, runs: &[BackendRun], written:
                     _ => crate::record::write_jsonl(&r.history, &r.backend, &mut z)?,
                 }
             }
-            z.finish()?;
+            z.into_inner().map_err(|e| e.into_error())?.finish()?;
             Ok(())
         })?;
     }
