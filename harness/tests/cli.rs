@@ -227,12 +227,25 @@ fn a_partition_violation_shows_the_renew_that_timed_out() {
 
 #[test]
 fn an_open_load_starts_on_schedule_and_reports_corrected_latency_and_rates() {
+    open_load_starts_on_schedule("task");
+}
+
+/// Worker processes take longer to be ready than tasks (a process to start, a
+/// backend to open): the schedule still starts when the last one is.
+#[test]
+fn an_open_load_of_worker_processes_starts_when_every_worker_is_ready() {
+    open_load_starts_on_schedule("process");
+}
+
+fn open_load_starts_on_schedule(mode: &str) {
     let dir = tempfile::tempdir().unwrap();
     let scen = dir.path().join("open.toml");
     std::fs::write(
         &scen,
-        "clients = 8\nduration = \"2s\"\n[keys]\ncount = 1000\n[lock]\nlease = \"1s\"\nwait = \"0s\"\n\
-         [work]\nhold = \"1ms\"\n[load]\nmodel = \"open\"\nrate = 200\n",
+        format!(
+            "clients = 8\nduration = \"2s\"\nclient_mode = \"{mode}\"\n[keys]\ncount = 1000\n[lock]\nlease = \"1s\"\n\
+             wait = \"0s\"\n[work]\nhold = \"1ms\"\n[load]\nmodel = \"open\"\nrate = 200\n"
+        ),
     )
     .unwrap();
     let out = dir.path().join("o");
@@ -257,6 +270,11 @@ fn an_open_load_starts_on_schedule_and_reports_corrected_latency_and_rates() {
         .filter(|e| e["t"].as_u64().unwrap().saturating_sub(start) < 1_000_000_000)
         .count();
     assert!((160..=240).contains(&first_second), "{first_second} requests in the first second for 200/s");
+    if mode == "process" {
+        // The schedule waited for the workers (a process to start, a backend to
+        // open each): that set-up is the warm-up, outside the load window.
+        assert!(b["warm_up_s"].as_f64().unwrap() > 0.0, "the schedule did not wait for the workers: {b}");
+    }
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("id=\"open-load\"") && html.contains("corrected p99"), "corrected latency first");
 }
