@@ -94,7 +94,10 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Set two runs side by side, with the change in every figure.
+    /// Set two runs side by side, with the change in every figure. A change is
+    /// coloured only beyond the figure's noise: the spread its runs showed under
+    /// `run --repeat N` where either run has repeats, else a fixed ±10%; the page
+    /// and the terminal say which.
     Compare {
         /// The result folder of the first run (A).
         a: PathBuf,
@@ -151,6 +154,12 @@ pub struct RunArgs {
     /// Where result folders go when --out is not given.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
+    /// Run each backend N times with the same seed and keep every figure of every
+    /// run (summary.json's `repeats`): `compare` then takes their spread, (max − min)
+    /// over the median, as the noise threshold of each figure instead of a fixed
+    /// ±10%. The result folder's history, figures and report are the first run's.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
     /// Exit with status 3 when any backend's verdict is broken or data-lost, else 4
     /// when any is inconclusive (fenced does not fail: fencing did its job).
     #[arg(long)]
@@ -445,9 +454,11 @@ pub fn main() -> i32 {
                 let out = out.unwrap_or_else(|| {
                     a.parent().unwrap_or(Path::new(".")).join(format!("compare-{}-vs-{}.html", name(&a), name(&b)))
                 });
-                for w in report::compare(&a, &b, &out)? {
+                let (warnings, noise) = report::compare(&a, &b, &out)?;
+                for w in warnings {
                     eprintln!("warning: {w}");
                 }
+                println!("noise: {noise}");
                 println!("{}", out.display());
                 Ok(0)
             }
@@ -701,6 +712,8 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
         let mut skipped = Vec::new();
         let mut versions = Vec::new();
         let mut rtts = Vec::new();
+        // --repeat: the figures of each backend's further runs.
+        let mut repeats: Vec<Vec<report::BackendSummary>> = Vec::new();
         // Every backend of the scenario ran its load to the end.
         let mut all_ran = true;
         for info in &backends {
@@ -770,6 +783,23 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
             drop(prepared);
             versions.push(version);
             runs.push(r);
+            // --repeat: the same scenario and seed again on fresh servers, for the
+            // spread of each figure; only the figures are kept.
+            let mut again = Vec::new();
+            for n in 2..=args.repeat {
+                if INTERRUPTED.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(Ok(p)) = prepare(info, s, &providers) else { break };
+                let bar = progress_bar(s, &format!("{} (run {n} of {})", info.name, args.repeat));
+                let r = run::run_backend(s, p.backend.clone(), &p.env, p.servers.clone(), &bar).await;
+                bar.0.finish_and_clear();
+                if r.interrupted {
+                    break;
+                }
+                again.push(report::summary::figures_of(&r));
+            }
+            repeats.push(again);
         }
         if runs.is_empty() {
             if INTERRUPTED.load(Ordering::Relaxed) {
@@ -806,8 +836,12 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
         }
         let (mut summary, lats) = report::summarize(meta, &runs);
         let expected = expected_for(s);
-        for ((b, v), rtt) in summary.backends.iter_mut().zip(versions).zip(rtts) {
+        for (((b, v), rtt), again) in summary.backends.iter_mut().zip(versions).zip(rtts).zip(&repeats) {
             b.server_version = v;
+            if !again.is_empty() {
+                let all: Vec<&report::BackendSummary> = std::iter::once(&*b).chain(again).collect();
+                b.repeats = Some(report::noise::Repeats::of(&all));
+            }
             b.set_rtt(rtt);
             b.expected = expected.get(&b.name).cloned();
             if *s.load.model.get_ref() == crate::scenario::LoadModel::Open {
@@ -839,6 +873,21 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
                         .as_ref()
                         .and_then(|x| x.release)
                         .map_or(String::new(), |x| format!("; release p50 {x:.1} RTT"))
+                );
+            }
+            if let Some(r) = &b.repeats {
+                let spread = |f: &str| {
+                    r.spread(f).map_or("–".to_owned(), |x| {
+                        if x.is_infinite() { "from 0".to_owned() } else { format!("±{:.1}%", x * 100.0) }
+                    })
+                };
+                println!(
+                    "  {:<14} spread over {} runs (same seed): grants/s {}, acquire p50 {}, p99 {} (summary.json: repeats)",
+                    "",
+                    r.runs,
+                    spread("grants/s"),
+                    spread("acquire p50"),
+                    spread("acquire p99")
                 );
             }
             for line in notes(s, b) {

@@ -278,3 +278,57 @@ fn open_load_starts_on_schedule(mode: &str) {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("id=\"open-load\"") && html.contains("corrected p99"), "corrected latency first");
 }
+
+#[test]
+fn repeated_runs_record_their_spread_and_compare_judges_changes_by_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let storm = scenarios().join("contention-storm.toml");
+    for name in ["a", "b"] {
+        let out = dir.path().join(name);
+        let o = lockbench(
+            &[
+                "run",
+                storm.to_str().unwrap(),
+                "--backend",
+                "sqlite",
+                "--clients",
+                "4",
+                "--duration",
+                "400ms",
+                "--repeat",
+                "3",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        let t = text(&o);
+        assert!(o.status.success(), "{t}");
+        assert!(t.contains("spread over 3 runs (same seed)"), "{t}");
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+        let b = &s["backends"][0];
+        assert_eq!(b["repeats"]["runs"], 3);
+        let grants = b["repeats"]["figures"]["grants/s"].as_array().unwrap();
+        assert_eq!(grants.len(), 3, "one value per run");
+        assert_eq!(grants[0], b["grants_per_s"], "the kept run is the first");
+        assert!(grants.iter().all(|g| g.as_f64().unwrap() > 0.0), "every run granted: {grants:?}");
+    }
+    let cmp = dir.path().join("cmp.html");
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    let o =
+        lockbench(&["compare", a.to_str().unwrap(), b.to_str().unwrap(), "--out", cmp.to_str().unwrap()], dir.path());
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("noise: measured from repeated runs (A: 3 runs, B: 3 runs"), "{t}");
+    let page = std::fs::read_to_string(&cmp).unwrap();
+    assert!(page.contains("(measured, A: 3 runs, B: 3 runs)"), "each figure's threshold and its source: {page}");
+    // A run compared with itself: nothing is coloured, every threshold measured.
+    let o =
+        lockbench(&["compare", a.to_str().unwrap(), a.to_str().unwrap(), "--out", cmp.to_str().unwrap()], dir.path());
+    assert!(o.status.success());
+    let page = std::fs::read_to_string(&cmp).unwrap();
+    assert!(!page.contains("class=\"worse\"") && !page.contains("class=\"better\""), "{page}");
+    assert!(!page.contains("(fixed)"), "{page}");
+}

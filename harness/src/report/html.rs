@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use super::charts::{self, Band, Bar, Series};
+use super::noise;
 use super::summary::{BackendSummary, HoldReport, Summary};
 use crate::check::{self, Level, OverlapClass};
 use crate::record::hist::{Latencies, Metric};
@@ -754,23 +755,8 @@ pub fn index(runs: &[(String, Summary)]) -> String {
     o
 }
 
-/// A page that sets two runs side by side, with the change in every figure.
-/// Changes smaller than this share are not coloured: one run of a scenario on
-/// this kind of machine moves by about that much from noise alone (repeat runs to
-/// know a smaller change).
-pub const NOISE: f64 = 0.10;
-
-/// How a compared figure is written.
-#[derive(Clone, Copy)]
-enum Unit {
-    Us,
-    Count,
-    Rate,
-    Secs,
-    Ratio,
-}
-
-fn fmt_unit(v: f64, u: Unit) -> String {
+fn fmt_unit(v: f64, u: noise::Unit) -> String {
+    use noise::Unit;
     match u {
         Unit::Us => us(v.round() as u64),
         Unit::Count => format!("{}", v.round() as i64),
@@ -796,7 +782,8 @@ fn summary_curve(b: &BackendSummary) -> Vec<(f64, f64)> {
 }
 
 /// A page that sets two runs side by side: verdicts, every figure with its change
-/// (coloured only beyond [`NOISE`]), and both percentile curves on one chart.
+/// (coloured only beyond its noise threshold, see [`noise`]), and both percentile
+/// curves on one chart.
 /// `links` are the two reports, as the page can reach them.
 pub fn compare(a: &Summary, b: &Summary, warnings: &[String], links: (&str, &str)) -> String {
     let mut o = PAGE_HEAD.replace("{{t}}", &esc(&format!("lockbench: {} vs {}", a.run_id, b.run_id)));
@@ -817,32 +804,15 @@ pub fn compare(a: &Summary, b: &Summary, warnings: &[String], links: (&str, &str
     for w in warnings {
         let _ = write!(o, "<p class=\"bad\">Warning: {}</p>", esc(w));
     }
+    // Which rule judged the changes: the spread of repeated runs where either run
+    // was repeated (`run --repeat N`), else the fixed share.
+    let repeated = |s: &Summary| s.backends.iter().filter_map(|b| b.repeats.as_ref()).map(|r| r.runs).max();
     let _ = write!(
         o,
-        "<p class=\"meta\">Changes within ±{:.0}% are not coloured: a single run moves that much from noise on \
-         this kind of machine; repeat both runs to judge a smaller change.</p>",
-        NOISE * 100.0
+        "<p class=\"meta\" id=\"noise\">Noise: {}. A change within its figure's noise threshold (the column \
+         \"noise\") is not coloured.</p>",
+        esc(&noise::rule(repeated(a), repeated(b)))
     );
-    // (name, value, lower is better, unit)
-    type Fig = (&'static str, fn(&BackendSummary) -> f64, bool, Unit);
-    let figs: [Fig; 16] = [
-        ("grants/s", |x| x.grants_per_s, false, Unit::Rate),
-        ("acquire p50", |x| x.acquire_latency_us.p50 as f64, true, Unit::Us),
-        ("acquire p99", |x| x.acquire_latency_us.p99 as f64, true, Unit::Us),
-        ("acquire p99.9", |x| x.acquire_latency_us.p999 as f64, true, Unit::Us),
-        ("acquire max", |x| x.acquire_latency_us.max as f64, true, Unit::Us),
-        ("release p99", |x| x.release_latency_us.p99 as f64, true, Unit::Us),
-        ("timeouts", |x| x.acquire_timeouts as f64, true, Unit::Count),
-        ("unknown outcomes", |x| x.unknown_outcomes as f64, true, Unit::Count),
-        ("holds overlapped", |x| x.holds_overlapped as f64, true, Unit::Count),
-        ("overlap pairs within lease", |x| x.violations.within_lease as f64, true, Unit::Count),
-        ("overlap pairs after expiry", |x| x.violations.after_expiry as f64, true, Unit::Count),
-        ("increments lost", |x| x.increments_lost as f64, true, Unit::Count),
-        ("clobbering writes", |x| x.clobbering_writes as f64, true, Unit::Count),
-        ("token regressions", |x| x.token_regressions as f64, true, Unit::Count),
-        ("unavailable seconds", |x| x.unavailable_seconds, true, Unit::Secs),
-        ("fairness (Jain)", |x| x.fairness.unwrap_or(0.0), false, Unit::Ratio),
-    ];
     for ba in &a.backends {
         let Some(bb) = b.backends.iter().find(|x| x.name == ba.name) else {
             let _ = write!(o, "<h2>{}</h2><p>only in A</p>", esc(&ba.name));
@@ -851,34 +821,38 @@ pub fn compare(a: &Summary, b: &Summary, warnings: &[String], links: (&str, &str
         let vclass = if ba.verdict == bb.verdict { "" } else { "worse" };
         let _ = write!(
             o,
-            "<h2>{}</h2><table><thead><tr><th>figure</th><th>A</th><th>B</th><th>change</th></tr></thead><tbody>\
-             <tr><td><b>verdict</b></td><td>{}</td><td>{}</td><td class=\"{vclass}\">{}</td></tr>",
+            "<h2>{}</h2><table><thead><tr><th>figure</th><th>A</th><th>B</th><th>change</th><th>noise</th></tr></thead><tbody>\
+             <tr><td><b>verdict</b></td><td>{}</td><td>{}</td><td class=\"{vclass}\">{}</td><td></td></tr>",
             esc(&ba.name),
             ba.verdict,
             bb.verdict,
             if ba.verdict == bb.verdict { "=" } else { "changed" }
         );
-        for (name, f, lower_better, unit) in &figs {
-            let (va, vb) = (f(ba), f(bb));
+        for f in &noise::FIGURES {
+            let (va, vb) = ((f.value)(ba), (f.value)(bb));
             let rel = if va == 0.0 { None } else { Some((vb - va) / va) };
             let change = match rel {
                 _ if va == vb => "=".to_owned(),
                 None => "new".to_owned(),
                 Some(r) => format!("{:+.1}%", r * 100.0),
             };
-            let beyond_noise = rel.is_none_or(|r| r.abs() > NOISE);
+            let (noise, source) = noise::threshold(ba.repeats.as_ref(), bb.repeats.as_ref(), f.name);
+            // From zero, a change is a change unless the repeats saw that figure move.
+            let beyond_noise = rel.map_or(noise.is_finite(), |r| r.abs() > noise);
             let class = if va == vb || !beyond_noise {
                 ""
-            } else if (vb < va) == *lower_better {
+            } else if (vb < va) == f.lower_is_better {
                 "better"
             } else {
                 "worse"
             };
             let _ = write!(
                 o,
-                "<tr><td>{name}</td><td>{}</td><td>{}</td><td class=\"{class}\">{change}</td></tr>",
-                fmt_unit(va, *unit),
-                fmt_unit(vb, *unit)
+                "<tr><td>{name}</td><td>{}</td><td>{}</td><td class=\"{class}\">{change}</td><td class=\"meta\">{}</td></tr>",
+                fmt_unit(va, f.unit),
+                fmt_unit(vb, f.unit),
+                esc(&noise::describe(noise, source)),
+                name = f.name,
             );
         }
         o.push_str("</tbody></table>");
