@@ -512,6 +512,176 @@ pub fn timeline(id: &str, title: &str, clients: u32, span: f64, bars: &[Bar]) ->
     out
 }
 
+/// One operation in a violation's lane view: from its invoke to its answer.
+pub struct LaneOp {
+    pub lane: usize,
+    /// Seconds since the run's start.
+    pub from: f64,
+    pub to: f64,
+    /// `ok`, `fail`, `info` (outcome unknown) or `open` (no answer in the window).
+    pub outcome: &'static str,
+    /// `acquire`, `release`, `renew`, `read`, `write`, `crash`.
+    pub op: &'static str,
+    /// The tooltip: what it was, when (the raw ns too), and what it said.
+    pub title: String,
+}
+
+/// A span behind a lane's operations: a hold (grant to release), or a fault window.
+pub struct LaneSpan {
+    pub lane: usize,
+    pub from: f64,
+    pub to: f64,
+    /// `held`, `fault`.
+    pub class: &'static str,
+    pub title: String,
+    /// Where the holder's lease ran out (a tick), for a hold.
+    pub lease_until: Option<f64>,
+}
+
+/// Tick labels with as many decimals as the step needs, so no two read alike.
+fn tick_label(step: f64) -> impl Fn(f64) -> String {
+    let digits = (-step.log10().floor()).max(0.0) as usize;
+    // A tick a rounding error from zero reads 0, never -0.
+    move |t| format!("{:.digits$}s", if t.abs() < step * 1e-6 { 0.0 } else { t })
+}
+
+/// A violation's per-client lane view, Jepsen's way: one lane per involved client
+/// (and one for faults), every operation of theirs in the window as a bar from
+/// its invoke to its answer (coloured by outcome, the op's initial inside when it
+/// fits), their holds behind, the overlap shaded across the lanes, on one time
+/// axis of seconds since the run's start (the raw ns in each tooltip).
+pub fn lanes(
+    id: &str,
+    names: &[String],
+    window: (f64, f64),
+    overlap: (f64, f64),
+    ops: &[LaneOp],
+    spans: &[LaneSpan],
+) -> String {
+    const LW: f64 = 760.0;
+    const LL: f64 = 90.0;
+    const LR: f64 = 20.0;
+    const ROW: f64 = 22.0;
+    let (t0, t1) = window;
+    let span = (t1 - t0).max(1e-6);
+    // A little room either side so marks at the edges show whole.
+    let (t0, t1) = (t0 - span * 0.03, t1 + span * 0.03);
+    let x = |t: f64| LL + ((t - t0) / (t1 - t0)).clamp(0.0, 1.0) * (LW - LL - LR);
+    let top = 8.0;
+    let h = top + names.len() as f64 * ROW + 26.0;
+    let axis_y = top + names.len() as f64 * ROW;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<svg id=\"{id}\" class=\"chart lanes\" viewBox=\"0 0 {LW} {h}\" width=\"{LW}\" height=\"{h}\" role=\"img\" \
+         xmlns=\"http://www.w3.org/2000/svg\"><title>each involved client's operations in the violation's window</title>"
+    );
+    // The overlap, across every lane.
+    let (o1, o2) = (x(overlap.0), x(overlap.1.max(overlap.0)));
+    let _ = write!(
+        out,
+        "<rect class=\"overlap\" x=\"{o1:.1}\" y=\"{top}\" width=\"{w:.1}\" height=\"{oh}\" fill=\"#d62728\" fill-opacity=\"0.12\"><title>two holders at once: {a:.6} s to {b:.6} s</title></rect>",
+        w = (o2 - o1).max(1.0),
+        oh = axis_y - top,
+        a = overlap.0,
+        b = overlap.1,
+    );
+    for (i, n) in names.iter().enumerate() {
+        let y = top + i as f64 * ROW;
+        let _ = write!(
+            out,
+            "<g class=\"lane-row\"><line class=\"grid\" x1=\"{LL}\" y1=\"{ly:.1}\" x2=\"{r}\" y2=\"{ly:.1}\"/><text x=\"{tx}\" y=\"{ty:.1}\" text-anchor=\"end\">{n}</text></g>",
+            ly = y + ROW - 1.0,
+            r = LW - LR,
+            tx = LL - 6.0,
+            ty = y + 15.0,
+            n = esc(n)
+        );
+    }
+    for s in spans {
+        let y = top + s.lane as f64 * ROW;
+        let (a, b) = (x(s.from), x(s.to.max(s.from)));
+        let fill = if s.class == "fault" { "#7f7f7f" } else { "#8fb4d9" };
+        let _ = write!(
+            out,
+            "<rect class=\"span {c}\" x=\"{a:.1}\" y=\"{y1:.1}\" width=\"{w:.1}\" height=\"{sh}\" fill=\"{fill}\" fill-opacity=\"0.35\"><title>{t}</title></rect>",
+            c = s.class,
+            y1 = y + 2.0,
+            w = (b - a).max(2.0),
+            sh = ROW - 5.0,
+            t = esc(&s.title)
+        );
+        if let Some(l) = s.lease_until {
+            let lx = x(l);
+            let _ = write!(
+                out,
+                "<line class=\"expiry\" x1=\"{lx:.1}\" y1=\"{y1:.1}\" x2=\"{lx:.1}\" y2=\"{y2:.1}\"><title>lease ran out at {l:.6} s</title></line>",
+                y1 = y + 1.0,
+                y2 = y + ROW - 2.0
+            );
+        }
+    }
+    for o in ops {
+        let y = top + o.lane as f64 * ROW + 6.0;
+        let (a, b) = (x(o.from), x(o.to.max(o.from)));
+        let w = (b - a).max(3.0);
+        let fill = match o.outcome {
+            "ok" => "#1f77b4",
+            "fail" => "#d62728",
+            "info" => "#ff7f0e",
+            _ => "#999999",
+        };
+        let _ = write!(
+            out,
+            "<g class=\"op\" data-op=\"{op}\" data-type=\"{oc}\"><rect x=\"{a:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"10\" fill=\"{fill}\"/><title>{t}</title>",
+            op = o.op,
+            oc = o.outcome,
+            t = esc(&o.title)
+        );
+        if w >= 10.0 {
+            let _ = write!(
+                out,
+                "<text class=\"op-label\" x=\"{cx:.1}\" y=\"{ty:.1}\" text-anchor=\"middle\">{l}</text>",
+                cx = a + w / 2.0,
+                ty = y + 8.5,
+                l = op_letter(o.op)
+            );
+        }
+        out.push_str("</g>");
+    }
+    // The time axis: seconds since the run's start.
+    let xs = Scale::Linear { min: t0, max: t1 };
+    let ticks = xs.ticks();
+    let step = if ticks.len() > 1 { ticks[1] - ticks[0] } else { span };
+    let label = tick_label(step);
+    let _ =
+        write!(out, "<g class=\"axis\"><line x1=\"{LL}\" y1=\"{axis_y}\" x2=\"{r}\" y2=\"{axis_y}\"/>", r = LW - LR);
+    for t in ticks {
+        let _ = write!(
+            out,
+            "<text x=\"{tx:.1}\" y=\"{ty}\" text-anchor=\"middle\">{l}</text>",
+            tx = x(t),
+            ty = axis_y + 15.0,
+            l = label(t)
+        );
+    }
+    out.push_str("</g></svg>");
+    out
+}
+
+/// The letter drawn inside an operation's bar.
+fn op_letter(op: &str) -> &'static str {
+    match op {
+        "acquire" => "A",
+        "release" => "R",
+        "renew" => "N",
+        "read" => "r",
+        "write" => "w",
+        "crash" => "X",
+        _ => "?",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -614,6 +784,33 @@ mod tests {
         assert_eq!(count(&svg, "<polyline"), 2, "the gap splits the line");
         assert!(svg.contains(">100000<") || svg.contains(">10000<"), "decade ticks: {svg}");
         assert!(!svg.contains("NaN"));
+    }
+
+    #[test]
+    fn lanes_draw_each_operation_in_its_clients_lane_on_one_axis() {
+        let ops = vec![
+            LaneOp { lane: 0, from: 1.0, to: 1.001, outcome: "ok", op: "acquire", title: "a".into() },
+            LaneOp { lane: 1, from: 1.2, to: 1.2005, outcome: "fail", op: "write", title: "stale <token>".into() },
+        ];
+        let spans =
+            vec![LaneSpan { lane: 2, from: 0.9, to: 1.1, class: "fault", title: "pause".into(), lease_until: None }];
+        let names = vec!["client 0".to_owned(), "client 1".to_owned(), "faults".to_owned()];
+        let svg = lanes("l", &names, (1.0, 1.2005), (1.1, 1.2), &ops, &spans);
+        assert_eq!(count(&svg, "class=\"op\""), 2);
+        assert!(svg.contains("data-op=\"write\" data-type=\"fail\""));
+        assert!(svg.contains("stale &lt;token&gt;"), "titles are escaped");
+        assert_eq!(count(&svg, "class=\"span fault\""), 1);
+        // Ticks over a 0.2 s window read in tenths or finer, none twice.
+        let ticks: Vec<&str> = svg
+            .split("text-anchor=\"middle\">")
+            .skip(1)
+            .filter_map(|t| t.split('<').next())
+            .filter(|t| t.ends_with('s'))
+            .collect();
+        assert!(ticks.len() >= 3, "{ticks:?}");
+        let mut d = ticks.clone();
+        d.dedup();
+        assert_eq!(d.len(), ticks.len(), "{ticks:?}");
     }
 
     #[test]

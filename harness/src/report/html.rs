@@ -19,6 +19,9 @@ use crate::record::{History, Kind, Op};
 
 const TEMPLATE: &str = include_str!("report.html.tt");
 
+/// Violations per backend drawn as a lane view, at most (an even spread).
+const LANE_VIEWS: usize = 24;
+
 /// Keys per backend shown in the timeline, and holds drawn per key at most.
 const TIMELINE_KEYS: usize = 3;
 const TIMELINE_BARS: usize = 400;
@@ -603,6 +606,122 @@ fn hold(h: &HoldReport, start_ns: u64) -> String {
     s
 }
 
+/// A violation's lane view: one lane per involved client (and one for the
+/// backend's faults in the window), each of their operations from invoke to
+/// answer, their holds behind, and the overlap shaded.
+fn lane_view(b: &BackendSummary, i: usize, holders: [&HoldReport; 2], overlap: (f64, f64)) -> String {
+    use charts::{LaneOp, LaneSpan};
+    let rel = |t: u64| (t as f64 - b.start_ns as f64) / 1e9;
+    let mut clients: Vec<u32> = holders.iter().map(|h| h.client).collect();
+    clients.dedup();
+    let mut names: Vec<String> = clients.iter().map(|c| format!("client {c}")).collect();
+    let events: Vec<&crate::record::Event> = holders.iter().flat_map(|h| h.events.iter()).collect();
+    let (mut t0, mut t1) = (overlap.0, overlap.1);
+    for h in holders {
+        t0 = t0.min(h.granted_s);
+        t1 = t1.max(h.held_until_s);
+    }
+    for e in &events {
+        t0 = t0.min(rel(e.t));
+        t1 = t1.max(rel(e.t));
+    }
+    let mut spans: Vec<LaneSpan> = holders
+        .iter()
+        .map(|h| LaneSpan {
+            lane: clients.iter().position(|c| *c == h.client).unwrap_or(0),
+            from: h.granted_s,
+            to: h.held_until_s,
+            class: "held",
+            title: format!(
+                "client {} held (owner {}, token {}) from {:.6} s to {:.6} s; lease until {:.6} s",
+                h.client, h.owner, h.token, h.granted_s, h.held_until_s, h.lease_until_s
+            ),
+            lease_until: (h.lease_until_s < h.held_until_s).then_some(h.lease_until_s),
+        })
+        .collect();
+    let faults: Vec<_> = b.faults.iter().filter(|f| f.start_s <= t1 && f.end_s >= t0).collect();
+    if !faults.is_empty() {
+        names.push("faults".to_owned());
+        for f in faults {
+            spans.push(LaneSpan {
+                lane: clients.len(),
+                from: f.start_s.max(t0),
+                to: f.end_s.min(t1),
+                class: "fault",
+                title: format!("{} ({:.6} s to {:.6} s)", f.what, f.start_s, f.end_s),
+                lease_until: None,
+            });
+        }
+    }
+    let op_name = |op: Op| match op {
+        Op::Acquire => "acquire",
+        Op::Release => "release",
+        Op::Renew => "renew",
+        Op::Read => "read",
+        Op::Write => "write",
+        Op::Crash => "crash",
+        Op::Fault => "fault",
+    };
+    let mut ops: Vec<LaneOp> = Vec::new();
+    for (lane, c) in clients.iter().enumerate() {
+        let mut mine: Vec<&crate::record::Event> = events.iter().copied().filter(|e| e.client == *c).collect();
+        mine.sort_by_key(|e| e.t);
+        mine.dedup_by_key(|e| (e.t, e.kind as u8, e.op as u8));
+        let mut open: Vec<&crate::record::Event> = Vec::new();
+        for e in mine {
+            if e.kind == Kind::Invoke {
+                open.push(e);
+                continue;
+            }
+            let start = open.iter().rposition(|x| x.op == e.op).map(|p| open.remove(p));
+            let from = start.map_or(e.t, |x| x.t);
+            let outcome = match e.kind {
+                Kind::Ok => "ok",
+                Kind::Fail => "fail",
+                _ => "info",
+            };
+            let said = e.msg.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+            ops.push(LaneOp {
+                lane,
+                from: rel(from),
+                to: rel(e.t),
+                outcome,
+                op: op_name(e.op),
+                title: format!(
+                    "client {c} {} {}{said} · invoked {:.6} s ({from} ns), answered {:.6} s ({} ns)",
+                    op_name(e.op),
+                    if outcome == "info" { "unknown" } else { outcome },
+                    rel(from),
+                    rel(e.t),
+                    e.t
+                ),
+            });
+        }
+        for x in open {
+            ops.push(LaneOp {
+                lane,
+                from: rel(x.t),
+                to: t1,
+                outcome: "open",
+                op: op_name(x.op),
+                title: format!(
+                    "client {c} {} invoked {:.6} s ({} ns), no answer in this window",
+                    op_name(x.op),
+                    rel(x.t),
+                    x.t
+                ),
+            });
+        }
+    }
+    let id = format!("lanes-{}-{i}", b.name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+    format!(
+        "{}<p class=\"meta\">Bars: an operation from its invoke to its answer (A acquire, N renew, r read, w write, \
+         R release, X crash); blue ok, red failed, orange outcome unknown, grey unanswered; pale: the hold, \
+         with a tick where its lease ran out; grey lane: faults; red shade: the overlap. Hover for the raw ns.</p>",
+        charts::lanes(&id, &names, (t0, t1), overlap, &ops, &spans)
+    )
+}
+
 fn violations(bs: &[BackendSummary]) -> String {
     let mut o = String::new();
     for b in bs {
@@ -644,6 +763,17 @@ fn violations(bs: &[BackendSummary]) -> String {
             b.overlaps.len(),
             n = esc(&b.name),
         );
+        // Lane views for an even spread of the examples (the first always): each
+        // is a few kB, and the page must stay small for five unsafe backends.
+        let stride = b.overlaps.len().div_ceil(LANE_VIEWS).max(1);
+        if b.overlaps.len() > LANE_VIEWS {
+            let _ = write!(
+                o,
+                "<p class=\"meta\">A lane view is drawn for {} of the {} examples, spread evenly; every example lists its events.</p>",
+                b.overlaps.len().div_ceil(stride),
+                b.overlaps.len()
+            );
+        }
         for (i, v) in b.overlaps.iter().enumerate() {
             let class = match v.class {
                 OverlapClass::WithinLease => "within both leases",
@@ -657,7 +787,7 @@ fn violations(bs: &[BackendSummary]) -> String {
             let _ = write!(
                 o,
                 "<details{open}><summary>key {k}: overlap {class} from {:.6} s to {:.6} s{faults} · <a class=\"tl\" href=\"#{a}\">timeline</a></summary>\
-                 <p>First holder: {}</p><p>Second holder: {}</p></details>",
+                 {lanes}<p>First holder: {}</p><p>Second holder: {}</p></details>",
                 v.from_s,
                 v.to_s,
                 hold(&v.first, b.start_ns),
@@ -665,6 +795,11 @@ fn violations(bs: &[BackendSummary]) -> String {
                 k = esc(&v.key),
                 a = anchor(&b.name, v.second.owner),
                 open = if i == 0 { " open" } else { "" },
+                lanes = if i % stride == 0 {
+                    lane_view(b, i, [&v.first, &v.second], (v.from_s, v.to_s))
+                } else {
+                    String::new()
+                },
             );
         }
         for r in &b.regressions {
