@@ -151,6 +151,9 @@ fn axes(out: &mut String, xs: &Scale, ys: &Scale, xfmt: &dyn Fn(f64) -> String, 
             l = esc(&xfmt(t))
         );
     }
+    // The value ticks in a group of their own: the page redraws them when a
+    // backend is hidden or shown (see `rescalable`).
+    out.push_str("<g class=\"yticks\">");
     for t in ys.ticks() {
         let y = ys.y(t);
         let _ = write!(
@@ -162,7 +165,7 @@ fn axes(out: &mut String, xs: &Scale, ys: &Scale, xfmt: &dyn Fn(f64) -> String, 
             l = esc(&yfmt(t))
         );
     }
-    out.push_str("</g>");
+    out.push_str("</g></g>");
 }
 
 fn legend(out: &mut String, names: &[String]) {
@@ -182,23 +185,47 @@ fn legend(out: &mut String, names: &[String]) {
 }
 
 /// The series' line, broken at gaps (NaN values): one polyline per unbroken run.
+/// Each point's value is kept beside it (`data-ys`), so that the page can redraw
+/// the line on a new value axis.
 fn polyline(out: &mut String, i: usize, name: &str, pts: &[(f64, f64)], xs: &Scale, ys: &Scale) {
     for run in pts.split(|(_, y)| y.is_nan()).filter(|r| !r.is_empty()) {
-        let mut d = String::new();
+        let (mut d, mut vals) = (String::new(), String::new());
         for (x, y) in run {
             let _ = write!(d, "{:.1},{:.1} ", xs.x(*x), ys.y(*y));
+            let _ = write!(vals, "{y} ");
         }
         // A lone point still shows.
         let marker =
             if run.len() == 1 { " stroke-linecap=\"round\" stroke-width=\"5\"" } else { " stroke-width=\"2\"" };
-        let d = if run.len() == 1 { format!("{0} {0}", d.trim_end()) } else { d.trim_end().to_owned() };
+        let (d, vals) = if run.len() == 1 {
+            (format!("{0} {0}", d.trim_end()), format!("{0} {0}", vals.trim_end()))
+        } else {
+            (d.trim_end().to_owned(), vals.trim_end().to_owned())
+        };
         let _ = write!(
             out,
-            "<polyline data-backend=\"{n}\" fill=\"none\" stroke=\"{c}\"{marker} points=\"{d}\"><title>{n}</title></polyline>",
+            "<polyline data-backend=\"{n}\" fill=\"none\" stroke=\"{c}\"{marker} points=\"{d}\" data-ys=\"{vals}\"><title>{n}</title></polyline>",
             n = esc(name),
             c = color(i),
         );
     }
+}
+
+/// Mark a chart whose value axis the page rebuilds over the backends shown: `mode`
+/// is `log` (always), or `auto` (log when the values span more than two decades,
+/// else linear from zero with 10 % headroom: the rule `time_chart` uses); `fmt`
+/// is how tick labels are written (`us`: microseconds, `n`: plain numbers). The
+/// page's script mirrors [`Scale::log_over`], [`Scale::linear_to`] and the ticks.
+fn rescalable(out: &mut String, mode: &str, fmt: &str) {
+    *out = out.replacen(
+        "class=\"chart\"",
+        &format!(
+            "class=\"chart\" data-yscale=\"{mode}\" data-yfmt=\"{fmt}\" data-plot=\"{T} {b} {L} {r}\"",
+            b = H - B,
+            r = W - R
+        ),
+        1,
+    );
 }
 
 /// The label of the legend: the name, and the sample count where known.
@@ -254,6 +281,7 @@ pub fn percentile_plot(id: &str, series: &[Series<'_>]) -> String {
     }
     legend(&mut out, &legend_names(series));
     out.push_str("</svg>");
+    rescalable(&mut out, "log", "us");
     out
 }
 
@@ -340,7 +368,9 @@ pub fn time_chart(
             let (x1, x2) = (xs.x(b.from), xs.x(b.to.max(b.from)));
             let _ = write!(
                 out,
-                "<rect class=\"lane-window\" x=\"{x1:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{lh}\" fill=\"{c}\" fill-opacity=\"0.5\"><title>{l}</title></rect>",
+                "<rect class=\"lane-window\" x=\"{x1:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{lh}\" fill=\"{c}\" fill-opacity=\"0.5\" data-from=\"{f}\" data-to=\"{t}\"><title>{l}</title></rect>",
+                f = b.from,
+                t = b.to,
                 w = (x2 - x1).max(2.0),
                 lh = LANE - 3.0,
                 c = color(bi),
@@ -364,6 +394,7 @@ pub fn time_chart(
     }
     legend(&mut out, &legend_names(series));
     out.push_str("</svg>");
+    rescalable(&mut out, "auto", if y_label == "p99" { "us" } else { "n" });
     out
 }
 
