@@ -217,6 +217,19 @@ fn contention_storm_warns_of_starvation_and_rescales_when_a_backend_is_hidden() 
         .flat_map(|b| b["grants_per_second"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()))
         .fold(0.0, f64::max);
     assert!(rest >= fastest_shown, "the axis ({rest}) still covers the backends shown ({fastest_shown}/s)");
+    // So does the safety chart's: without the one unsafe backend every point has no
+    // violation, and the axis ends at its first decade.
+    let top_tick = |dom: &str| -> f64 {
+        let chart = dom.split("id=\"chart-safety\"").nth(1).unwrap().split("</svg>").next().unwrap();
+        let ticks = chart.split("class=\"yticks\">").nth(1).unwrap().split("</g>").next().unwrap();
+        ticks
+            .split("text-anchor=\"end\">")
+            .skip(1)
+            .map(|t| t.split('<').next().unwrap().parse::<f64>().unwrap())
+            .fold(0.0, f64::max)
+    };
+    assert!(top_tick(&dom) >= 1000.0, "sqlite-naive's violations per 10⁶ grants are on the axis");
+    assert_eq!(top_tick(&hidden), 10.0, "the safety axis did not rescale without sqlite-naive");
 }
 
 #[test]

@@ -141,6 +141,8 @@ fn frame(out: &mut String, id: &str, title: &str, x_label: &str, y_label: &str) 
 fn axes(out: &mut String, xs: &Scale, ys: &Scale, xfmt: &dyn Fn(f64) -> String, yfmt: &dyn Fn(f64) -> String) {
     let _ = write!(out, "<g class=\"axis\"><line x1=\"{L}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\"/>", b = H - B, r = W - R);
     let _ = write!(out, "<line x1=\"{L}\" y1=\"{T}\" x2=\"{L}\" y2=\"{b}\"/>", b = H - B);
+    // In a group of their own too: the safety chart's page redraws them.
+    out.push_str("<g class=\"xaxis-ticks\">");
     for t in xs.ticks() {
         let x = xs.x(t);
         let _ = write!(
@@ -151,6 +153,7 @@ fn axes(out: &mut String, xs: &Scale, ys: &Scale, xfmt: &dyn Fn(f64) -> String, 
             l = esc(&xfmt(t))
         );
     }
+    out.push_str("</g>");
     // The value ticks in a group of their own: the page redraws them when a
     // backend is hidden or shown (see `rescalable`).
     out.push_str("<g class=\"yticks\">");
@@ -300,6 +303,8 @@ const LANE: f64 = 14.0;
 /// windows are shaded in its colour and drawn in a lane of its own under the chart
 /// (labels that would collide are left to the tooltip). The value axis is
 /// logarithmic when the values span more than two decades.
+/// `yunit` says how the page writes value ticks when it rescales: `us`
+/// (microseconds, as [`us_label`]) or `n` (whole numbers).
 pub fn time_chart(
     id: &str,
     title: &str,
@@ -307,6 +312,7 @@ pub fn time_chart(
     series: &[Series<'_>],
     bands: &[Band<'_>],
     yfmt: &dyn Fn(f64) -> String,
+    yunit: &str,
 ) -> String {
     let xmax = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).fold(1.0f64, f64::max);
     let values = || series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).filter(|v| !v.is_nan());
@@ -394,7 +400,7 @@ pub fn time_chart(
     }
     legend(&mut out, &legend_names(series));
     out.push_str("</svg>");
-    rescalable(&mut out, "auto", if y_label == "p99" { "us" } else { "n" });
+    rescalable(&mut out, "auto", yunit);
     out
 }
 
@@ -412,7 +418,7 @@ pub fn safety_speed(id: &str, points: &[(&str, f64, f64)]) -> String {
     for (i, (name, x, y)) in points.iter().enumerate() {
         let _ = write!(
             out,
-            "<g data-backend=\"{n}\"><circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"7\" fill=\"{c}\"><title>{n}: p99 {lx}, {y:.1} violations per 10⁶ grants</title></circle>\
+            "<g data-backend=\"{n}\" class=\"point\" data-x=\"{x}\" data-y=\"{y}\"><circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"7\" fill=\"{c}\"><title>{n}: p99 {lx}, {y:.1} violations per 10⁶ grants</title></circle>\
              <text x=\"{tx:.1}\" y=\"{ty:.1}\">{n}</text></g>",
             n = esc(name),
             cx = xs.x(*x),
@@ -424,6 +430,12 @@ pub fn safety_speed(id: &str, points: &[(&str, f64, f64)]) -> String {
         );
     }
     out.push_str("</svg>");
+    // Both axes are rebuilt by the page over the backends shown.
+    out = out.replacen(
+        "class=\"chart\"",
+        &format!("class=\"chart\" data-scatter=\"1\" data-plot=\"{T} {b} {L} {r}\"", b = H - B, r = W - R),
+        1,
+    );
     out
 }
 
@@ -763,6 +775,7 @@ mod tests {
             &[s],
             &[Band { backend: 0, from: 0.5, to: 1.2, label: "pause" }],
             &|v| format!("{v}"),
+            "n",
         );
         assert_eq!(count(&svg, "class=\"fault\""), 1);
         assert!(svg.contains(">pause<"));
@@ -799,7 +812,7 @@ mod tests {
             Band { backend: 0, from: 0.11, to: 0.3, label: "pause-holder: client 1" },
             Band { backend: 1, from: 0.5, to: 0.9, label: "pause-holder: client 0" },
         ];
-        let svg = time_chart("t", "x", "y", &[a, b], &bands, &|v| format!("{v}"));
+        let svg = time_chart("t", "x", "y", &[a, b], &bands, &|v| format!("{v}"), "n");
         assert_eq!(count(&svg, "class=\"lane\""), 2);
         assert_eq!(count(&svg, "class=\"lane-window\""), 3);
         // Two windows of `a` 0.01 s apart: one label, the other in its tooltip.
@@ -811,7 +824,7 @@ mod tests {
     fn values_over_decades_get_a_log_axis_and_gaps_break_the_line() {
         let s =
             Series { name: "x", points: vec![(0.5, 5.0), (1.5, f64::NAN), (2.5, 27_000.0), (3.5, 30.0)], count: None };
-        let svg = time_chart("t", "x", "y", &[s], &[], &|v| format!("{v}"));
+        let svg = time_chart("t", "x", "y", &[s], &[], &|v| format!("{v}"), "n");
         assert_eq!(count(&svg, "<polyline"), 2, "the gap splits the line");
         assert!(svg.contains(">100000<") || svg.contains(">10000<"), "decade ticks: {svg}");
         assert!(!svg.contains("NaN"));

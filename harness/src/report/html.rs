@@ -321,9 +321,15 @@ fn charts_of(s: &Summary, extras: &[Extras]) -> String {
         .collect();
     [
         charts::percentile_plot("chart-percentiles", &pct),
-        charts::time_chart("chart-throughput", "Grants per second (faults shaded)", "grants/s", &thr, &bands, &|v| {
-            format!("{v:.0}")
-        }),
+        charts::time_chart(
+            "chart-throughput",
+            "Grants per second (faults shaded)",
+            "grants/s",
+            &thr,
+            &bands,
+            &|v| format!("{v:.0}"),
+            "n",
+        ),
         charts::time_chart(
             "chart-p99",
             "p99 acquire latency per second (faults shaded)",
@@ -331,6 +337,7 @@ fn charts_of(s: &Summary, extras: &[Extras]) -> String {
             &p99,
             &bands,
             &charts::us_label,
+            "us",
         ),
         charts::safety_speed("chart-safety", &points),
     ]
