@@ -96,10 +96,12 @@ impl Repeats {
         let n = v.len();
         let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
         let range = v[n - 1] - v[0];
-        Some(match (range, median) {
-            (r, _) if r == 0.0 => 0.0,
-            (_, m) if m == 0.0 => f64::INFINITY,
-            (r, m) => r / m.abs(),
+        Some(if range == 0.0 {
+            0.0
+        } else if median == 0.0 {
+            f64::INFINITY
+        } else {
+            range / median.abs()
         })
     }
 }
