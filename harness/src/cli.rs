@@ -1102,6 +1102,9 @@ fn reproduce(s: &Scenario, backends: &[String], a: &RunArgs, p: &Providers) -> S
     if let Some(d) = a.drain {
         c.push_str(&format!(" --drain {}", Dur(d)));
     }
+    if a.repeat > 1 {
+        c.push_str(&format!(" --repeat {}", a.repeat));
+    }
     let mut kinds: Vec<&ServerKind> = p.external.keys().collect();
     kinds.sort_by_key(|k| k.name());
     for k in kinds {

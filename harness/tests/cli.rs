@@ -294,6 +294,7 @@ fn repeated_runs_record_their_spread_and_compare_judges_changes_by_it() {
         let grants = b["repeats"]["figures"]["grants/s"].as_array().unwrap();
         assert_eq!(grants.len(), 3, "one value per run");
         assert_eq!(grants[0], b["grants_per_s"], "the kept run is the first");
+        assert!(s["command"].as_str().unwrap().contains("--repeat 3"), "the command that reproduces it: {s}");
         assert!(grants.iter().all(|g| g.as_f64().unwrap() > 0.0), "every run granted: {grants:?}");
     }
     let cmp = dir.path().join("cmp.html");
