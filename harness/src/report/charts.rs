@@ -664,10 +664,17 @@ pub fn lanes(
             );
         }
     }
-    for o in ops {
+    // Long operations first: a short one that ends inside a long one (a write
+    // answered while a renew hangs) is drawn on top of it, outlined, never hidden.
+    let mut order: Vec<&LaneOp> = ops.iter().collect();
+    order.sort_by(|p, q| (q.to - q.from).total_cmp(&(p.to - p.from)));
+    for o in order {
         let y = top + o.lane as f64 * ROW + 6.0;
         let (a, b) = (x(o.from), x(o.to.max(o.from)));
         let w = (b - a).max(3.0);
+        // A short one also stands out of the lane a little, above and below.
+        let (outline, y, bh) =
+            if w < 6.0 { (" stroke=\"#222\" stroke-width=\"0.8\"", y - 2.0, 14.0) } else { ("", y, 10.0) };
         let fill = match o.outcome {
             "ok" => "#1f77b4",
             "fail" => "#d62728",
@@ -676,7 +683,7 @@ pub fn lanes(
         };
         let _ = write!(
             out,
-            "<g class=\"op\" data-op=\"{op}\" data-type=\"{oc}\"><rect x=\"{a:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"10\" fill=\"{fill}\"/><title>{t}</title>",
+            "<g class=\"op\" data-op=\"{op}\" data-type=\"{oc}\"><rect x=\"{a:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{bh}\" fill=\"{fill}\"{outline}/><title>{t}</title>",
             op = o.op,
             oc = o.outcome,
             t = esc(&o.title)
