@@ -116,6 +116,21 @@ fn check_page(dir: &Path, name: &str) -> String {
         assert!(dom.contains(&format!("id=\"{id}\"")), "{name}: {id} missing from the rendered page");
     }
     assert!(dom.matches("<polyline").count() >= 3, "{name}: chart lines missing");
+    // The page rebuilds every value axis over the backends shown; with all shown
+    // its script must draw exactly what the report drew (it mirrors charts.rs).
+    for id in ["chart-percentiles", "chart-throughput", "chart-p99", "chart-safety"] {
+        let marks = |page: &str| -> Vec<String> {
+            let svg = page.split(&format!("<svg id=\"{id}\"")).nth(1).unwrap().split("</svg>").next().unwrap();
+            let mut v: Vec<String> = ["points=\"", "cx=\"", "cy=\"", "text-anchor=\"end\">"]
+                .iter()
+                .flat_map(|k| svg.split(k).skip(1).map(|x| x.split(['"', '<']).next().unwrap().to_owned()))
+                .collect();
+            v.sort();
+            v
+        };
+        assert!(marks(&html).len() > 3, "{name}: {id} has no marks to compare");
+        assert_eq!(marks(&dom), marks(&html), "{name}: {id} as the page redraws it differs from the report's");
+    }
     // Every link into the timeline has its target.
     for href in html.split("href=\"#tl-").skip(1) {
         let id = &href[..href.find('"').unwrap()];
