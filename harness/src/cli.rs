@@ -876,6 +876,21 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
                 );
             }
             if let Some(r) = &b.repeats {
+                // A repeat's verdict counts like the kept run's (--fail-on-violation),
+                // and one that differs is said: its history is not kept.
+                for (n, v) in r.verdicts.iter().enumerate().skip(1) {
+                    worst.add(*v);
+                    if *v != b.verdict {
+                        println!(
+                            "  {:<14} run {} of {} read {} (the kept run: {}); only its figures are kept",
+                            "",
+                            n + 1,
+                            r.runs,
+                            v.to_string().to_uppercase(),
+                            b.verdict
+                        );
+                    }
+                }
                 let spread = |f: &str| {
                     r.spread(f).map_or("–".to_owned(), |x| {
                         if x.is_infinite() { "from 0".to_owned() } else { format!("±{:.1}%", x * 100.0) }

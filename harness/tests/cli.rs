@@ -291,6 +291,7 @@ fn repeated_runs_record_their_spread_and_compare_judges_changes_by_it() {
             serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
         let b = &s["backends"][0];
         assert_eq!(b["repeats"]["runs"], 3);
+        assert_eq!(b["repeats"]["verdicts"], serde_json::json!(["safe", "safe", "safe"]), "each run's verdict");
         let grants = b["repeats"]["figures"]["grants/s"].as_array().unwrap();
         assert_eq!(grants.len(), 3, "one value per run");
         assert_eq!(grants[0], b["grants_per_s"], "the kept run is the first");

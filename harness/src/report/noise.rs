@@ -73,6 +73,9 @@ pub const FIGURES: [Figure; 16] = [
 pub struct Repeats {
     /// How many runs (the kept one first).
     pub runs: u32,
+    /// Each run's verdict: a repeat can find what the kept run did not.
+    #[serde(default)]
+    pub verdicts: Vec<crate::check::Level>,
     /// Each figure's value in each run, by the figure's name.
     pub figures: BTreeMap<String, Vec<f64>>,
 }
@@ -82,7 +85,7 @@ impl Repeats {
     pub fn of(runs: &[&BackendSummary]) -> Repeats {
         let figures =
             FIGURES.iter().map(|f| (f.name.to_owned(), runs.iter().map(|b| (f.value)(b)).collect())).collect();
-        Repeats { runs: runs.len() as u32, figures }
+        Repeats { runs: runs.len() as u32, verdicts: runs.iter().map(|b| b.verdict).collect(), figures }
     }
 
     /// A figure's spread: (max − min) / |median|; 0 when every run agrees, infinite
@@ -169,7 +172,7 @@ mod tests {
     use super::*;
 
     fn reps(runs: u32, figure: &str, v: &[f64]) -> Repeats {
-        Repeats { runs, figures: [(figure.to_owned(), v.to_vec())].into_iter().collect() }
+        Repeats { runs, verdicts: Vec::new(), figures: [(figure.to_owned(), v.to_vec())].into_iter().collect() }
     }
 
     #[test]
