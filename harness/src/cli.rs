@@ -797,7 +797,14 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
                 if r.interrupted {
                     break;
                 }
-                again.push(report::summary::figures_of(&r));
+                let f = report::summary::figures_of(&r);
+                // The harness's own failure in a repeat is as much an error as in
+                // the kept run (exit 6), and said here: that run is not kept.
+                for e in &f.harness_errors {
+                    eprintln!("{} on {} (run {n} of {}): {e}", s.name, info.name, args.repeat);
+                    harness_failed = true;
+                }
+                again.push(f);
             }
             repeats.push(again);
         }
