@@ -94,7 +94,10 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Set two runs side by side, with the change in every figure.
+    /// Set two runs side by side, with the change in every figure. A change is
+    /// coloured only beyond the figure's noise: the spread its runs showed under
+    /// `run --repeat N` where either run has repeats, else a fixed ±10%; the page
+    /// and the terminal say which.
     Compare {
         /// The result folder of the first run (A).
         a: PathBuf,
@@ -156,6 +159,12 @@ pub struct RunArgs {
     /// Where result folders go when --out is not given.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
+    /// Run each backend N times with the same seed and keep every figure of every
+    /// run (summary.json's `repeats`): `compare` then takes their spread, (max − min)
+    /// over the median, as the noise threshold of each figure instead of a fixed
+    /// ±10%. The result folder's history, figures and report are the first run's.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
     /// Exit with status 3 when any backend's verdict is broken or data-lost, else 4
     /// when any is inconclusive (fenced does not fail: fencing did its job).
     #[arg(long)]
@@ -450,9 +459,11 @@ pub fn main() -> i32 {
                 let out = out.unwrap_or_else(|| {
                     a.parent().unwrap_or(Path::new(".")).join(format!("compare-{}-vs-{}.html", name(&a), name(&b)))
                 });
-                for w in report::compare(&a, &b, &out)? {
+                let (warnings, noise) = report::compare(&a, &b, &out)?;
+                for w in warnings {
                     eprintln!("warning: {w}");
                 }
+                println!("noise: {noise}");
                 println!("{}", out.display());
                 Ok(0)
             }
@@ -706,6 +717,8 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
         let mut skipped = Vec::new();
         let mut versions = Vec::new();
         let mut rtts = Vec::new();
+        // --repeat: the figures of each backend's further runs.
+        let mut repeats: Vec<Vec<report::BackendSummary>> = Vec::new();
         // Every backend of the scenario ran its load to the end.
         let mut all_ran = true;
         for info in &backends {
@@ -777,6 +790,33 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
             drop(prepared);
             versions.push(version);
             runs.push(r);
+            // --repeat: the same scenario and seed again on fresh servers, for the
+            // spread of each figure; only the figures are kept.
+            let mut again = Vec::new();
+            for n in 2..=args.repeat {
+                if INTERRUPTED.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(Ok(p)) = prepare(info, s, &providers) else { break };
+                let bar = progress_bar(s, &format!("{} (run {n} of {})", info.name, args.repeat));
+                let r = run::run_backend(s, p.backend.clone(), &p.env, p.servers.clone(), &bar)
+                    .await
+                    .with_context(|| format!("{} on {}: recording the history", s.name, info.name))?;
+                bar.0.finish_and_clear();
+                if r.interrupted {
+                    break;
+                }
+                let f = report::summary::figures_of(&r)
+                    .with_context(|| format!("{} on {}: reading back the history", s.name, info.name))?;
+                // The harness's own failure in a repeat is as much an error as in
+                // the kept run (exit 6), and said here: that run is not kept.
+                for e in &f.harness_errors {
+                    eprintln!("{} on {} (run {n} of {}): {e}", s.name, info.name, args.repeat);
+                    harness_failed = true;
+                }
+                again.push(f);
+            }
+            repeats.push(again);
         }
         if runs.is_empty() {
             if INTERRUPTED.load(Ordering::Relaxed) {
@@ -816,8 +856,12 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
         checked.summary.history_events = Some(report::history_events(args.history, &runs, &checked.evidence));
         let summary = &mut checked.summary;
         let expected = expected_for(s);
-        for ((b, v), rtt) in summary.backends.iter_mut().zip(versions).zip(rtts) {
+        for (((b, v), rtt), again) in summary.backends.iter_mut().zip(versions).zip(rtts).zip(&repeats) {
             b.server_version = v;
+            if !again.is_empty() {
+                let all: Vec<&report::BackendSummary> = std::iter::once(&*b).chain(again).collect();
+                b.repeats = Some(report::noise::Repeats::of(&all));
+            }
             b.set_rtt(rtt);
             b.expected = expected.get(&b.name).cloned();
             if *s.load.model.get_ref() == crate::scenario::LoadModel::Open {
@@ -849,6 +893,36 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
                         .as_ref()
                         .and_then(|x| x.release)
                         .map_or(String::new(), |x| format!("; release p50 {x:.1} RTT"))
+                );
+            }
+            if let Some(r) = &b.repeats {
+                // A repeat's verdict counts like the kept run's (--fail-on-violation),
+                // and one that differs is said: its history is not kept.
+                for (n, v) in r.verdicts.iter().enumerate().skip(1) {
+                    worst.add(*v);
+                    if *v != b.verdict {
+                        println!(
+                            "  {:<14} run {} of {} read {} (the kept run: {}); only its figures are kept",
+                            "",
+                            n + 1,
+                            r.runs,
+                            v.to_string().to_uppercase(),
+                            b.verdict
+                        );
+                    }
+                }
+                let spread = |f: &str| {
+                    r.spread(f).map_or("–".to_owned(), |x| {
+                        if x.is_infinite() { "from 0".to_owned() } else { format!("±{:.1}%", x * 100.0) }
+                    })
+                };
+                println!(
+                    "  {:<14} spread over {} runs (same seed): grants/s {}, acquire p50 {}, p99 {} (summary.json: repeats)",
+                    "",
+                    r.runs,
+                    spread("grants/s"),
+                    spread("acquire p50"),
+                    spread("acquire p99")
                 );
             }
             for line in notes(s, b) {
@@ -1062,6 +1136,9 @@ fn reproduce(s: &Scenario, backends: &[String], a: &RunArgs, p: &Providers) -> S
     }
     if let Some(d) = a.drain {
         c.push_str(&format!(" --drain {}", Dur(d)));
+    }
+    if a.repeat > 1 {
+        c.push_str(&format!(" --repeat {}", a.repeat));
     }
     let mut kinds: Vec<&ServerKind> = p.external.keys().collect();
     kinds.sort_by_key(|k| k.name());

@@ -208,31 +208,26 @@ fn verdicts_are_held_against_the_expected_table_in_the_report_and_the_index() {
 }
 
 #[test]
-fn a_partition_violation_shows_the_renew_that_timed_out() {
-    // A holder cut off from Redis: its renew is sent and never answered, then its
-    // late write is refused by fencing. Both belong in the violation's evidence.
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("p");
-    let partition = scenarios().join("partition.toml");
-    let o = lockbench(
-        &["run", partition.to_str().unwrap(), "--backend", "redis", "--out", out.to_str().unwrap()],
-        dir.path(),
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    let violations = html.split("id=\"violations\"").nth(1).unwrap();
-    assert!(violations.contains("Renew unknown"), "no timed-out renew in the evidence");
-    assert!(violations.contains("outcome unknown"), "the renew's own words");
+fn an_open_load_starts_on_schedule_and_reports_corrected_latency_and_rates() {
+    open_load_starts_on_schedule("task");
 }
 
+/// Worker processes take longer to be ready than tasks (a process to start, a
+/// backend to open): the schedule still starts when the last one is.
 #[test]
-fn an_open_load_starts_on_schedule_and_reports_corrected_latency_and_rates() {
+fn an_open_load_of_worker_processes_starts_when_every_worker_is_ready() {
+    open_load_starts_on_schedule("process");
+}
+
+fn open_load_starts_on_schedule(mode: &str) {
     let dir = tempfile::tempdir().unwrap();
     let scen = dir.path().join("open.toml");
     std::fs::write(
         &scen,
-        "clients = 8\nduration = \"2s\"\n[keys]\ncount = 1000\n[lock]\nlease = \"1s\"\nwait = \"0s\"\n\
-         [work]\nhold = \"1ms\"\n[load]\nmodel = \"open\"\nrate = 200\n",
+        format!(
+            "clients = 8\nduration = \"2s\"\nclient_mode = \"{mode}\"\n[keys]\ncount = 1000\n[lock]\nlease = \"1s\"\n\
+             wait = \"0s\"\n[work]\nhold = \"1ms\"\n[load]\nmodel = \"open\"\nrate = 200\n"
+        ),
     )
     .unwrap();
     let out = dir.path().join("o");
@@ -256,8 +251,69 @@ fn an_open_load_starts_on_schedule_and_reports_corrected_latency_and_rates() {
         .filter(|e| e["t"].as_u64().unwrap().saturating_sub(start) < 1_000_000_000)
         .count();
     assert!((160..=240).contains(&first_second), "{first_second} requests in the first second for 200/s");
+    if mode == "process" {
+        // The schedule waited for the workers (a process to start, a backend to
+        // open each): that set-up is the warm-up, outside the load window.
+        assert!(b["warm_up_s"].as_f64().unwrap() > 0.0, "the schedule did not wait for the workers: {b}");
+    }
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("id=\"open-load\"") && html.contains("corrected p99"), "corrected latency first");
+}
+
+#[test]
+fn repeated_runs_record_their_spread_and_compare_judges_changes_by_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let storm = scenarios().join("contention-storm.toml");
+    for name in ["a", "b"] {
+        let out = dir.path().join(name);
+        let o = lockbench(
+            &[
+                "run",
+                storm.to_str().unwrap(),
+                "--backend",
+                "sqlite",
+                "--clients",
+                "4",
+                "--duration",
+                "400ms",
+                "--repeat",
+                "3",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        let t = text(&o);
+        assert!(o.status.success(), "{t}");
+        assert!(t.contains("spread over 3 runs (same seed)"), "{t}");
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+        let b = &s["backends"][0];
+        assert_eq!(b["repeats"]["runs"], 3);
+        assert_eq!(b["repeats"]["verdicts"], serde_json::json!(["safe", "safe", "safe"]), "each run's verdict");
+        let grants = b["repeats"]["figures"]["grants/s"].as_array().unwrap();
+        assert_eq!(grants.len(), 3, "one value per run");
+        assert_eq!(grants[0], b["grants_per_s"], "the kept run is the first");
+        assert!(s["command"].as_str().unwrap().contains("--repeat 3"), "the command that reproduces it: {s}");
+        assert!(grants.iter().all(|g| g.as_f64().unwrap() > 0.0), "every run granted: {grants:?}");
+    }
+    let cmp = dir.path().join("cmp.html");
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    let o =
+        lockbench(&["compare", a.to_str().unwrap(), b.to_str().unwrap(), "--out", cmp.to_str().unwrap()], dir.path());
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("noise: measured from repeated runs (A: 3 runs, B: 3 runs"), "{t}");
+    let page = std::fs::read_to_string(&cmp).unwrap();
+    assert!(page.contains("(measured, A: 3 runs, B: 3 runs)"), "each figure's threshold and its source: {page}");
+    // A run compared with itself: nothing is coloured, every threshold measured.
+    let o =
+        lockbench(&["compare", a.to_str().unwrap(), a.to_str().unwrap(), "--out", cmp.to_str().unwrap()], dir.path());
+    assert!(o.status.success());
+    let page = std::fs::read_to_string(&cmp).unwrap();
+    assert!(!page.contains("class=\"worse\"") && !page.contains("class=\"better\""), "{page}");
+    assert!(!page.contains("(fixed)"), "{page}");
 }
 
 /// A result folder's history file, decompressed.

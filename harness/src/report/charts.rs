@@ -141,6 +141,8 @@ fn frame(out: &mut String, id: &str, title: &str, x_label: &str, y_label: &str) 
 fn axes(out: &mut String, xs: &Scale, ys: &Scale, xfmt: &dyn Fn(f64) -> String, yfmt: &dyn Fn(f64) -> String) {
     let _ = write!(out, "<g class=\"axis\"><line x1=\"{L}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\"/>", b = H - B, r = W - R);
     let _ = write!(out, "<line x1=\"{L}\" y1=\"{T}\" x2=\"{L}\" y2=\"{b}\"/>", b = H - B);
+    // In a group of their own too: the safety chart's page redraws them.
+    out.push_str("<g class=\"xaxis-ticks\">");
     for t in xs.ticks() {
         let x = xs.x(t);
         let _ = write!(
@@ -151,6 +153,10 @@ fn axes(out: &mut String, xs: &Scale, ys: &Scale, xfmt: &dyn Fn(f64) -> String, 
             l = esc(&xfmt(t))
         );
     }
+    out.push_str("</g>");
+    // The value ticks in a group of their own: the page redraws them when a
+    // backend is hidden or shown (see `rescalable`).
+    out.push_str("<g class=\"yticks\">");
     for t in ys.ticks() {
         let y = ys.y(t);
         let _ = write!(
@@ -162,7 +168,7 @@ fn axes(out: &mut String, xs: &Scale, ys: &Scale, xfmt: &dyn Fn(f64) -> String, 
             l = esc(&yfmt(t))
         );
     }
-    out.push_str("</g>");
+    out.push_str("</g></g>");
 }
 
 fn legend(out: &mut String, names: &[String]) {
@@ -182,23 +188,47 @@ fn legend(out: &mut String, names: &[String]) {
 }
 
 /// The series' line, broken at gaps (NaN values): one polyline per unbroken run.
+/// Each point's value is kept beside it (`data-ys`), so that the page can redraw
+/// the line on a new value axis.
 fn polyline(out: &mut String, i: usize, name: &str, pts: &[(f64, f64)], xs: &Scale, ys: &Scale) {
     for run in pts.split(|(_, y)| y.is_nan()).filter(|r| !r.is_empty()) {
-        let mut d = String::new();
+        let (mut d, mut vals) = (String::new(), String::new());
         for (x, y) in run {
             let _ = write!(d, "{:.1},{:.1} ", xs.x(*x), ys.y(*y));
+            let _ = write!(vals, "{y} ");
         }
         // A lone point still shows.
         let marker =
             if run.len() == 1 { " stroke-linecap=\"round\" stroke-width=\"5\"" } else { " stroke-width=\"2\"" };
-        let d = if run.len() == 1 { format!("{0} {0}", d.trim_end()) } else { d.trim_end().to_owned() };
+        let (d, vals) = if run.len() == 1 {
+            (format!("{0} {0}", d.trim_end()), format!("{0} {0}", vals.trim_end()))
+        } else {
+            (d.trim_end().to_owned(), vals.trim_end().to_owned())
+        };
         let _ = write!(
             out,
-            "<polyline data-backend=\"{n}\" fill=\"none\" stroke=\"{c}\"{marker} points=\"{d}\"><title>{n}</title></polyline>",
+            "<polyline data-backend=\"{n}\" fill=\"none\" stroke=\"{c}\"{marker} points=\"{d}\" data-ys=\"{vals}\"><title>{n}</title></polyline>",
             n = esc(name),
             c = color(i),
         );
     }
+}
+
+/// Mark a chart whose value axis the page rebuilds over the backends shown: `mode`
+/// is `log` (always), or `auto` (log when the values span more than two decades,
+/// else linear from zero with 10 % headroom: the rule `time_chart` uses); `fmt`
+/// is how tick labels are written (`us`: microseconds, `n`: plain numbers). The
+/// page's script mirrors [`Scale::log_over`], [`Scale::linear_to`] and the ticks.
+fn rescalable(out: &mut String, mode: &str, fmt: &str) {
+    *out = out.replacen(
+        "class=\"chart\"",
+        &format!(
+            "class=\"chart\" data-yscale=\"{mode}\" data-yfmt=\"{fmt}\" data-plot=\"{T} {b} {L} {r}\"",
+            b = H - B,
+            r = W - R
+        ),
+        1,
+    );
 }
 
 /// The label of the legend: the name, and the sample count where known.
@@ -254,6 +284,7 @@ pub fn percentile_plot(id: &str, series: &[Series<'_>]) -> String {
     }
     legend(&mut out, &legend_names(series));
     out.push_str("</svg>");
+    rescalable(&mut out, "log", "us");
     out
 }
 
@@ -272,6 +303,8 @@ const LANE: f64 = 14.0;
 /// windows are shaded in its colour and drawn in a lane of its own under the chart
 /// (labels that would collide are left to the tooltip). The value axis is
 /// logarithmic when the values span more than two decades.
+/// `yunit` says how the page writes value ticks when it rescales: `us`
+/// (microseconds, as [`us_label`]) or `n` (whole numbers).
 pub fn time_chart(
     id: &str,
     title: &str,
@@ -279,6 +312,7 @@ pub fn time_chart(
     series: &[Series<'_>],
     bands: &[Band<'_>],
     yfmt: &dyn Fn(f64) -> String,
+    yunit: &str,
 ) -> String {
     let xmax = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).fold(1.0f64, f64::max);
     let values = || series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).filter(|v| !v.is_nan());
@@ -340,7 +374,9 @@ pub fn time_chart(
             let (x1, x2) = (xs.x(b.from), xs.x(b.to.max(b.from)));
             let _ = write!(
                 out,
-                "<rect class=\"lane-window\" x=\"{x1:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{lh}\" fill=\"{c}\" fill-opacity=\"0.5\"><title>{l}</title></rect>",
+                "<rect class=\"lane-window\" x=\"{x1:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{lh}\" fill=\"{c}\" fill-opacity=\"0.5\" data-from=\"{f}\" data-to=\"{t}\"><title>{l}</title></rect>",
+                f = b.from,
+                t = b.to,
                 w = (x2 - x1).max(2.0),
                 lh = LANE - 3.0,
                 c = color(bi),
@@ -364,6 +400,7 @@ pub fn time_chart(
     }
     legend(&mut out, &legend_names(series));
     out.push_str("</svg>");
+    rescalable(&mut out, "auto", yunit);
     out
 }
 
@@ -381,7 +418,7 @@ pub fn safety_speed(id: &str, points: &[(&str, f64, f64)]) -> String {
     for (i, (name, x, y)) in points.iter().enumerate() {
         let _ = write!(
             out,
-            "<g data-backend=\"{n}\"><circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"7\" fill=\"{c}\"><title>{n}: p99 {lx}, {y:.1} violations per 10⁶ grants</title></circle>\
+            "<g data-backend=\"{n}\" class=\"point\" data-x=\"{x}\" data-y=\"{y}\"><circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"7\" fill=\"{c}\"><title>{n}: p99 {lx}, {y:.1} violations per 10⁶ grants</title></circle>\
              <text x=\"{tx:.1}\" y=\"{ty:.1}\">{n}</text></g>",
             n = esc(name),
             cx = xs.x(*x),
@@ -393,6 +430,12 @@ pub fn safety_speed(id: &str, points: &[(&str, f64, f64)]) -> String {
         );
     }
     out.push_str("</svg>");
+    // Both axes are rebuilt by the page over the backends shown.
+    out = out.replacen(
+        "class=\"chart\"",
+        &format!("class=\"chart\" data-scatter=\"1\" data-plot=\"{T} {b} {L} {r}\"", b = H - B, r = W - R),
+        1,
+    );
     out
 }
 
@@ -512,6 +555,183 @@ pub fn timeline(id: &str, title: &str, clients: u32, span: f64, bars: &[Bar]) ->
     out
 }
 
+/// One operation in a violation's lane view: from its invoke to its answer.
+pub struct LaneOp {
+    pub lane: usize,
+    /// Seconds since the run's start.
+    pub from: f64,
+    pub to: f64,
+    /// `ok`, `fail`, `info` (outcome unknown) or `open` (no answer in the window).
+    pub outcome: &'static str,
+    /// `acquire`, `release`, `renew`, `read`, `write`, `crash`.
+    pub op: &'static str,
+    /// The tooltip: what it was, when (the raw ns too), and what it said.
+    pub title: String,
+}
+
+/// A span behind a lane's operations: a hold (grant to release), or a fault window.
+pub struct LaneSpan {
+    pub lane: usize,
+    pub from: f64,
+    pub to: f64,
+    /// `held`, `fault`.
+    pub class: &'static str,
+    pub title: String,
+    /// Where the holder's lease ran out (a tick), for a hold.
+    pub lease_until: Option<f64>,
+}
+
+/// Tick labels with as many decimals as the step needs, so no two read alike.
+fn tick_label(step: f64) -> impl Fn(f64) -> String {
+    let digits = (-step.log10().floor()).max(0.0) as usize;
+    // A tick a rounding error from zero reads 0, never -0.
+    move |t| format!("{:.digits$}s", if t.abs() < step * 1e-6 { 0.0 } else { t })
+}
+
+/// A violation's per-client lane view, Jepsen's way: one lane per involved client
+/// (and one for faults), every operation of theirs in the window as a bar from
+/// its invoke to its answer (coloured by outcome, the op's initial inside when it
+/// fits), their holds behind, the overlap shaded across the lanes, on one time
+/// axis of seconds since the run's start (the raw ns in each tooltip).
+pub fn lanes(
+    id: &str,
+    names: &[String],
+    window: (f64, f64),
+    overlap: (f64, f64),
+    ops: &[LaneOp],
+    spans: &[LaneSpan],
+) -> String {
+    const LW: f64 = 760.0;
+    const LL: f64 = 90.0;
+    const LR: f64 = 20.0;
+    const ROW: f64 = 22.0;
+    let (t0, t1) = window;
+    let span = (t1 - t0).max(1e-6);
+    // A little room either side so marks at the edges show whole.
+    let (t0, t1) = (t0 - span * 0.03, t1 + span * 0.03);
+    let x = |t: f64| LL + ((t - t0) / (t1 - t0)).clamp(0.0, 1.0) * (LW - LL - LR);
+    let top = 8.0;
+    let h = top + names.len() as f64 * ROW + 26.0;
+    let axis_y = top + names.len() as f64 * ROW;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<svg id=\"{id}\" class=\"chart lanes\" viewBox=\"0 0 {LW} {h}\" width=\"{LW}\" height=\"{h}\" role=\"img\" \
+         xmlns=\"http://www.w3.org/2000/svg\"><title>each involved client's operations in the violation's window</title>"
+    );
+    // The overlap, across every lane.
+    let (o1, o2) = (x(overlap.0), x(overlap.1.max(overlap.0)));
+    let _ = write!(
+        out,
+        "<rect class=\"overlap\" x=\"{o1:.1}\" y=\"{top}\" width=\"{w:.1}\" height=\"{oh}\" fill=\"#d62728\" fill-opacity=\"0.12\"><title>two holders at once: {a:.6} s to {b:.6} s</title></rect>",
+        w = (o2 - o1).max(1.0),
+        oh = axis_y - top,
+        a = overlap.0,
+        b = overlap.1,
+    );
+    for (i, n) in names.iter().enumerate() {
+        let y = top + i as f64 * ROW;
+        let _ = write!(
+            out,
+            "<g class=\"lane-row\"><line class=\"grid\" x1=\"{LL}\" y1=\"{ly:.1}\" x2=\"{r}\" y2=\"{ly:.1}\"/><text x=\"{tx}\" y=\"{ty:.1}\" text-anchor=\"end\">{n}</text></g>",
+            ly = y + ROW - 1.0,
+            r = LW - LR,
+            tx = LL - 6.0,
+            ty = y + 15.0,
+            n = esc(n)
+        );
+    }
+    for s in spans {
+        let y = top + s.lane as f64 * ROW;
+        let (a, b) = (x(s.from), x(s.to.max(s.from)));
+        let fill = if s.class == "fault" { "#7f7f7f" } else { "#8fb4d9" };
+        let _ = write!(
+            out,
+            "<rect class=\"span {c}\" x=\"{a:.1}\" y=\"{y1:.1}\" width=\"{w:.1}\" height=\"{sh}\" fill=\"{fill}\" fill-opacity=\"0.35\"><title>{t}</title></rect>",
+            c = s.class,
+            y1 = y + 2.0,
+            w = (b - a).max(2.0),
+            sh = ROW - 5.0,
+            t = esc(&s.title)
+        );
+        if let Some(l) = s.lease_until {
+            let lx = x(l);
+            let _ = write!(
+                out,
+                "<line class=\"expiry\" x1=\"{lx:.1}\" y1=\"{y1:.1}\" x2=\"{lx:.1}\" y2=\"{y2:.1}\"><title>lease ran out at {l:.6} s</title></line>",
+                y1 = y + 1.0,
+                y2 = y + ROW - 2.0
+            );
+        }
+    }
+    // Long operations first: a short one that ends inside a long one (a write
+    // answered while a renew hangs) is drawn on top of it, outlined, never hidden.
+    let mut order: Vec<&LaneOp> = ops.iter().collect();
+    order.sort_by(|p, q| (q.to - q.from).total_cmp(&(p.to - p.from)));
+    for o in order {
+        let y = top + o.lane as f64 * ROW + 6.0;
+        let (a, b) = (x(o.from), x(o.to.max(o.from)));
+        let w = (b - a).max(3.0);
+        // A short one also stands out of the lane a little, above and below.
+        let (outline, y, bh) =
+            if w < 6.0 { (" stroke=\"#222\" stroke-width=\"0.8\"", y - 2.0, 14.0) } else { ("", y, 10.0) };
+        let fill = match o.outcome {
+            "ok" => "#1f77b4",
+            "fail" => "#d62728",
+            "info" => "#ff7f0e",
+            _ => "#999999",
+        };
+        let _ = write!(
+            out,
+            "<g class=\"op\" data-op=\"{op}\" data-type=\"{oc}\"><rect x=\"{a:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{bh}\" fill=\"{fill}\"{outline}/><title>{t}</title>",
+            op = o.op,
+            oc = o.outcome,
+            t = esc(&o.title)
+        );
+        if w >= 10.0 {
+            let _ = write!(
+                out,
+                "<text class=\"op-label\" x=\"{cx:.1}\" y=\"{ty:.1}\" text-anchor=\"middle\">{l}</text>",
+                cx = a + w / 2.0,
+                ty = y + 8.5,
+                l = op_letter(o.op)
+            );
+        }
+        out.push_str("</g>");
+    }
+    // The time axis: seconds since the run's start.
+    let xs = Scale::Linear { min: t0, max: t1 };
+    let ticks = xs.ticks();
+    let step = if ticks.len() > 1 { ticks[1] - ticks[0] } else { span };
+    let label = tick_label(step);
+    let _ =
+        write!(out, "<g class=\"axis\"><line x1=\"{LL}\" y1=\"{axis_y}\" x2=\"{r}\" y2=\"{axis_y}\"/>", r = LW - LR);
+    for t in ticks {
+        let _ = write!(
+            out,
+            "<text x=\"{tx:.1}\" y=\"{ty}\" text-anchor=\"middle\">{l}</text>",
+            tx = x(t),
+            ty = axis_y + 15.0,
+            l = label(t)
+        );
+    }
+    out.push_str("</g></svg>");
+    out
+}
+
+/// The letter drawn inside an operation's bar.
+fn op_letter(op: &str) -> &'static str {
+    match op {
+        "acquire" => "A",
+        "release" => "R",
+        "renew" => "N",
+        "read" => "r",
+        "write" => "w",
+        "crash" => "X",
+        _ => "?",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -562,6 +782,7 @@ mod tests {
             &[s],
             &[Band { backend: 0, from: 0.5, to: 1.2, label: "pause" }],
             &|v| format!("{v}"),
+            "n",
         );
         assert_eq!(count(&svg, "class=\"fault\""), 1);
         assert!(svg.contains(">pause<"));
@@ -598,7 +819,7 @@ mod tests {
             Band { backend: 0, from: 0.11, to: 0.3, label: "pause-holder: client 1" },
             Band { backend: 1, from: 0.5, to: 0.9, label: "pause-holder: client 0" },
         ];
-        let svg = time_chart("t", "x", "y", &[a, b], &bands, &|v| format!("{v}"));
+        let svg = time_chart("t", "x", "y", &[a, b], &bands, &|v| format!("{v}"), "n");
         assert_eq!(count(&svg, "class=\"lane\""), 2);
         assert_eq!(count(&svg, "class=\"lane-window\""), 3);
         // Two windows of `a` 0.01 s apart: one label, the other in its tooltip.
@@ -610,10 +831,37 @@ mod tests {
     fn values_over_decades_get_a_log_axis_and_gaps_break_the_line() {
         let s =
             Series { name: "x", points: vec![(0.5, 5.0), (1.5, f64::NAN), (2.5, 27_000.0), (3.5, 30.0)], count: None };
-        let svg = time_chart("t", "x", "y", &[s], &[], &|v| format!("{v}"));
+        let svg = time_chart("t", "x", "y", &[s], &[], &|v| format!("{v}"), "n");
         assert_eq!(count(&svg, "<polyline"), 2, "the gap splits the line");
         assert!(svg.contains(">100000<") || svg.contains(">10000<"), "decade ticks: {svg}");
         assert!(!svg.contains("NaN"));
+    }
+
+    #[test]
+    fn lanes_draw_each_operation_in_its_clients_lane_on_one_axis() {
+        let ops = vec![
+            LaneOp { lane: 0, from: 1.0, to: 1.001, outcome: "ok", op: "acquire", title: "a".into() },
+            LaneOp { lane: 1, from: 1.2, to: 1.2005, outcome: "fail", op: "write", title: "stale <token>".into() },
+        ];
+        let spans =
+            vec![LaneSpan { lane: 2, from: 0.9, to: 1.1, class: "fault", title: "pause".into(), lease_until: None }];
+        let names = vec!["client 0".to_owned(), "client 1".to_owned(), "faults".to_owned()];
+        let svg = lanes("l", &names, (1.0, 1.2005), (1.1, 1.2), &ops, &spans);
+        assert_eq!(count(&svg, "class=\"op\""), 2);
+        assert!(svg.contains("data-op=\"write\" data-type=\"fail\""));
+        assert!(svg.contains("stale &lt;token&gt;"), "titles are escaped");
+        assert_eq!(count(&svg, "class=\"span fault\""), 1);
+        // Ticks over a 0.2 s window read in tenths or finer, none twice.
+        let ticks: Vec<&str> = svg
+            .split("text-anchor=\"middle\">")
+            .skip(1)
+            .filter_map(|t| t.split('<').next())
+            .filter(|t| t.ends_with('s'))
+            .collect();
+        assert!(ticks.len() >= 3, "{ticks:?}");
+        let mut d = ticks.clone();
+        d.dedup();
+        assert_eq!(d.len(), ticks.len(), "{ticks:?}");
     }
 
     #[test]

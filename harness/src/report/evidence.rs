@@ -153,16 +153,20 @@ pub fn gather(h: &(impl Source + ?Sized), v: &Verdict) -> io::Result<Evidence> {
     Ok(ev)
 }
 
-/// Check a history and gather its evidence: the two passes, and the latencies
-/// computed in the first.
-pub fn check_and_gather(h: &(impl Source + ?Sized)) -> io::Result<(Verdict, crate::record::hist::Latencies, Evidence)> {
+/// Check a history and measure its latencies, in one pass.
+pub fn check_and_measure(h: &(impl Source + ?Sized)) -> io::Result<(Verdict, crate::record::hist::Latencies)> {
     let mut c = Checker::new(h.start(), h.end());
     let mut l = crate::record::hist::LatencyBuilder::new(h.start(), h.end());
     h.scan(&mut |e| {
         c.event(e);
         l.event(e);
     })?;
-    let v = c.finish();
+    Ok((c.finish(), l.finish()))
+}
+
+/// Check a history and gather its evidence: the two passes.
+pub fn check_and_gather(h: &(impl Source + ?Sized)) -> io::Result<(Verdict, crate::record::hist::Latencies, Evidence)> {
+    let (v, l) = check_and_measure(h)?;
     let ev = gather(h, &v)?;
-    Ok((v, l.finish(), ev))
+    Ok((v, l, ev))
 }

@@ -11,12 +11,16 @@ use std::fmt::Write;
 
 use super::charts::{self, Band, Bar, Series};
 use super::evidence::{Evidence, TIMELINE_KEYS};
+use super::noise;
 use super::summary::{BackendSummary, HoldReport, Summary};
 use crate::check::{Level, OverlapClass};
 use crate::record::hist::{Latencies, Metric};
 use crate::record::{Kind, Op};
 
 const TEMPLATE: &str = include_str!("report.html.tt");
+
+/// Violations per backend drawn as a lane view, at most (an even spread).
+const LANE_VIEWS: usize = 24;
 
 pub fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
@@ -280,9 +284,15 @@ fn charts_of(s: &Summary, extras: &[Extras]) -> String {
         .collect();
     [
         charts::percentile_plot("chart-percentiles", &pct),
-        charts::time_chart("chart-throughput", "Grants per second (faults shaded)", "grants/s", &thr, &bands, &|v| {
-            format!("{v:.0}")
-        }),
+        charts::time_chart(
+            "chart-throughput",
+            "Grants per second (faults shaded)",
+            "grants/s",
+            &thr,
+            &bands,
+            &|v| format!("{v:.0}"),
+            "n",
+        ),
         charts::time_chart(
             "chart-p99",
             "p99 acquire latency per second (faults shaded)",
@@ -290,6 +300,7 @@ fn charts_of(s: &Summary, extras: &[Extras]) -> String {
             &p99,
             &bands,
             &charts::us_label,
+            "us",
         ),
         charts::safety_speed("chart-safety", &points),
     ]
@@ -565,6 +576,122 @@ fn hold(h: &HoldReport, start_ns: u64) -> String {
     s
 }
 
+/// A violation's lane view: one lane per involved client (and one for the
+/// backend's faults in the window), each of their operations from invoke to
+/// answer, their holds behind, and the overlap shaded.
+fn lane_view(b: &BackendSummary, i: usize, holders: [&HoldReport; 2], overlap: (f64, f64)) -> String {
+    use charts::{LaneOp, LaneSpan};
+    let rel = |t: u64| (t as f64 - b.start_ns as f64) / 1e9;
+    let mut clients: Vec<u32> = holders.iter().map(|h| h.client).collect();
+    clients.dedup();
+    let mut names: Vec<String> = clients.iter().map(|c| format!("client {c}")).collect();
+    let events: Vec<&crate::record::Event> = holders.iter().flat_map(|h| h.events.iter()).collect();
+    let (mut t0, mut t1) = (overlap.0, overlap.1);
+    for h in holders {
+        t0 = t0.min(h.granted_s);
+        t1 = t1.max(h.held_until_s);
+    }
+    for e in &events {
+        t0 = t0.min(rel(e.t));
+        t1 = t1.max(rel(e.t));
+    }
+    let mut spans: Vec<LaneSpan> = holders
+        .iter()
+        .map(|h| LaneSpan {
+            lane: clients.iter().position(|c| *c == h.client).unwrap_or(0),
+            from: h.granted_s,
+            to: h.held_until_s,
+            class: "held",
+            title: format!(
+                "client {} held (owner {}, token {}) from {:.6} s to {:.6} s; lease until {:.6} s",
+                h.client, h.owner, h.token, h.granted_s, h.held_until_s, h.lease_until_s
+            ),
+            lease_until: (h.lease_until_s < h.held_until_s).then_some(h.lease_until_s),
+        })
+        .collect();
+    let faults: Vec<_> = b.faults.iter().filter(|f| f.start_s <= t1 && f.end_s >= t0).collect();
+    if !faults.is_empty() {
+        names.push("faults".to_owned());
+        for f in faults {
+            spans.push(LaneSpan {
+                lane: clients.len(),
+                from: f.start_s.max(t0),
+                to: f.end_s.min(t1),
+                class: "fault",
+                title: format!("{} ({:.6} s to {:.6} s)", f.what, f.start_s, f.end_s),
+                lease_until: None,
+            });
+        }
+    }
+    let op_name = |op: Op| match op {
+        Op::Acquire => "acquire",
+        Op::Release => "release",
+        Op::Renew => "renew",
+        Op::Read => "read",
+        Op::Write => "write",
+        Op::Crash => "crash",
+        Op::Fault => "fault",
+    };
+    let mut ops: Vec<LaneOp> = Vec::new();
+    for (lane, c) in clients.iter().enumerate() {
+        let mut mine: Vec<&crate::record::Event> = events.iter().copied().filter(|e| e.client == *c).collect();
+        mine.sort_by_key(|e| e.t);
+        mine.dedup_by_key(|e| (e.t, e.kind as u8, e.op as u8));
+        let mut open: Vec<&crate::record::Event> = Vec::new();
+        for e in mine {
+            if e.kind == Kind::Invoke {
+                open.push(e);
+                continue;
+            }
+            let start = open.iter().rposition(|x| x.op == e.op).map(|p| open.remove(p));
+            let from = start.map_or(e.t, |x| x.t);
+            let outcome = match e.kind {
+                Kind::Ok => "ok",
+                Kind::Fail => "fail",
+                _ => "info",
+            };
+            let said = e.msg.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+            ops.push(LaneOp {
+                lane,
+                from: rel(from),
+                to: rel(e.t),
+                outcome,
+                op: op_name(e.op),
+                title: format!(
+                    "client {c} {} {}{said} · invoked {:.6} s ({from} ns), answered {:.6} s ({} ns)",
+                    op_name(e.op),
+                    if outcome == "info" { "unknown" } else { outcome },
+                    rel(from),
+                    rel(e.t),
+                    e.t
+                ),
+            });
+        }
+        for x in open {
+            ops.push(LaneOp {
+                lane,
+                from: rel(x.t),
+                to: t1,
+                outcome: "open",
+                op: op_name(x.op),
+                title: format!(
+                    "client {c} {} invoked {:.6} s ({} ns), no answer in this window",
+                    op_name(x.op),
+                    rel(x.t),
+                    x.t
+                ),
+            });
+        }
+    }
+    let id = format!("lanes-{}-{i}", b.name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+    format!(
+        "{}<p class=\"meta\">Bars: an operation from its invoke to its answer (A acquire, N renew, r read, w write, \
+         R release, X crash); blue ok, red failed, orange outcome unknown, grey unanswered; pale: the hold, \
+         with a tick where its lease ran out; grey lane: faults; red shade: the overlap. Hover for the raw ns.</p>",
+        charts::lanes(&id, &names, (t0, t1), overlap, &ops, &spans)
+    )
+}
+
 fn violations(bs: &[BackendSummary]) -> String {
     let mut o = String::new();
     for b in bs {
@@ -606,6 +733,17 @@ fn violations(bs: &[BackendSummary]) -> String {
             b.overlaps.len(),
             n = esc(&b.name),
         );
+        // Lane views for an even spread of the examples (the first always): each
+        // is a few kB, and the page must stay small for five unsafe backends.
+        let stride = b.overlaps.len().div_ceil(LANE_VIEWS).max(1);
+        if b.overlaps.len() > LANE_VIEWS {
+            let _ = write!(
+                o,
+                "<p class=\"meta\">A lane view is drawn for {} of the {} examples, spread evenly; every example lists its events.</p>",
+                b.overlaps.len().div_ceil(stride),
+                b.overlaps.len()
+            );
+        }
         for (i, v) in b.overlaps.iter().enumerate() {
             let class = match v.class {
                 OverlapClass::WithinLease => "within both leases",
@@ -619,7 +757,7 @@ fn violations(bs: &[BackendSummary]) -> String {
             let _ = write!(
                 o,
                 "<details{open}><summary>key {k}: overlap {class} from {:.6} s to {:.6} s{faults} · <a class=\"tl\" href=\"#{a}\">timeline</a></summary>\
-                 <p>First holder: {}</p><p>Second holder: {}</p></details>",
+                 {lanes}<p>First holder: {}</p><p>Second holder: {}</p></details>",
                 v.from_s,
                 v.to_s,
                 hold(&v.first, b.start_ns),
@@ -627,6 +765,11 @@ fn violations(bs: &[BackendSummary]) -> String {
                 k = esc(&v.key),
                 a = anchor(&b.name, v.second.owner),
                 open = if i == 0 { " open" } else { "" },
+                lanes = if i % stride == 0 {
+                    lane_view(b, i, [&v.first, &v.second], (v.from_s, v.to_s))
+                } else {
+                    String::new()
+                },
             );
         }
         for r in &b.regressions {
@@ -717,23 +860,8 @@ pub fn index(runs: &[(String, Summary)]) -> String {
     o
 }
 
-/// A page that sets two runs side by side, with the change in every figure.
-/// Changes smaller than this share are not coloured: one run of a scenario on
-/// this kind of machine moves by about that much from noise alone (repeat runs to
-/// know a smaller change).
-pub const NOISE: f64 = 0.10;
-
-/// How a compared figure is written.
-#[derive(Clone, Copy)]
-enum Unit {
-    Us,
-    Count,
-    Rate,
-    Secs,
-    Ratio,
-}
-
-fn fmt_unit(v: f64, u: Unit) -> String {
+fn fmt_unit(v: f64, u: noise::Unit) -> String {
+    use noise::Unit;
     match u {
         Unit::Us => us(v.round() as u64),
         Unit::Count => format!("{}", v.round() as i64),
@@ -759,7 +887,8 @@ fn summary_curve(b: &BackendSummary) -> Vec<(f64, f64)> {
 }
 
 /// A page that sets two runs side by side: verdicts, every figure with its change
-/// (coloured only beyond [`NOISE`]), and both percentile curves on one chart.
+/// (coloured only beyond its noise threshold, see [`noise`]), and both percentile
+/// curves on one chart.
 /// `links` are the two reports, as the page can reach them.
 pub fn compare(a: &Summary, b: &Summary, warnings: &[String], links: (&str, &str)) -> String {
     let mut o = PAGE_HEAD.replace("{{t}}", &esc(&format!("lockbench: {} vs {}", a.run_id, b.run_id)));
@@ -780,32 +909,15 @@ pub fn compare(a: &Summary, b: &Summary, warnings: &[String], links: (&str, &str
     for w in warnings {
         let _ = write!(o, "<p class=\"bad\">Warning: {}</p>", esc(w));
     }
+    // Which rule judged the changes: the spread of repeated runs where either run
+    // was repeated (`run --repeat N`), else the fixed share.
+    let repeated = |s: &Summary| s.backends.iter().filter_map(|b| b.repeats.as_ref()).map(|r| r.runs).max();
     let _ = write!(
         o,
-        "<p class=\"meta\">Changes within ±{:.0}% are not coloured: a single run moves that much from noise on \
-         this kind of machine; repeat both runs to judge a smaller change.</p>",
-        NOISE * 100.0
+        "<p class=\"meta\" id=\"noise\">Noise: {}. A change within its figure's noise threshold (the column \
+         \"noise\") is not coloured.</p>",
+        esc(&noise::rule(repeated(a), repeated(b)))
     );
-    // (name, value, lower is better, unit)
-    type Fig = (&'static str, fn(&BackendSummary) -> f64, bool, Unit);
-    let figs: [Fig; 16] = [
-        ("grants/s", |x| x.grants_per_s, false, Unit::Rate),
-        ("acquire p50", |x| x.acquire_latency_us.p50 as f64, true, Unit::Us),
-        ("acquire p99", |x| x.acquire_latency_us.p99 as f64, true, Unit::Us),
-        ("acquire p99.9", |x| x.acquire_latency_us.p999 as f64, true, Unit::Us),
-        ("acquire max", |x| x.acquire_latency_us.max as f64, true, Unit::Us),
-        ("release p99", |x| x.release_latency_us.p99 as f64, true, Unit::Us),
-        ("timeouts", |x| x.acquire_timeouts as f64, true, Unit::Count),
-        ("unknown outcomes", |x| x.unknown_outcomes as f64, true, Unit::Count),
-        ("holds overlapped", |x| x.holds_overlapped as f64, true, Unit::Count),
-        ("overlap pairs within lease", |x| x.violations.within_lease as f64, true, Unit::Count),
-        ("overlap pairs after expiry", |x| x.violations.after_expiry as f64, true, Unit::Count),
-        ("increments lost", |x| x.increments_lost as f64, true, Unit::Count),
-        ("clobbering writes", |x| x.clobbering_writes as f64, true, Unit::Count),
-        ("token regressions", |x| x.token_regressions as f64, true, Unit::Count),
-        ("unavailable seconds", |x| x.unavailable_seconds, true, Unit::Secs),
-        ("fairness (Jain)", |x| x.fairness.unwrap_or(0.0), false, Unit::Ratio),
-    ];
     for ba in &a.backends {
         let Some(bb) = b.backends.iter().find(|x| x.name == ba.name) else {
             let _ = write!(o, "<h2>{}</h2><p>only in A</p>", esc(&ba.name));
@@ -814,34 +926,38 @@ pub fn compare(a: &Summary, b: &Summary, warnings: &[String], links: (&str, &str
         let vclass = if ba.verdict == bb.verdict { "" } else { "worse" };
         let _ = write!(
             o,
-            "<h2>{}</h2><table><thead><tr><th>figure</th><th>A</th><th>B</th><th>change</th></tr></thead><tbody>\
-             <tr><td><b>verdict</b></td><td>{}</td><td>{}</td><td class=\"{vclass}\">{}</td></tr>",
+            "<h2>{}</h2><table><thead><tr><th>figure</th><th>A</th><th>B</th><th>change</th><th>noise</th></tr></thead><tbody>\
+             <tr><td><b>verdict</b></td><td>{}</td><td>{}</td><td class=\"{vclass}\">{}</td><td></td></tr>",
             esc(&ba.name),
             ba.verdict,
             bb.verdict,
             if ba.verdict == bb.verdict { "=" } else { "changed" }
         );
-        for (name, f, lower_better, unit) in &figs {
-            let (va, vb) = (f(ba), f(bb));
+        for f in &noise::FIGURES {
+            let (va, vb) = ((f.value)(ba), (f.value)(bb));
             let rel = if va == 0.0 { None } else { Some((vb - va) / va) };
             let change = match rel {
                 _ if va == vb => "=".to_owned(),
                 None => "new".to_owned(),
                 Some(r) => format!("{:+.1}%", r * 100.0),
             };
-            let beyond_noise = rel.is_none_or(|r| r.abs() > NOISE);
+            let (noise, source) = noise::threshold(ba.repeats.as_ref(), bb.repeats.as_ref(), f.name);
+            // From zero, a change is a change unless the repeats saw that figure move.
+            let beyond_noise = rel.map_or(noise.is_finite(), |r| r.abs() > noise);
             let class = if va == vb || !beyond_noise {
                 ""
-            } else if (vb < va) == *lower_better {
+            } else if (vb < va) == f.lower_is_better {
                 "better"
             } else {
                 "worse"
             };
             let _ = write!(
                 o,
-                "<tr><td>{name}</td><td>{}</td><td>{}</td><td class=\"{class}\">{change}</td></tr>",
-                fmt_unit(va, *unit),
-                fmt_unit(vb, *unit)
+                "<tr><td>{name}</td><td>{}</td><td>{}</td><td class=\"{class}\">{change}</td><td class=\"meta\">{}</td></tr>",
+                fmt_unit(va, f.unit),
+                fmt_unit(vb, f.unit),
+                esc(&noise::describe(noise, source)),
+                name = f.name,
             );
         }
         o.push_str("</tbody></table>");

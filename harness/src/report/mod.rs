@@ -12,6 +12,7 @@ pub mod evidence;
 pub mod export;
 pub mod folder;
 pub mod html;
+pub mod noise;
 pub mod recheck;
 pub mod summary;
 
@@ -275,7 +276,8 @@ pub fn write_index(results: &Path) -> Result<PathBuf> {
 
 /// Write a page comparing two runs; returns warnings (different scenarios, seeds or
 /// durations make the comparison weak).
-pub fn compare(a: &Path, b: &Path, out: &Path) -> Result<Vec<String>> {
+/// Returns the warnings, and which noise rule judged the changes.
+pub fn compare(a: &Path, b: &Path, out: &Path) -> Result<(Vec<String>, String)> {
     let (sa, sb) = (read_summary(a)?, read_summary(b)?);
     let mut warnings = Vec::new();
     if sa.scenario != sb.scenario {
@@ -303,7 +305,9 @@ pub fn compare(a: &Path, b: &Path, out: &Path) -> Result<Vec<String>> {
     };
     let (la, lb) = (link(a), link(b));
     write_page(out, &html::compare(&sa, &sb, &warnings, (&la, &lb)))?;
-    Ok(warnings)
+    let runs = |s: &Summary| s.backends.iter().filter_map(|b| b.repeats.as_ref()).map(|r| r.runs).max();
+    let noise = noise::rule(runs(&sa), runs(&sb));
+    Ok((warnings, noise))
 }
 
 /// Now as RFC 3339 UTC, and as a compact id (`20261123-014502`).

@@ -93,7 +93,10 @@ pub fn folder(dir: &Path) -> Result<(Summary, Vec<String>)> {
     let checked = super::summarize(meta, &runs)?;
     let mut new = checked.summary;
     for b in &mut new.backends {
-        b.server_version = old.backends.iter().find(|o| o.name == b.name).and_then(|o| o.server_version.clone());
+        let was = old.backends.iter().find(|o| o.name == b.name);
+        b.server_version = was.and_then(|o| o.server_version.clone());
+        // The repeats' figures were measured, not derived from this history: kept.
+        b.repeats = was.and_then(|o| o.repeats.clone());
     }
     let changes = differences(&old, &new);
     // Keep the old summary, then write the new one and its report whole.

@@ -205,6 +205,10 @@ pub struct BackendSummary {
     /// fault): never the backend's violations, but the run is not clean (exit 6).
     #[serde(default)]
     pub harness_errors: Vec<String>,
+    /// `run --repeat N`: every compared figure of each of the N runs (this one
+    /// first), whose spread `compare` takes as its noise threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<super::noise::Repeats>,
     /// The first violations of each sort, each with the events that prove it.
     pub overlaps: Vec<OverlapReport>,
     pub regressions: Vec<RegressionReport>,
@@ -217,6 +221,15 @@ pub struct OpRtt {
     pub acquire: Option<f64>,
     pub release: Option<f64>,
     pub renew: Option<f64>,
+}
+
+/// A run's figures alone (a further run of `--repeat`): checked and measured as
+/// the kept run is, without its evidence.
+pub fn figures_of(run: &BackendRun) -> std::io::Result<BackendSummary> {
+    let (v, l) = super::evidence::check_and_measure(&run.history)?;
+    let mut b = BackendSummary::new(run, &v, &l, &Evidence::default());
+    (b.overlaps, b.regressions, b.lost) = (Vec::new(), Vec::new(), Vec::new());
+    Ok(b)
 }
 
 impl BackendSummary {
@@ -382,6 +395,7 @@ impl BackendSummary {
             expected: None,
             warm_up_s: run.warm_up_ns as f64 / 1e9,
             offered_per_s: None,
+            repeats: None,
             attempts_per_s: v.acquire_attempts as f64 / duration_s,
             grants_per_client: v.grants_per_client.clone(),
             overlaps: v

@@ -125,7 +125,7 @@ pub struct Shared {
     drained: tokio::sync::watch::Sender<bool>,
     /// Open load: every client's session is ready before the schedule starts (so
     /// that set-up is not measured as latency, nor followed by a catch-up burst).
-    ready: Option<tokio::sync::Barrier>,
+    ready: Option<Ready>,
     /// When the open schedule started (ns), once every session was ready.
     pub load_start: std::sync::OnceLock<u64>,
 }
@@ -144,6 +144,23 @@ async fn wait_until(at: u64) {
         tokio::task::yield_now().await;
     }
 }
+
+/// How an open load's clients agree on when its schedule starts: when every
+/// session is ready, or [`READY_WAIT`] after a client became ready, so that a
+/// session that cannot open holds nobody up for good.
+enum Ready {
+    /// Task mode: every client is a task of this process.
+    Barrier(tokio::sync::Barrier),
+    /// Process mode, the parent: it counts its workers ready (`want` of them) and
+    /// then tells each one the start (`go`).
+    Workers { want: u32, seen: AtomicU64, go: tokio::sync::watch::Sender<Option<u64>> },
+    /// Process mode, a worker: `tell` the parent it is ready, and wait for the
+    /// start it sends (`go`).
+    Parent { tell: fn(), go: tokio::sync::watch::Sender<Option<u64>> },
+}
+
+/// How long a ready client waits for the others before the schedule starts anyway.
+pub const READY_WAIT: Duration = Duration::from_secs(10);
 
 /// The message of a try-acquire (no wait) that found the key held.
 pub const REFUSED: &str = "refused (held)";
@@ -164,10 +181,84 @@ impl Shared {
         }
     }
     /// Start the open schedule only when `clients` sessions are ready (or after
-    /// 10 s, so that a session that cannot open holds nobody up for good).
+    /// [`READY_WAIT`]): clients are tasks of this process.
     pub fn with_ready(mut self, clients: u32) -> Shared {
-        self.ready = Some(tokio::sync::Barrier::new(clients as usize));
+        self.ready = Some(Ready::Barrier(tokio::sync::Barrier::new(clients as usize)));
         self
+    }
+    /// The same for `clients` worker processes: each says when its session is
+    /// ready ([`Shared::worker_ready`]) and is sent the start ([`Shared::started`]).
+    pub fn with_workers_ready(mut self, clients: u32) -> Shared {
+        let go = tokio::sync::watch::channel(None).0;
+        self.ready = Some(Ready::Workers { want: clients, seen: AtomicU64::new(0), go });
+        self
+    }
+    /// Inside a worker: `tell` the parent when the session is ready, then wait for
+    /// the start it sends ([`Shared::set_start`]).
+    pub fn with_parent_ready(mut self, tell: fn()) -> Shared {
+        self.ready = Some(Ready::Parent { tell, go: tokio::sync::watch::channel(None).0 });
+        self
+    }
+    /// Start the schedule now, unless it has started; returns its start (ns).
+    fn start_now(&self, not_before: u64) -> u64 {
+        let base = *self.load_start.get_or_init(|| mono_ns().max(not_before));
+        if let Some(Ready::Workers { go, .. } | Ready::Parent { go, .. }) = &self.ready {
+            go.send_if_modified(|v| v.replace(base) != Some(base));
+        }
+        base
+    }
+    /// The parent: one more worker's session is ready; with the last one the
+    /// schedule starts. (A worker restarted after a crash says so again: the
+    /// schedule has started, and it is told when.)
+    pub fn worker_ready(&self) {
+        if let Some(Ready::Workers { want, seen, .. }) = &self.ready
+            && seen.fetch_add(1, Ordering::Relaxed) + 1 >= *want as u64
+        {
+            self.start_now(0);
+        }
+    }
+    /// The parent: the schedule's start, once every worker is ready or
+    /// [`READY_WAIT`] after `ready_at` (ns), when this worker said it was ready.
+    pub async fn started(&self, ready_at: u64) -> u64 {
+        if let Some(Ready::Workers { go, .. }) = &self.ready {
+            let left = (ready_at + READY_WAIT.as_nanos() as u64).saturating_sub(mono_ns());
+            let mut rx = go.subscribe();
+            if let Ok(Ok(v)) = tokio::time::timeout(Duration::from_nanos(left), rx.wait_for(|v| v.is_some())).await
+                && let Some(base) = *v
+            {
+                return base;
+            }
+        }
+        self.start_now(0)
+    }
+    /// Inside a worker: the start the parent sent.
+    pub fn set_start(&self, base: u64) {
+        let _ = self.load_start.set(base);
+        self.start_now(base);
+    }
+    /// A client whose session is ready waits here for the open schedule's start
+    /// (ns); `None` when the schedule does not wait (it starts at the plan's start).
+    async fn ready_to_start(&self, not_before: u64) -> Option<u64> {
+        match self.ready.as_ref()? {
+            Ready::Barrier(b) => {
+                let _ = tokio::time::timeout(READY_WAIT, b.wait()).await;
+                Some(self.start_now(not_before))
+            }
+            Ready::Parent { tell, go } => {
+                tell();
+                let mut rx = go.subscribe();
+                // The parent starts the schedule within READY_WAIT; past that (and a
+                // second for the pipe) this worker starts on its own.
+                let wait = READY_WAIT + Duration::from_secs(1);
+                if let Ok(Ok(v)) = tokio::time::timeout(wait, rx.wait_for(|v| v.is_some())).await
+                    && let Some(base) = *v
+                {
+                    return Some(base);
+                }
+                Some(self.start_now(not_before))
+            }
+            Ready::Workers { .. } => None,
+        }
     }
     /// End the drain: holds still open are cut short and released.
     pub fn end_drain(&self) {
@@ -306,9 +397,10 @@ impl Client {
         let mut left = self.plan.ops_for(self.id);
         // Open model: the schedule starts when every session is ready.
         let mut base = self.plan.start;
-        if let (Some(_), Some(ready)) = (self.plan.open_interval, &self.shared.ready) {
-            let _ = tokio::time::timeout(Duration::from_secs(10), ready.wait()).await;
-            base = *self.shared.load_start.get_or_init(|| mono_ns().max(self.plan.start));
+        if self.plan.open_interval.is_some()
+            && let Some(b) = self.shared.ready_to_start(self.plan.start).await
+        {
+            base = b;
         }
         // Open model: this client's slots, offset so clients do not start together.
         let mut slot =

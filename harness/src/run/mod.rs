@@ -95,8 +95,11 @@ pub async fn run_backend(
     let start = mono_ns() + 5_000_000;
     let plan = Arc::new(plan(s, start));
     let mut shared = Shared::new(Default::default());
-    if s.client_mode == ClientMode::Task && *s.load.model.get_ref() == LoadModel::Open {
-        shared = shared.with_ready(s.clients());
+    if *s.load.model.get_ref() == LoadModel::Open {
+        shared = match s.client_mode {
+            ClientMode::Task => shared.with_ready(s.clients()),
+            ClientMode::Process => shared.with_workers_ready(s.clients()),
+        };
     }
     let shared = Arc::new(shared);
     let controls: Vec<Arc<Control>> = (0..s.clients()).map(|_| Arc::new(Control::default())).collect();

@@ -7,8 +7,11 @@
 //! on the worker's stdin. Timestamps are CLOCK_MONOTONIC, shared by both processes.
 //!
 //! Up (worker → parent):  {"ev": Event} | {"read": key} | {"write": [key, value, token]}
+//!                         | "ready" (open load: its session is ready)
 //! Down (parent → worker): first a [`WorkerSpec`] line, then {"read": [value, version]}
 //!                         | {"written": {"Ok": version} or {"Err": seen}} | "stop"
+//!                         | {"go": ns} (open load: the schedule's start, once every
+//!                           worker is ready, as task mode's barrier does)
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -49,6 +52,7 @@ enum Up {
     Ev(Event),
     Read(u32),
     Write(u32, u64, u64),
+    Ready,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -57,6 +61,7 @@ enum Down {
     Read(u64, u64),
     Written(std::result::Result<u64, u64>),
     Stop,
+    Go(u64),
 }
 
 /// The program to run as `lockbench worker`: this binary, unless
@@ -120,7 +125,11 @@ pub async fn worker_main() -> Result<()> {
     let backend: Arc<dyn LockBackend> =
         info.open(&BackendEnv { dir: spec.dir.clone(), endpoints: spec.endpoints.clone(), ..Default::default() })?;
     let (tx, rx) = mpsc::unbounded_channel();
-    let shared = Arc::new(Shared::new(Guarded::Remote(RemoteRegister { replies: Mutex::new(rx) })));
+    let mut shared = Shared::new(Guarded::Remote(RemoteRegister { replies: Mutex::new(rx) }));
+    if *scenario.load.model.get_ref() == crate::scenario::LoadModel::Open {
+        shared = shared.with_parent_ready(|| send_up(&Up::Ready));
+    }
+    let shared = Arc::new(shared);
     // Everything after the spec on stdin: register replies, or "stop".
     let s2 = shared.clone();
     tokio::spawn(async move {
@@ -130,6 +139,7 @@ pub async fn worker_main() -> Result<()> {
                 // Stop starting new operations; a hold in progress still needs
                 // its register replies, so keep reading.
                 Ok(Down::Stop) => s2.stop.store(true, Ordering::Relaxed),
+                Ok(Down::Go(base)) => s2.set_start(base),
                 Ok(d) => {
                     let _ = tx.send(d);
                 }
@@ -219,6 +229,8 @@ impl Supervisor {
         let mut held_reads = false;
         // Killed because it did not stop within the drain (when): not a death.
         let mut stuck: Option<u64> = None;
+        // Open load: when it said its session was ready, until it is told the start.
+        let mut ready_at: Option<u64> = None;
         loop {
             tokio::select! {
                 line = lines.next_line(), if !held_reads => {
@@ -248,7 +260,15 @@ impl Supervisor {
                             reply(&mut stdin, &Down::Written(r.map_err(|s| s.seen))).await;
                             held_reads = crashed.is_none() && HOLD_READS_AFTER_WRITE.swap(false, Ordering::Relaxed);
                         }
+                        Up::Ready => {
+                            ready_at = Some(mono_ns());
+                            self.shared.worker_ready();
+                        }
                     }
+                }
+                base = self.shared.started(ready_at.unwrap_or(0)), if ready_at.is_some() && crashed.is_none() => {
+                    ready_at = None;
+                    reply(&mut stdin, &Down::Go(base)).await;
                 }
                 cmd = self.control.next_command(), if crashed.is_none() => match cmd {
                     Command::Crash { restart_after } => {
