@@ -26,6 +26,9 @@ use lockbench_backends::servers::local::{LocalCluster, ServerOptions};
 use lockbench_backends::servers::{ServerKind, Servers};
 use serde_json::Value;
 
+#[allow(dead_code)]
+mod common;
+
 fn lockbench(args: &[&str]) -> String {
     let o = Command::new(env!("CARGO_BIN_EXE_lockbench")).args(args).output().expect("run lockbench");
     let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
@@ -344,8 +347,7 @@ fn lwt_cost_shows_corrected_latency_and_offered_vs_achieved_rate() {
         assert!((achieved - offered).abs() <= 0.2 * offered, "{n}: achieved {achieved}/s of {offered}/s");
         // The first second issues requests at the offered rate (±20 %).
         let start = b["start_ns"].as_u64().unwrap();
-        let first_second = std::fs::read_to_string(dir.join("history.jsonl"))
-            .unwrap()
+        let first_second = common::history_text(&dir)
             .lines()
             .skip(1)
             .map(|l| serde_json::from_str::<Value>(l).unwrap())
