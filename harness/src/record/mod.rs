@@ -219,6 +219,8 @@ impl Source for spill::Spilled {
 pub enum Recorded {
     Memory(History),
     Disk(spill::Spilled),
+    /// One backend's events in a result folder's history file.
+    File(std::sync::Arc<FileSource>, u64),
 }
 
 impl Recorded {
@@ -227,6 +229,7 @@ impl Recorded {
         match self {
             Recorded::Memory(h) => h.events.len() as u64,
             Recorded::Disk(s) => s.events,
+            Recorded::File(_, n) => *n,
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -237,6 +240,7 @@ impl Recorded {
         match self {
             Recorded::Memory(h) => h.events.iter().any(|e| e.kind == Kind::Invoke),
             Recorded::Disk(s) => s.invokes > 0,
+            Recorded::File(..) => true,
         }
     }
     /// Every event in memory (tests, small histories).
@@ -244,6 +248,11 @@ impl Recorded {
         match self {
             Recorded::Memory(h) => Ok(h.clone()),
             Recorded::Disk(s) => s.load(),
+            Recorded::File(f, _) => {
+                let mut events = Vec::new();
+                f.scan(&mut |e| events.push(e.clone()))?;
+                Ok(History { events, start: f.start, end: f.end })
+            }
         }
     }
 }
@@ -253,18 +262,21 @@ impl Source for Recorded {
         match self {
             Recorded::Memory(h) => h.start,
             Recorded::Disk(s) => s.start,
+            Recorded::File(f, _) => f.start,
         }
     }
     fn end(&self) -> u64 {
         match self {
             Recorded::Memory(h) => h.end,
             Recorded::Disk(s) => s.end,
+            Recorded::File(f, _) => f.end,
         }
     }
     fn scan(&self, f: &mut dyn FnMut(&Event)) -> io::Result<()> {
         match self {
             Recorded::Memory(h) => h.scan(f),
             Recorded::Disk(s) => s.scan(f),
+            Recorded::File(src, _) => src.scan(f),
         }
     }
 }

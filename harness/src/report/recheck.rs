@@ -41,25 +41,30 @@ fn runs_of(events: Vec<(String, Event)>, old: Option<&Summary>) -> Vec<BackendRu
         let mut events = per.remove(&name).unwrap_or_default();
         events.sort_by_key(|e| e.t);
         let known = old.and_then(|s| s.backends.iter().find(|b| b.name == name));
-        let mut caps = Capabilities::default();
         let (start, end) = match known {
-            Some(b) => {
-                let c = &b.capabilities;
-                (caps.lease, caps.renew, caps.fencing) = (c.lease, c.renew, c.fencing);
-                (caps.blocking_wait, caps.multi_process, caps.naive) = (c.blocking_wait, c.multi_process, c.naive);
-                (b.start_ns, b.end_ns)
-            }
+            Some(b) => (b.start_ns, b.end_ns),
             None => (events.first().map_or(0, |e| e.t), events.last().map_or(0, |e| e.t)),
         };
         runs.push(BackendRun {
             backend: name,
-            capabilities: caps,
+            capabilities: capabilities(known),
             history: Recorded::Memory(History { events, start, end }),
             interrupted: old.is_some_and(|s| s.interrupted),
             warm_up_ns: known.map_or(0, |b| (b.warm_up_s * 1e9) as u64),
         });
     }
     runs
+}
+
+/// A backend's capabilities as its summary states them (unknown: none).
+fn capabilities(known: Option<&super::BackendSummary>) -> Capabilities {
+    let mut caps = Capabilities::default();
+    if let Some(b) = known {
+        let c = &b.capabilities;
+        (caps.lease, caps.renew, caps.fencing) = (c.lease, c.renew, c.fencing);
+        (caps.blocking_wait, caps.multi_process, caps.naive) = (c.blocking_wait, c.multi_process, c.naive);
+    }
+    caps
 }
 
 /// Re-check a result folder; returns the new summary and the figures that changed
@@ -73,16 +78,67 @@ pub fn folder(dir: &Path) -> Result<(Summary, Vec<String>)> {
         );
     }
     let hp = crate::record::history_path(dir);
-    let (run_id, events) = crate::record::open_history(&hp)
-        .and_then(crate::record::read_history)
+    // A first pass: the run id, and per backend its events' count, time span and
+    // whether they are in time order (a hand-edited history may not be).
+    struct Seen {
+        n: u64,
+        first: u64,
+        last: u64,
+        sorted: bool,
+    }
+    let mut seen: Vec<(String, Seen)> = Vec::new();
+    let run_id = crate::record::open_history(&hp)
+        .and_then(|r| {
+            crate::record::each_line(r, &mut |b, e| {
+                let i = match seen.iter().position(|(n, _)| n == b) {
+                    Some(i) => i,
+                    None => {
+                        seen.push((b.to_owned(), Seen { n: 0, first: e.t, last: e.t, sorted: true }));
+                        seen.len() - 1
+                    }
+                };
+                let s = &mut seen[i].1;
+                s.n += 1;
+                s.sorted &= e.t >= s.last;
+                s.first = s.first.min(e.t);
+                s.last = s.last.max(e.t);
+            })
+        })
         .with_context(|| format!("reading {}", hp.display()))?;
     if let Some(id) = &run_id
         && *id != old.run_id
     {
         eprintln!("warning: {} is run {id}, summary.json was run {}: checking the history", hp.display(), old.run_id);
     }
-    let n = events.len() as u64;
-    let runs = runs_of(events, Some(&old));
+    let n = seen.iter().map(|(_, s)| s.n).sum();
+    // Backends in the summary's order, then any the history adds. Each is read
+    // from the file as it is checked; one whose events are out of time order is
+    // read into memory and sorted.
+    let mut order: Vec<String> = old.backends.iter().map(|b| b.name.clone()).collect();
+    order.extend(seen.iter().map(|(b, _)| b.clone()).filter(|b| !order.contains(b)).collect::<Vec<_>>());
+    let mut runs = Vec::new();
+    for name in order {
+        let Some((_, st)) = seen.iter().find(|(b, _)| *b == name) else {
+            continue;
+        };
+        let known = old.backends.iter().find(|b| b.name == name);
+        let (start, end) = known.map_or((st.first, st.last), |b| (b.start_ns, b.end_ns));
+        let src = crate::record::FileSource { path: hp.clone(), backend: name.clone(), start, end };
+        let history = if st.sorted {
+            Recorded::File(std::sync::Arc::new(src), st.n)
+        } else {
+            let mut h = Recorded::File(std::sync::Arc::new(src), st.n).load()?;
+            h.events.sort_by_key(|e| e.t);
+            Recorded::Memory(h)
+        };
+        runs.push(BackendRun {
+            backend: name,
+            capabilities: capabilities(known),
+            history,
+            interrupted: old.interrupted,
+            warm_up_ns: known.map_or(0, |b| (b.warm_up_s * 1e9) as u64),
+        });
+    }
     let mut meta = old.clone();
     meta.backends.clear();
     meta.interrupted = false;
@@ -94,9 +150,14 @@ pub fn folder(dir: &Path) -> Result<(Summary, Vec<String>)> {
     let mut new = checked.summary;
     for b in &mut new.backends {
         let was = old.backends.iter().find(|o| o.name == b.name);
+        // What was measured or known beside the history is kept: the servers'
+        // versions, the repeats' figures, the round-trip floor, the offered rate,
+        // the expectation.
         b.server_version = was.and_then(|o| o.server_version.clone());
-        // The repeats' figures were measured, not derived from this history: kept.
         b.repeats = was.and_then(|o| o.repeats.clone());
+        b.set_rtt(was.and_then(|o| o.rtt_us));
+        b.offered_per_s = was.and_then(|o| o.offered_per_s);
+        b.expected = was.and_then(|o| o.expected.clone());
     }
     let changes = differences(&old, &new);
     // Keep the old summary, then write the new one and its report whole.
