@@ -323,3 +323,52 @@ fn history_text(dir: &std::path::Path) -> String {
     lockbench::record::open_history(&dir.join("history.jsonl.zst")).unwrap().read_to_string(&mut s).unwrap();
     s
 }
+
+#[test]
+fn history_violations_keeps_only_the_evidence_and_none_keeps_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let storm = scenarios().join("contention-storm.toml");
+    let run = |name: &str, mode: &str| {
+        let out = dir.path().join(name);
+        let o = lockbench(
+            &["run", storm.to_str().unwrap(), "-b", "sqlite-naive", "--duration", "1s", "--history", mode, "--out"]
+                .into_iter()
+                .chain([out.to_str().unwrap()])
+                .collect::<Vec<_>>(),
+            dir.path(),
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+        (out, s)
+    };
+    let (full, sf) = run("full", "full");
+    let (viol, sv) = run("violations", "violations");
+    let (none, sn) = run("none", "none");
+    assert_eq!(
+        (sf["history"].as_str(), sv["history"].as_str(), sn["history"].as_str()),
+        (Some("full"), Some("violations"), Some("none"))
+    );
+    // The same verdicts whatever is kept.
+    assert_eq!(sv["backends"][0]["verdict"], sf["backends"][0]["verdict"]);
+    assert_eq!(sf["backends"][0]["verdict"], "broken", "sqlite-naive breaks under the storm");
+    // The evidence: fewer events than the whole history, and each example's events.
+    let kept = history_text(&viol).lines().count() as u64 - 1;
+    assert_eq!(kept, sv["history_events"].as_u64().unwrap());
+    assert!(kept > 0 && kept < sf["history_events"].as_u64().unwrap() / 2, "{kept} of {}", sf["history_events"]);
+    let ov = &sv["backends"][0]["overlaps"][0];
+    let first = ov["first"]["events"][0]["t"].as_u64().unwrap();
+    assert!(history_text(&viol).contains(&format!("\"t\":{first},")), "an example's event is kept");
+    assert!(!none.join("history.jsonl.zst").exists() && sn["history_events"] == 0);
+    // Neither can be re-checked or re-rendered: said, and nothing changed.
+    for d in [&viol, &none] {
+        let page = std::fs::read(d.join("report.html")).unwrap();
+        for cmd in ["check", "report"] {
+            let o = lockbench(&[cmd, d.to_str().unwrap()], dir.path());
+            assert_eq!(o.status.code(), Some(1), "{cmd}: {}", text(&o));
+            assert!(text(&o).contains("--history"), "{cmd}: {}", text(&o));
+        }
+        assert_eq!(std::fs::read(d.join("report.html")).unwrap(), page);
+    }
+    assert!(lockbench(&["report", full.to_str().unwrap()], dir.path()).status.success());
+}
