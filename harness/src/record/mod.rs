@@ -28,6 +28,18 @@ pub enum Kind {
     Info,
 }
 
+impl Kind {
+    /// The word the history uses (`type`).
+    pub fn word(self) -> &'static str {
+        match self {
+            Kind::Invoke => "invoke",
+            Kind::Ok => "ok",
+            Kind::Fail => "fail",
+            Kind::Info => "info",
+        }
+    }
+}
+
 /// The operation (Jepsen's :f).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -43,6 +55,21 @@ pub enum Op {
     Crash,
     /// A fault window: invoke = it starts, ok = it ends.
     Fault,
+}
+
+impl Op {
+    /// The word the history uses (`f`).
+    pub fn word(self) -> &'static str {
+        match self {
+            Op::Acquire => "acquire",
+            Op::Release => "release",
+            Op::Renew => "renew",
+            Op::Read => "read",
+            Op::Write => "write",
+            Op::Crash => "crash",
+            Op::Fault => "fault",
+        }
+    }
 }
 
 /// One event. Fields that do not apply to an operation are 0 (tokens and owners
@@ -145,21 +172,7 @@ pub fn write_jsonl(src: &(impl Source + ?Sized), backend: &str, w: &mut impl Wri
 /// history is written by the hundred million: this is several times faster than
 /// serde's flattened struct, and a test holds the two to the same bytes).
 fn json_line(backend_json: &str, e: &Event, out: &mut Vec<u8>) {
-    let kind = match e.kind {
-        Kind::Invoke => "invoke",
-        Kind::Ok => "ok",
-        Kind::Fail => "fail",
-        Kind::Info => "info",
-    };
-    let op = match e.op {
-        Op::Acquire => "acquire",
-        Op::Release => "release",
-        Op::Renew => "renew",
-        Op::Read => "read",
-        Op::Write => "write",
-        Op::Crash => "crash",
-        Op::Fault => "fault",
-    };
+    let (kind, op) = (e.kind.word(), e.op.word());
     let _ = write!(
         out,
         "{{\"backend\":{backend_json},\"t\":{},\"client\":{},\"type\":\"{kind}\",\"f\":\"{op}\",\"key\":{}",

@@ -623,15 +623,6 @@ fn lane_view(b: &BackendSummary, i: usize, holders: [&HoldReport; 2], overlap: (
             });
         }
     }
-    let op_name = |op: Op| match op {
-        Op::Acquire => "acquire",
-        Op::Release => "release",
-        Op::Renew => "renew",
-        Op::Read => "read",
-        Op::Write => "write",
-        Op::Crash => "crash",
-        Op::Fault => "fault",
-    };
     let mut ops: Vec<LaneOp> = Vec::new();
     for (lane, c) in clients.iter().enumerate() {
         let mut mine: Vec<&crate::record::Event> = events.iter().copied().filter(|e| e.client == *c).collect();
@@ -656,10 +647,10 @@ fn lane_view(b: &BackendSummary, i: usize, holders: [&HoldReport; 2], overlap: (
                 from: rel(from),
                 to: rel(e.t),
                 outcome,
-                op: op_name(e.op),
+                op: Op::word(e.op),
                 title: format!(
                     "client {c} {} {}{said} · invoked {:.6} s ({from} ns), answered {:.6} s ({} ns)",
-                    op_name(e.op),
+                    Op::word(e.op),
                     if outcome == "info" { "unknown" } else { outcome },
                     rel(from),
                     rel(e.t),
@@ -673,10 +664,10 @@ fn lane_view(b: &BackendSummary, i: usize, holders: [&HoldReport; 2], overlap: (
                 from: rel(x.t),
                 to: t1,
                 outcome: "open",
-                op: op_name(x.op),
+                op: Op::word(x.op),
                 title: format!(
                     "client {c} {} invoked {:.6} s ({} ns), no answer in this window",
-                    op_name(x.op),
+                    Op::word(x.op),
                     rel(x.t),
                     x.t
                 ),
