@@ -259,7 +259,7 @@ impl LockBackend for Cassandra {
     }
     async fn session(&self) -> Result<Box<dyn LockSession>> {
         let inner = self.inner.get_or_try_init(|| self.connect()).await?.clone();
-        Ok(Box::new(Session { inner, flavor: self.flavor, clock: self.clock.clone() }))
+        Ok(Box::new(Session { inner, flavor: self.flavor, clock: self.clock.clone(), sent: Default::default() }))
     }
 }
 
@@ -267,6 +267,8 @@ struct Session {
     inner: Arc<Inner>,
     flavor: Flavor,
     clock: Clock,
+    /// CQL requests this session sent (the driver's own retries not counted).
+    sent: std::sync::atomic::AtomicU64,
 }
 
 /// The `[applied]` column of a conditional statement's answer.
@@ -290,24 +292,28 @@ fn first_bigint(r: scylla::response::query_result::QueryResult) -> Result<Option
 }
 
 impl Session {
+    /// One prepared statement, counted.
+    async fn exec(
+        &self,
+        stmt: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> std::result::Result<scylla::response::query_result::QueryResult, ExecutionError> {
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.db.execute_unpaged(stmt, values).await
+    }
+
     async fn owner_now(&self, key: &str) -> Result<Option<i64>> {
-        first_bigint(self.inner.db.execute_unpaged(&self.inner.read_owner, (key,)).await.map_err(classify)?)
+        first_bigint(self.exec(&self.inner.read_owner, (key,)).await.map_err(classify)?)
     }
 
     /// Advance the key's fencing counter by one with compare-and-set; the new value.
     async fn next_token(&self, key: &str) -> Result<u64> {
         for _ in 0..100 {
-            let cur =
-                first_bigint(self.inner.db.execute_unpaged(&self.inner.fence_read, (key,)).await.map_err(classify)?)?;
+            let cur = first_bigint(self.exec(&self.inner.fence_read, (key,)).await.map_err(classify)?)?;
             let done = match cur {
-                None => {
-                    applied(self.inner.db.execute_unpaged(&self.inner.fence_init, (key,)).await.map_err(classify)?)?
-                        .then_some(1)
-                }
-                Some(n) => applied(
-                    self.inner.db.execute_unpaged(&self.inner.fence_next, (n + 1, key, n)).await.map_err(classify)?,
-                )?
-                .then_some(n + 1),
+                None => applied(self.exec(&self.inner.fence_init, (key,)).await.map_err(classify)?)?.then_some(1),
+                Some(n) => applied(self.exec(&self.inner.fence_next, (n + 1, key, n)).await.map_err(classify)?)?
+                    .then_some(n + 1),
             };
             if let Some(t) = done {
                 return Ok(t as u64);
@@ -340,6 +346,10 @@ impl LockSession for Session {
         }
     }
 
+    fn requests_sent(&self) -> Option<u64> {
+        Some(self.sent.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     async fn try_acquire(&mut self, key: &str, lease: Duration) -> Result<Option<Lease>> {
         let owner = new_owner();
         let now = self.clock.now_ns();
@@ -350,11 +360,10 @@ impl LockSession for Session {
             granted_at: now,
             expires_at: now + lease.as_nanos() as u64,
         };
-        let db = &self.inner.db;
         let ttl = ttl_for(lease);
         match self.flavor {
             Flavor::Lwt | Flavor::LwtFenced => {
-                let got = match db.execute_unpaged(&self.inner.acquire, (key, owner as i64, ttl)).await {
+                let got = match self.exec(&self.inner.acquire, (key, owner as i64, ttl)).await {
                     Ok(r) => applied(r)?,
                     Err(e) => {
                         let err = classify(e);
@@ -381,44 +390,40 @@ impl LockSession for Session {
                 if self.owner_now(key).await?.is_some() {
                     return Ok(None);
                 }
-                db.execute_unpaged(&self.inner.acquire, (key, owner as i64)).await.map_err(classify)?;
+                self.exec(&self.inner.acquire, (key, owner as i64)).await.map_err(classify)?;
                 Ok(Some(grant(None)))
             }
             Flavor::Write => {
-                db.execute_unpaged(&self.inner.acquire, (key, owner as i64, ttl)).await.map_err(classify)?;
+                self.exec(&self.inner.acquire, (key, owner as i64, ttl)).await.map_err(classify)?;
                 Ok(Some(grant(None)))
             }
         }
     }
 
     async fn renew(&mut self, lease: &Lease, extend: Duration) -> Result<bool> {
-        let db = &self.inner.db;
         let (key, owner) = (lease.key.as_str(), lease.owner as i64);
         match self.flavor {
-            Flavor::Lwt | Flavor::LwtFenced => applied(
-                db.execute_unpaged(&self.inner.renew, (ttl_for(extend), owner, key, owner)).await.map_err(classify)?,
-            ),
+            Flavor::Lwt | Flavor::LwtFenced => {
+                applied(self.exec(&self.inner.renew, (ttl_for(extend), owner, key, owner)).await.map_err(classify)?)
+            }
             Flavor::Naive => {
-                db.execute_unpaged(&self.inner.renew, (key, owner)).await.map_err(classify)?;
+                self.exec(&self.inner.renew, (key, owner)).await.map_err(classify)?;
                 Ok(true)
             }
             Flavor::Write => {
-                db.execute_unpaged(&self.inner.renew, (key, owner, ttl_for(extend))).await.map_err(classify)?;
+                self.exec(&self.inner.renew, (key, owner, ttl_for(extend))).await.map_err(classify)?;
                 Ok(true)
             }
         }
     }
 
     async fn release(&mut self, lease: &Lease) -> Result<bool> {
-        let db = &self.inner.db;
         match self.flavor {
             Flavor::Lwt | Flavor::LwtFenced => applied(
-                db.execute_unpaged(&self.inner.release, (lease.key.as_str(), lease.owner as i64))
-                    .await
-                    .map_err(classify)?,
+                self.exec(&self.inner.release, (lease.key.as_str(), lease.owner as i64)).await.map_err(classify)?,
             ),
             Flavor::Naive | Flavor::Write => {
-                db.execute_unpaged(&self.inner.release, (lease.key.as_str(),)).await.map_err(classify)?;
+                self.exec(&self.inner.release, (lease.key.as_str(),)).await.map_err(classify)?;
                 Ok(true)
             }
         }

@@ -24,6 +24,8 @@ pub mod inprocess;
 pub mod redis;
 #[cfg(feature = "redis")]
 pub mod redlock;
+#[cfg(feature = "redis")]
+pub mod resp;
 pub mod servers;
 pub mod sqlite;
 
@@ -179,6 +181,13 @@ pub trait LockSession: Send {
     /// that another owner holds, except in a `*-naive` backend. `Ok(false)`: it was
     /// no longer ours.
     async fn release(&mut self, lease: &Lease) -> Result<bool>;
+
+    /// Requests this session has sent to its servers so far (every instance's, for
+    /// Redlock), or `None` where there is no server or the client cannot count
+    /// them. The harness records the difference across each operation.
+    fn requests_sent(&self) -> Option<u64> {
+        None
+    }
 
     /// The server's own version, for the report: Redis's `redis_version`,
     /// Cassandra's `release_version`, SQLite's `sqlite_version()`; not the version of

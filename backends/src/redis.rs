@@ -11,8 +11,9 @@
 //! command (a crash in between leaves a lock that never expires), and `DEL` without
 //! an owner check (a holder whose lease ran out deletes its successor's lock).
 //!
-//! Each session has its own connection (a crashed session is a dropped connection);
-//! the connection manager reconnects after a server restart.
+//! Each session has its own dedicated connection ([`crate::resp::Conn`]: no
+//! channel hop to a driver task between the client and the socket; a crashed
+//! session is a dropped connection), which reconnects after a server restart.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{IntoConnectionInfo, RedisError, Script};
 
+use crate::resp::{Conn, Reply};
 use crate::{BackendEnv, BackendError, Capabilities, Clock, Lease, LockBackend, LockSession, Result, new_owner};
 
 /// How long one command may take before its outcome is called unknown. Loopback
@@ -157,7 +159,7 @@ impl LockBackend for Redis {
     }
     async fn session(&self) -> Result<Box<dyn LockSession>> {
         Ok(Box::new(Session {
-            conn: connect(&self.endpoint, RESPONSE_TIMEOUT)?,
+            conn: Conn::new(&self.endpoint, RESPONSE_TIMEOUT)?,
             naive: self.naive,
             clock: self.clock.clone(),
             scripts: self.scripts.clone(),
@@ -166,7 +168,7 @@ impl LockBackend for Redis {
 }
 
 struct Session {
-    conn: ConnectionManager,
+    conn: Conn,
     naive: bool,
     clock: Clock,
     scripts: Arc<Scripts>,
@@ -175,53 +177,92 @@ struct Session {
 /// `redis_version` from a server's `INFO server`.
 pub(crate) async fn redis_version(conn: &mut ConnectionManager) -> Result<Option<String>> {
     let info: String = redis::cmd("INFO").arg("server").query_async(conn).await.map_err(classify)?;
-    Ok(info.lines().find_map(|l| l.strip_prefix("redis_version:")).map(|v| format!("Redis {}", v.trim())))
+    Ok(version_of(&info))
+}
+
+fn version_of(info: &str) -> Option<String> {
+    info.lines().find_map(|l| l.strip_prefix("redis_version:")).map(|v| format!("Redis {}", v.trim()))
+}
+
+impl Session {
+    /// EVALSHA, or EVAL when the server does not have the script (a restarted
+    /// server, or a first call): the answer as an integer.
+    async fn script(&mut self, script: &Script, body: &str, keys: &[&[u8]], args: &[&[u8]]) -> Result<i64> {
+        let n = keys.len().to_string();
+        let sha = script.get_hash().as_bytes();
+        let mut cmd: Vec<&[u8]> = Vec::with_capacity(3 + keys.len() + args.len());
+        cmd.extend([b"EVALSHA".as_slice(), sha, n.as_bytes()]);
+        cmd.extend(keys);
+        cmd.extend(args);
+        match self.conn.call(&cmd).await? {
+            Reply::Error(e) if e.starts_with("NOSCRIPT") => {
+                (cmd[0], cmd[1]) = (b"EVAL", body.as_bytes());
+                self.conn.call(&cmd).await?.int()
+            }
+            r => r.int(),
+        }
+    }
+
+    async fn int(&mut self, args: &[&[u8]]) -> Result<i64> {
+        self.conn.call(args).await?.int()
+    }
 }
 
 #[async_trait]
 impl LockSession for Session {
     async fn server_version(&mut self) -> Result<Option<String>> {
-        redis_version(&mut self.conn).await
+        match self.conn.call(&[b"INFO", b"server"]).await? {
+            Reply::Bulk(Some(b)) => Ok(version_of(&String::from_utf8_lossy(&b))),
+            Reply::Error(e) => Err(BackendError::Rejected(e)),
+            _ => Ok(None),
+        }
     }
 
     /// `PING`, bounded by the connection and response timeouts.
     async fn ping(&mut self) -> Result<()> {
-        let _: String = redis::cmd("PING").query_async(&mut self.conn).await.map_err(classify)?;
-        Ok(())
+        match self.conn.call(&[b"PING"]).await? {
+            Reply::Error(e) if e.starts_with("NOAUTH") || e.starts_with("WRONGPASS") => {
+                Err(BackendError::Unavailable(format!("redis: {e}")))
+            }
+            Reply::Error(e) => Err(BackendError::Rejected(e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn requests_sent(&self) -> Option<u64> {
+        Some(self.conn.sent)
     }
 
     async fn try_acquire(&mut self, key: &str, lease: Duration) -> Result<Option<Lease>> {
         let owner = new_owner();
         let value = owner_value(owner);
         let k = lock_key(key);
-        let ttl = lease.as_millis().max(1) as u64;
+        let ttl = lease.as_millis().max(1).to_string();
         // The lease's clock starts before the request leaves: the server's TTL
         // starts later, so this estimate can only be early, never late.
         let now = self.clock.now_ns();
         let token: Option<u64> = if self.naive {
-            let set: bool =
-                redis::cmd("SETNX").arg(&k).arg(&value).query_async(&mut self.conn).await.map_err(classify)?;
-            if !set {
+            if self.int(&[b"SETNX", k.as_bytes(), value.as_bytes()]).await? != 1 {
                 return Ok(None);
             }
             // The second round trip: a crash right here leaves a lock without TTL.
-            let _: bool = redis::cmd("PEXPIRE").arg(&k).arg(ttl).query_async(&mut self.conn).await.map_err(classify)?;
+            self.int(&[b"PEXPIRE", k.as_bytes(), ttl.as_bytes()]).await?;
             None
         } else {
-            let t: u64 = self
-                .scripts
-                .acquire
-                .key(&k)
-                .key(format!("{k}:token"))
-                .arg(&value)
-                .arg(ttl)
-                .invoke_async(&mut self.conn)
-                .await
-                .map_err(classify)?;
-            if t == 0 {
+            let scripts = self.scripts.clone();
+            let token_key = format!("{k}:token");
+            let t = self
+                .script(
+                    &scripts.acquire,
+                    ACQUIRE,
+                    &[k.as_bytes(), token_key.as_bytes()],
+                    &[value.as_bytes(), ttl.as_bytes()],
+                )
+                .await?;
+            if t <= 0 {
                 return Ok(None);
             }
-            Some(t)
+            Some(t as u64)
         };
         Ok(Some(Lease {
             key: key.to_owned(),
@@ -233,39 +274,27 @@ impl LockSession for Session {
     }
 
     async fn renew(&mut self, lease: &Lease, extend: Duration) -> Result<bool> {
-        let n: i64 = if self.naive {
+        let (k, ms) = (lock_key(&lease.key), extend.as_millis().max(1).to_string());
+        let n = if self.naive {
             // No owner check: extends whoever holds the key now.
-            redis::cmd("PEXPIRE")
-                .arg(lock_key(&lease.key))
-                .arg(extend.as_millis().max(1) as u64)
-                .query_async(&mut self.conn)
-                .await
-                .map_err(classify)?
+            self.int(&[b"PEXPIRE", k.as_bytes(), ms.as_bytes()]).await?
         } else {
-            self.scripts
-                .renew
-                .key(lock_key(&lease.key))
-                .arg(owner_value(lease.owner))
-                .arg(extend.as_millis().max(1) as u64)
-                .invoke_async(&mut self.conn)
-                .await
-                .map_err(classify)?
+            let scripts = self.scripts.clone();
+            let v = owner_value(lease.owner);
+            self.script(&scripts.renew, RENEW, &[k.as_bytes()], &[v.as_bytes(), ms.as_bytes()]).await?
         };
         Ok(n == 1)
     }
 
     async fn release(&mut self, lease: &Lease) -> Result<bool> {
-        let n: i64 = if self.naive {
+        let k = lock_key(&lease.key);
+        let n = if self.naive {
             // No owner check: deletes whoever holds the key now.
-            redis::cmd("DEL").arg(lock_key(&lease.key)).query_async(&mut self.conn).await.map_err(classify)?
+            self.int(&[b"DEL", k.as_bytes()]).await?
         } else {
-            self.scripts
-                .release
-                .key(lock_key(&lease.key))
-                .arg(owner_value(lease.owner))
-                .invoke_async(&mut self.conn)
-                .await
-                .map_err(classify)?
+            let scripts = self.scripts.clone();
+            let v = owner_value(lease.owner);
+            self.script(&scripts.release, RELEASE, &[k.as_bytes()], &[v.as_bytes()]).await?
         };
         Ok(n == 1)
     }

@@ -58,6 +58,7 @@ impl LockBackend for Redlock {
         let conns = self.endpoints.iter().map(|e| connect(e, RESPONSE_TIMEOUT)).collect::<Result<Vec<_>>>()?;
         Ok(Box::new(Session {
             conns,
+            sent: Default::default(),
             endpoints: self.endpoints.clone(),
             clock: self.clock.clone(),
             scripts: self.scripts.clone(),
@@ -67,6 +68,8 @@ impl LockBackend for Redlock {
 
 struct Session {
     conns: Vec<ConnectionManager>,
+    /// Requests sent, every instance's (one per instance per `on_all`).
+    sent: std::sync::atomic::AtomicU64,
     /// For messages only (printed through `servers::redact`).
     endpoints: Vec<String>,
     clock: Clock,
@@ -99,6 +102,7 @@ impl Session {
         Fut: std::future::Future<Output = Result<T>> + Send + 'static,
         T: Send + 'static,
     {
+        self.sent.fetch_add(self.conns.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let handles: Vec<_> = self
             .conns
             .iter()
@@ -141,6 +145,10 @@ impl LockSession for Session {
             Some(c) => Ok(crate::redis::redis_version(c).await?.map(|v| format!("{v} ×{n}"))),
             None => Ok(None),
         }
+    }
+
+    fn requests_sent(&self) -> Option<u64> {
+        Some(self.sent.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// `PING` on every instance at once; answered when a majority answers (Redlock

@@ -925,6 +925,13 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
                     spread("acquire p99")
                 );
             }
+            if let Some(r) = &b.requests_per_op {
+                let each: Vec<String> = [("acquire", r.acquire), ("release", r.release), ("renew", r.renew)]
+                    .into_iter()
+                    .filter_map(|(op, m)| m.map(|m| format!("{op} {m:.1}")))
+                    .collect();
+                println!("  {:<14} requests sent per operation: {}", "", each.join(", "));
+            }
             for line in notes(s, b) {
                 println!("  {:<14} {line}", "");
             }

@@ -218,9 +218,23 @@ pub struct Verdict {
     /// The busiest keys and their grants, busiest first (at most [`BUSIEST_KEYS`]).
     #[serde(skip)]
     pub busiest_keys: Vec<(u32, u64)>,
+    /// Requests sent (the answers' `n`) and the answers that counted them, per
+    /// operation: acquire, release, renew.
+    #[serde(skip)]
+    pub requests: [(u64, u64); 3],
 }
 
 impl Verdict {
+    /// Mean requests per acquire, release and renew; None where none was counted.
+    pub fn requests_per_op(&self) -> Option<crate::report::summary::PerOp> {
+        let mean = |(sum, n): (u64, u64)| (n > 0).then(|| sum as f64 / n as f64);
+        let [a, r, n] = self.requests.map(mean);
+        (a.is_some() || r.is_some() || n.is_some()).then_some(crate::report::summary::PerOp {
+            acquire: a,
+            release: r,
+            renew: n,
+        })
+    }
     /// Overlapping pairs of any class (a detail; see `holds_overlapped`).
     pub fn violations(&self) -> u64 {
         self.within_lease + self.after_expiry
@@ -385,6 +399,18 @@ impl Checker {
         self.avail.event(e);
         if e.kind == Kind::Info {
             self.v.unknown_outcomes += 1;
+        }
+        if e.n > 0 {
+            let i = match e.op {
+                Op::Acquire => Some(0),
+                Op::Release => Some(1),
+                Op::Renew => Some(2),
+                _ => None,
+            };
+            if let Some(i) = i {
+                self.v.requests[i].0 += u64::from(e.n);
+                self.v.requests[i].1 += 1;
+            }
         }
         match (e.op, e.kind) {
             (Op::Fault, Kind::Invoke) => {

@@ -104,6 +104,10 @@ pub struct Event {
     /// write ok: the version after the write.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub b: u64,
+    /// The answer to an acquire, renew or release: the requests the operation sent
+    /// to the servers (every instance's, for Redlock); 0 where they are not counted.
+    #[serde(default, skip_serializing_if = "is_zero32")]
+    pub n: u32,
     /// Why a fail or info happened; for faults, what the fault is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub msg: Option<Box<str>>,
@@ -113,10 +117,14 @@ fn is_zero(v: &u64) -> bool {
     *v == 0
 }
 
+fn is_zero32(v: &u32) -> bool {
+    *v == 0
+}
+
 impl Event {
     #[inline]
     pub fn new(t: u64, client: u32, kind: Kind, op: Op, key: u32) -> Self {
-        Event { t, client, kind, op, key, owner: 0, token: 0, a: 0, b: 0, msg: None }
+        Event { t, client, kind, op, key, owner: 0, token: 0, a: 0, b: 0, n: 0, msg: None }
     }
     /// Attach a message (an error's text): any password the process knows is
     /// replaced by `***` first, so none reaches a history.
@@ -178,7 +186,7 @@ fn json_line(backend_json: &str, e: &Event, out: &mut Vec<u8>) {
         "{{\"backend\":{backend_json},\"t\":{},\"client\":{},\"type\":\"{kind}\",\"f\":\"{op}\",\"key\":{}",
         e.t, e.client, e.key
     );
-    for (name, v) in [("owner", e.owner), ("token", e.token), ("a", e.a), ("b", e.b)] {
+    for (name, v) in [("owner", e.owner), ("token", e.token), ("a", e.a), ("b", e.b), ("n", u64::from(e.n))] {
         if v != 0 {
             let _ = write!(out, ",\"{name}\":{v}");
         }
@@ -468,6 +476,7 @@ mod tests {
                 all.push(e.clone());
                 e.token = 2;
                 e.a = 1;
+                e.n = 5;
                 all.push(e.clone().with_msg("a \"quoted\" \\ line\nwith é and \u{1}"));
             }
         }

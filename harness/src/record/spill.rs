@@ -277,6 +277,7 @@ pub fn encode_chunk(events: &[Event], out: &mut Vec<u8>) {
         put(out, e.token);
         put(out, e.a);
         put(out, e.b);
+        put(out, u64::from(e.n));
         match &e.msg {
             None => put(out, 0),
             Some(m) => {
@@ -306,6 +307,7 @@ pub fn decode_chunk(b: &[u8], out: &mut Vec<Event>) -> io::Result<()> {
         e.token = get(b, &mut i)?;
         e.a = get(b, &mut i)?;
         e.b = get(b, &mut i)?;
+        e.n = get(b, &mut i)? as u32;
         let m = get(b, &mut i)? as usize;
         if m > 0 {
             let s = b.get(i..i + m - 1).ok_or_else(|| bad("truncated message"))?;
@@ -328,7 +330,7 @@ mod tests {
     #[test]
     fn chunks_round_trip() {
         let mut e = ev(5, 1, Kind::Ok, Op::Acquire);
-        (e.owner, e.token, e.a, e.b) = (9, u64::MAX, 1 << 40, 7);
+        (e.owner, e.token, e.a, e.b, e.n) = (9, u64::MAX, 1 << 40, 7, 5);
         let f = ev(u64::MAX, 2, Kind::Fail, Op::Write).with_msg("stale token é");
         let g = ev(u64::MAX, 70_000, Kind::Info, Op::Fault);
         let mut raw = Vec::new();

@@ -517,7 +517,11 @@ fn table(bs: &[BackendSummary]) -> String {
                 naive = if b.capabilities.naive { " <small>(naive)</small>" } else { "" },
                 rtt = b
                     .rtt_us
-                    .map_or("no server: — RTT".to_owned(), |r| format!("RTT {}", us(r.p50_us.round() as u64))),
+                    .map_or("no server: — RTT".to_owned(), |r| format!("RTT {}", us(r.p50_us.round() as u64)))
+                    + &b.requests_per_op
+                        .as_ref()
+                        .and_then(|r| r.acquire)
+                        .map_or(String::new(), |a| format!(" · {a:.1} requests/acquire")),
             );
             for (_, _, f) in cols.iter() {
                 t.push_str(&f(b));

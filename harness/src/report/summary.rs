@@ -185,7 +185,11 @@ pub struct BackendSummary {
     pub rtt_us: Option<crate::run::calibrate::Rtt>,
     /// p50 latencies in units of that floor: acquire (granted), release, renew.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub p50_rtt: Option<OpRtt>,
+    pub p50_rtt: Option<PerOp>,
+    /// Mean requests each acquire, release and renew sent to the servers (every
+    /// instance's, for Redlock), where the client counts them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_op: Option<PerOp>,
     /// Open load: seconds the sessions took to be ready before the schedule
     /// started, excluded from the load window.
     #[serde(default)]
@@ -215,9 +219,10 @@ pub struct BackendSummary {
     pub lost: Vec<LostReport>,
 }
 
-/// p50 latencies in round trips (None: no such operation in the run).
+/// A figure per operation (None: no such operation in the run, or not counted):
+/// p50 latencies in round trips, requests per operation.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct OpRtt {
+pub struct PerOp {
     pub acquire: Option<f64>,
     pub release: Option<f64>,
     pub renew: Option<f64>,
@@ -247,7 +252,7 @@ impl BackendSummary {
         use crate::run::calibrate::in_rtt;
         self.rtt_us = rtt;
         let of = |p: &Percentiles, r: &crate::run::calibrate::Rtt| (p.count > 0).then(|| in_rtt(p.p50, r));
-        self.p50_rtt = rtt.map(|r| OpRtt {
+        self.p50_rtt = rtt.map(|r| PerOp {
             acquire: of(&self.acquire_latency_us, &r),
             release: of(&self.release_latency_us, &r),
             renew: of(&self.renew_latency_us, &r),
@@ -392,6 +397,7 @@ impl BackendSummary {
             harness_errors: v.harness_errors.clone(),
             rtt_us: None,
             p50_rtt: None,
+            requests_per_op: v.requests_per_op(),
             expected: None,
             warm_up_s: run.warm_up_ns as f64 / 1e9,
             offered_per_s: None,

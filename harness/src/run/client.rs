@@ -274,6 +274,14 @@ impl Shared {
     }
 }
 
+/// Requests the session sent since it had sent `before` (0: not counted).
+fn sent_since(s: &dyn LockSession, before: Option<u64>) -> u32 {
+    match (before, s.requests_sent()) {
+        (Some(b), Some(a)) => a.saturating_sub(b).min(u64::from(u32::MAX)) as u32,
+        _ => 0,
+    }
+}
+
 /// How a cycle ended (public for the recorder bench).
 pub enum HoldEnd {
     /// Released (or tried to), or the acquire got an answer (granted or not).
@@ -460,6 +468,7 @@ impl Client {
         inv.a = intended;
         self.rec.push(inv);
         self.shared.progress.attempts.fetch_add(1, Ordering::Relaxed);
+        let before = s.requests_sent();
         let acquire = async {
             if self.plan.acquire_only {
                 s.try_acquire(name, self.plan.lease).await
@@ -473,17 +482,20 @@ impl Client {
         };
         let Some(got) = got else {
             // The request may have been granted as the run gave up on it.
-            let ev =
+            let mut ev =
                 self.ev(Kind::Info, Op::Acquire, key).with_msg("the run's drain ended with this acquire in flight");
+            ev.n = sent_since(s, before);
             self.rec.push(ev);
             return HoldEnd::Done;
         };
+        let n = sent_since(s, before);
         match got {
             Ok(Some(lease)) => {
                 let mut ok = self.ev(Kind::Ok, Op::Acquire, key);
                 ok.owner = lease.owner;
                 ok.token = lease.fencing_token.unwrap_or(0);
                 ok.a = true_remaining(&lease, &self.lease_clock);
+                ok.n = n;
                 self.rec.push(ok);
                 self.shared.progress.grants.fetch_add(1, Ordering::Relaxed);
                 if self.plan.acquire_only {
@@ -495,7 +507,8 @@ impl Client {
                 // A try without waiting found the key held: a refusal, not a wait
                 // that timed out.
                 let why = if self.plan.acquire_only || self.plan.wait.max.is_zero() { REFUSED } else { "timeout" };
-                let ev = self.ev(Kind::Fail, Op::Acquire, key).with_msg(why);
+                let mut ev = self.ev(Kind::Fail, Op::Acquire, key).with_msg(why);
+                ev.n = n;
                 self.rec.push(ev);
                 HoldEnd::Done
             }
@@ -503,7 +516,8 @@ impl Client {
                 // Unknown (a timeout or lost connection mid-request): the grant may
                 // have happened, so this is info, never fail.
                 let kind = if e.is_indeterminate() { Kind::Info } else { Kind::Fail };
-                let ev = self.ev(kind, Op::Acquire, key).with_msg(e.to_string());
+                let mut ev = self.ev(kind, Op::Acquire, key).with_msg(e.to_string());
+                ev.n = n;
                 self.rec.push(ev);
                 HoldEnd::Failed
             }
@@ -579,16 +593,22 @@ impl Client {
                 let mut inv = with(self.ev(Kind::Invoke, Op::Renew, key));
                 inv.a = self.plan.lease.as_nanos() as u64;
                 self.rec.push(inv);
-                match s.renew(lease, self.plan.lease).await {
-                    Ok(true) => self.rec.push(with(self.ev(Kind::Ok, Op::Renew, key))),
+                let before = s.requests_sent();
+                let r = s.renew(lease, self.plan.lease).await;
+                let counted = |mut e: Event| {
+                    e.n = sent_since(s, before);
+                    e
+                };
+                match r {
+                    Ok(true) => self.rec.push(counted(with(self.ev(Kind::Ok, Op::Renew, key)))),
                     Ok(false) => {
-                        self.rec.push(with(self.ev(Kind::Fail, Op::Renew, key)).with_msg("lease lost"));
+                        self.rec.push(counted(with(self.ev(Kind::Fail, Op::Renew, key))).with_msg("lease lost"));
                         lost = true;
                         break;
                     }
                     Err(e) => {
                         let kind = if e.is_indeterminate() { Kind::Info } else { Kind::Fail };
-                        self.rec.push(with(self.ev(kind, Op::Renew, key)).with_msg(e.to_string()));
+                        self.rec.push(counted(with(self.ev(kind, Op::Renew, key))).with_msg(e.to_string()));
                     }
                 }
             }
@@ -619,6 +639,7 @@ impl Client {
 
         // Release.
         self.rec.push(with(self.ev(Kind::Invoke, Op::Release, key)));
+        let before = s.requests_sent();
         let released = tokio::select! {
             r = s.release(lease) => Some(r),
             _ = async {
@@ -632,13 +653,14 @@ impl Client {
                 .push(with(self.ev(Kind::Info, Op::Release, key)).with_msg("no answer before the run's drain ended"));
             return HoldEnd::Done;
         };
-        let ev = match released {
+        let mut ev = match released {
             Ok(true) => with(self.ev(Kind::Ok, Op::Release, key)),
             Ok(false) => with(self.ev(Kind::Fail, Op::Release, key)).with_msg("not the owner any more"),
             // Unknown: the release may have happened; the key may still be held.
             Err(e) if e.is_indeterminate() => with(self.ev(Kind::Info, Op::Release, key)).with_msg(e.to_string()),
             Err(e) => with(self.ev(Kind::Fail, Op::Release, key)).with_msg(e.to_string()),
         };
+        ev.n = sent_since(s, before);
         self.rec.push(ev);
         HoldEnd::Done
     }
