@@ -66,9 +66,12 @@ COMMIT;";
 /// is held, so a later grant always has a higher token. (A token from VALUES
 /// would be drawn before waiting for the row, and a slow statement could then
 /// write a token lower than its predecessor's.) The INSERT path runs once per key
-/// ever: release keeps the row.
+/// ever: release keeps the row. The NOT EXISTS pre-check makes an attempt on a
+/// held key a plain read: without it, ON CONFLICT locks the row (a write, a
+/// transaction id, and an fsync at commit) for every refused attempt.
 const ACQUIRE: &str = "INSERT INTO lockbench_locks AS l (key, owner, token, expires_at)
-VALUES ($1, $2, nextval('lockbench_fence'), now() + $3::float8 * interval '1 second')
+SELECT $1, $2, nextval('lockbench_fence'), now() + $3::float8 * interval '1 second'
+WHERE NOT EXISTS (SELECT 1 FROM lockbench_locks WHERE key = $1 AND expires_at >= now())
 ON CONFLICT (key) DO UPDATE
   SET owner = EXCLUDED.owner, token = nextval('lockbench_fence'), expires_at = EXCLUDED.expires_at
   WHERE l.expires_at < now()
