@@ -416,6 +416,32 @@ mod tests {
     }
 
     #[test]
+    fn postgres_urls_carry_a_database_name_and_never_show_their_password() {
+        for (text, user, db) in [
+            ("postgres://app:PgPw1@127.0.0.1:5432/locks", Some("app"), Some("locks")),
+            ("postgresql://app:PgPw1@127.0.0.1:5432", Some("app"), None),
+            ("app:PgPw1@127.0.0.1:5432", Some("app"), None),
+            ("postgres://127.0.0.1:5432/7", None, Some("7")),
+        ] {
+            let e = Endpoint::parse(ServerKind::Postgres, text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!((e.host.as_str(), e.port, e.user.as_deref()), ("127.0.0.1", 5432, user), "{text}");
+            assert_eq!(e.database.as_deref(), db, "{text}");
+            assert_eq!(e.db, None, "{text}");
+            let shown = format!("{e} {e:?} {}", e.reproducible(ServerKind::Postgres));
+            assert!(!shown.contains("PgPw1"), "{shown}");
+            let back = Endpoint::from_env(&e.to_env()).unwrap();
+            assert_eq!(
+                (back.password(), back.database.clone().or(back.db.map(|n| n.to_string()))),
+                (e.password(), e.database.clone())
+            );
+        }
+        // A database name is not a Redis database number, nor a postgres URL a Redis one.
+        assert!(Endpoint::parse(ServerKind::Redis, "redis://h:1/locks").is_err());
+        assert!(Endpoint::parse(ServerKind::Redis, "postgres://h:1").is_err());
+        assert!(Endpoint::parse(ServerKind::Cassandra, "h:9042/ks").is_err());
+    }
+
+    #[test]
     fn malformed_forms_are_refused_without_their_password() {
         for text in [
             ":Secret9@127.0.0.1",

@@ -636,7 +636,13 @@ impl Servers for LocalCluster {
     fn version(&self) -> Option<String> {
         let (program, _) = self.program(None).ok()?;
         let out = Command::new(program).arg("--version").output().ok()?;
-        let v = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let mut v = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if self.kind == ServerKind::Pgbouncer
+            && let Some(o) = which("pgbouncer").and_then(|p| Command::new(p).arg("--version").output().ok())
+        {
+            let front = String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("PgBouncer").trim().to_owned();
+            v = format!("{v} behind {front} (transaction pooling)");
+        }
         let skewed: Vec<String> = self
             .procs()
             .iter()

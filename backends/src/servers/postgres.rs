@@ -144,6 +144,14 @@ ignore_startup_parameters = extra_float_digits,options
 /// starting answers the startup message with an error ('E'); a ready one asks for
 /// (or grants) authentication ('R').
 pub fn probe(s: &mut TcpStream) -> bool {
+    let ok = probe_open(s);
+    // Terminate, so that the server does not log an unexpected EOF.
+    let _ = s.write_all(&[b'X', 0, 0, 0, 4]);
+    ok
+}
+
+/// [`probe`], leaving the login open (a test's idle client connection).
+pub fn probe_open(s: &mut TcpStream) -> bool {
     let mut body = Vec::new();
     body.extend_from_slice(&196_608u32.to_be_bytes()); // protocol 3.0
     for (k, v) in [("user", SUPERUSER), ("database", "postgres")] {
@@ -156,8 +164,5 @@ pub fn probe(s: &mut TcpStream) -> bool {
     let mut msg = ((body.len() + 4) as u32).to_be_bytes().to_vec();
     msg.extend_from_slice(&body);
     let mut first = [0u8; 1];
-    let ok = s.write_all(&msg).is_ok() && s.read_exact(&mut first).is_ok() && first[0] == b'R';
-    // Terminate, so that the server does not log an unexpected EOF.
-    let _ = s.write_all(&[b'X', 0, 0, 0, 4]);
-    ok
+    s.write_all(&msg).is_ok() && s.read_exact(&mut first).is_ok() && first[0] == b'R'
 }
