@@ -4,8 +4,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lockbench_backends::servers::{ServerKind, Servers};
 use lockbench_backends::servers::local::{LocalCluster, ServerOptions};
+use lockbench_backends::servers::{ServerKind, Servers};
 
 const CHILD_ENV: &str = "LOCKBENCH_ORPHAN_CHILD";
 
