@@ -20,6 +20,8 @@ use async_trait::async_trait;
 pub mod cassandra;
 pub mod clock;
 pub mod inprocess;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "redis")]
@@ -324,7 +326,10 @@ pub fn registry() -> Vec<BackendInfo> {
     let (_, cass_fenced) = feature_open!("cassandra", cassandra::open_lwt_fenced);
     let (_, cass_naive) = feature_open!("cassandra", cassandra::open_naive);
     let (_, cass_write) = feature_open!("cassandra", cassandra::open_write);
-    use servers::ServerKind::{Cassandra, CassandraPaxosV1, Redis};
+    let (pg_on, pg_advisory) = feature_open!("postgres", postgres::open_advisory);
+    let (_, pg_lease) = feature_open!("postgres", postgres::open_lease);
+    let (_, pg_pooled) = feature_open!("postgres", postgres::open_pooled);
+    use servers::ServerKind::{Cassandra, CassandraPaxosV1, Pgbouncer, Postgres, Redis};
     vec![
         BackendInfo {
             name: "inprocess",
@@ -402,6 +407,27 @@ pub fn registry() -> Vec<BackendInfo> {
             about: "NOT A LOCK: one plain INSERT USING TTL, always granted: the cost an LWT is compared with",
             compiled: cass_on,
             open: cass_write,
+        },
+        BackendInfo {
+            name: "postgres-advisory",
+            needs: Needs::Servers { kind: Postgres, n: 1 },
+            about: "PostgreSQL session advisory lock (pg_try_advisory_lock; native wait under lock_timeout); no lease, no fencing",
+            compiled: pg_on,
+            open: pg_advisory,
+        },
+        BackendInfo {
+            name: "postgres-lease",
+            needs: Needs::Servers { kind: Postgres, n: 1 },
+            about: "PostgreSQL lease row: INSERT ON CONFLICT DO UPDATE WHERE expired, sequence fencing token, server clock",
+            compiled: pg_on,
+            open: pg_lease,
+        },
+        BackendInfo {
+            name: "postgres-advisory-pooled",
+            needs: Needs::Servers { kind: Pgbouncer, n: 1 },
+            about: "UNSAFE on purpose: advisory locks through PgBouncer in transaction pooling mode",
+            compiled: pg_on,
+            open: pg_pooled,
         },
     ]
 }

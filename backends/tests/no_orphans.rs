@@ -4,8 +4,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lockbench_backends::servers::ServerKind;
 use lockbench_backends::servers::local::{LocalCluster, ServerOptions};
+use lockbench_backends::servers::{ServerKind, Servers};
 
 const CHILD_ENV: &str = "LOCKBENCH_ORPHAN_CHILD";
 
@@ -45,4 +45,67 @@ fn servers_die_with_a_panicking_test() {
     }
     let left: Vec<&u32> = pids.iter().filter(|p| alive(**p)).collect();
     assert!(left.is_empty(), "redis servers outlived the panicking test: {left:?}");
+}
+
+/// Every process below this one (from /proc).
+fn my_descendants() -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut todo = vec![std::process::id()];
+    while let Some(p) = todo.pop() {
+        for task in std::fs::read_dir(format!("/proc/{p}/task")).into_iter().flatten().flatten() {
+            let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for c in list.split_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
+                out.push(c);
+                todo.push(c);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn postgres_its_backends_and_pgbouncer_die_with_a_panicking_test() {
+    const CHILD: &str = "LOCKBENCH_ORPHAN_CHILD_PG";
+    if std::env::var(CHILD).is_ok() {
+        let c = LocalCluster::start(ServerKind::Pgbouncer, 1, ServerOptions::default())
+            .expect("start postgres and pgbouncer (scripts/setup)");
+        // Two client connections through PgBouncer, so that the server has backend
+        // processes besides its own workers.
+        let port: u16 = c.endpoints()[0].rsplit_once(':').unwrap().1.parse().unwrap();
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            assert!(lockbench_backends::servers::postgres::probe_open(&mut s));
+            held.push(s);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        println!("PIDS {:?}", my_descendants());
+        std::mem::forget(c);
+        std::mem::forget(held);
+        panic!("deliberate panic with servers running");
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "postgres_its_backends_and_pgbouncer_die_with_a_panicking_test", "--nocapture"])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "the child was meant to panic:\n{text}");
+    let line =
+        text.lines().find_map(|l| l.split_once("PIDS ").map(|x| x.1)).unwrap_or_else(|| panic!("no pids in:\n{text}"));
+    let pids: Vec<u32> =
+        line.trim_matches(|c| c == '[' || c == ']').split(',').filter_map(|p| p.trim().parse().ok()).collect();
+    let names: Vec<String> = pids
+        .iter()
+        .map(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default().trim().to_owned())
+        .collect();
+    // The postmaster, its workers (checkpointer, walwriter, ...), the backends of
+    // PgBouncer's server connections, and PgBouncer.
+    assert!(pids.len() >= 5, "too few processes seen: {line}");
+    let t0 = Instant::now();
+    while pids.iter().any(|p| alive(*p)) && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<&u32> = pids.iter().filter(|p| alive(**p)).collect();
+    assert!(left.is_empty(), "outlived the panicking test: {left:?} of {pids:?} {names:?}");
 }

@@ -211,8 +211,9 @@ impl Providers {
             };
             let Some(k) = kinds.iter().find(|k| k.name() == kind) else {
                 bail!(
-                    "--endpoints `{}`: unknown server kind `{kind}` (known: redis, cassandra, cassandra_v1)",
-                    lockbench_backends::servers::redact(e)
+                    "--endpoints `{}`: unknown server kind `{kind}` (known: {})",
+                    lockbench_backends::servers::redact(e),
+                    kinds.map(|k| k.name()).join(", ")
                 );
             };
             p.external.insert(*k, External::parse(*k, list).context("--endpoints")?);

@@ -48,12 +48,22 @@ async fn every_scenario_gives_its_expected_verdict_on_every_embedded_backend() {
             );
         }
         let s = common::short(s, run_for);
+        // LOCKBENCH_TEST_BACKENDS=a,b runs only those rows, for a quick run while
+        // working on one backend (said on stderr; CI never sets it).
+        let only = std::env::var("LOCKBENCH_TEST_BACKENDS").ok();
         for (b, expect) in &row {
             assert!(lockbench_backends::lookup(b).is_some(), "expected.toml [{}] names unknown backend {b}", s.name);
+            if let Some(only) = &only
+                && !only.split(',').any(|o| o.trim() == b)
+            {
+                eprintln!("{:<18} {:<13} left out (LOCKBENCH_TEST_BACKENDS)", s.name, b);
+                continue;
+            }
             if !common::can_run(&s, b) {
                 eprintln!("{:<18} {:<13} not run here", s.name, b);
                 continue;
             }
+            let t0 = std::time::Instant::now();
             let (_, mut v) = common::run_on(&s, b).await;
             // A run that measured nothing (inconclusive: no grants, or no answers)
             // is no evidence either way, and on a loaded 2-core machine Redlock's
@@ -68,7 +78,7 @@ async fn every_scenario_gives_its_expected_verdict_on_every_embedded_backend() {
             }
             let ok = matches(expect, &v).unwrap();
             eprintln!(
-                "{:<18} {:<13} expect {:<13} got {:<12} within={} after={} lost={} regress={} refused={} grants={} -> {}",
+                "{:<18} {:<13} expect {:<13} got {:<12} within={} after={} lost={} regress={} refused={} grants={} in {:.1} s -> {}",
                 s.name,
                 b,
                 expect,
@@ -79,6 +89,7 @@ async fn every_scenario_gives_its_expected_verdict_on_every_embedded_backend() {
                 v.token_regressions,
                 v.stale_writes_refused,
                 v.grants,
+                t0.elapsed().as_secs_f64(),
                 if ok { "ok" } else { "MISMATCH" }
             );
             if !ok {

@@ -2,7 +2,9 @@
 //! reaching an output.
 //!
 //! Forms (every kind): `host:port`, `user:password@host:port`, `:password@host:port`
-//! and `user@host:port`; Redis also takes `redis://[user:password@]host:port[/db]`.
+//! and `user@host:port`; Redis also takes `redis://[user:password@]host:port[/db]`,
+//! PostgreSQL (and PgBouncer) `postgres://[user:password@]host:port[/database]`
+//! (or `postgresql://`).
 //! A password can instead come from `LOCKBENCH_<KIND>_PASSWORD` (e.g.
 //! `LOCKBENCH_REDIS_PASSWORD`), which keeps it out of shell history. TLS
 //! (`rediss://`) is refused: not supported yet.
@@ -160,6 +162,8 @@ pub struct Endpoint {
     password: Option<String>,
     /// Redis database number (`redis://…/db`).
     pub db: Option<i64>,
+    /// PostgreSQL database name (`postgres://…/name`).
+    pub database: Option<String>,
     /// Where the password came from: the endpoint text, or this variable.
     pub password_var: Option<String>,
 }
@@ -173,6 +177,7 @@ impl Endpoint {
         let t = text.trim();
         let (body, url) = match t.split_once("://") {
             Some(("redis", rest)) if kind == ServerKind::Redis => (rest, true),
+            Some(("postgres" | "postgresql", rest)) if kind.is_postgres() => (rest, true),
             Some(("rediss", _)) => {
                 return Err(bad("TLS (rediss://) is not supported yet; give host:port or redis://host:port"));
             }
@@ -184,6 +189,14 @@ impl Endpoint {
         // command line shows.
         if let Some((_, raw)) = body.rsplit_once('@').and_then(|(u, _)| u.split_once(':')) {
             remember(raw);
+        }
+        if kind.is_postgres() {
+            // `/123` names a database called "123" here, not a Redis number.
+            if let Some(n) = e.db.take() {
+                e.database = Some(n.to_string());
+            }
+        } else if let Some(d) = &e.database {
+            return Err(bad(&format!("`/{d}` is not a database number")));
         }
         if e.db.is_some() && kind != ServerKind::Redis {
             return Err(bad("a /db suffix is only for redis"));
@@ -244,11 +257,19 @@ impl Endpoint {
             Ok(p) if p > 0 => p,
             _ => return Err(format!("`{port}` is not a port (1-65535)")),
         };
-        let db = match path.map(|p| p.trim_end_matches('/')) {
-            None | Some("") => None,
-            Some(d) => Some(d.parse::<i64>().map_err(|_| format!("`/{d}` is not a database number"))?),
+        // A number is a Redis database; a name is a PostgreSQL database (the kind
+        // decides, in `parse`, which one it may have).
+        let (db, database) = match path.map(|p| p.trim_end_matches('/')) {
+            None | Some("") => (None, None),
+            Some(d) => match d.parse::<i64>() {
+                Ok(n) => (Some(n), None),
+                Err(_) if d.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) => {
+                    (None, Some(d.to_owned()))
+                }
+                Err(_) => return Err(format!("`/{d}` is not a database number or name")),
+            },
         };
-        Ok(Endpoint { host: host.to_owned(), port, user, password, db, password_var: None })
+        Ok(Endpoint { host: host.to_owned(), port, user, password, db, database, password_var: None })
     }
 
     /// `host:port`.
@@ -286,6 +307,9 @@ impl Endpoint {
         if let Some(db) = self.db {
             s.push_str(&format!("/{db}"));
         }
+        if let Some(d) = &self.database {
+            s.push_str(&format!("/{d}"));
+        }
         s
     }
 
@@ -304,6 +328,9 @@ impl Endpoint {
         if let Some(db) = self.db {
             s.push_str(&format!("/{db}"));
         }
+        if let Some(d) = &self.database {
+            s.push_str(&format!("/{d}"));
+        }
         s
     }
 }
@@ -317,6 +344,9 @@ impl fmt::Display for Endpoint {
         write!(f, "{}", self.addr())?;
         if let Some(db) = self.db {
             write!(f, "/{db}")?;
+        }
+        if let Some(d) = &self.database {
+            write!(f, "/{d}")?;
         }
         Ok(())
     }
@@ -383,6 +413,32 @@ mod tests {
         let e = Endpoint::parse(ServerKind::Redis, "u:a/b@c+d=@127.0.0.1:6379").unwrap();
         assert_eq!((e.password(), e.port), (Some("a/b@c+d="), 6379));
         assert_eq!(Endpoint::from_env(&e.to_env()).unwrap(), e);
+    }
+
+    #[test]
+    fn postgres_urls_carry_a_database_name_and_never_show_their_password() {
+        for (text, user, db) in [
+            ("postgres://app:PgPw1@127.0.0.1:5432/locks", Some("app"), Some("locks")),
+            ("postgresql://app:PgPw1@127.0.0.1:5432", Some("app"), None),
+            ("app:PgPw1@127.0.0.1:5432", Some("app"), None),
+            ("postgres://127.0.0.1:5432/7", None, Some("7")),
+        ] {
+            let e = Endpoint::parse(ServerKind::Postgres, text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!((e.host.as_str(), e.port, e.user.as_deref()), ("127.0.0.1", 5432, user), "{text}");
+            assert_eq!(e.database.as_deref(), db, "{text}");
+            assert_eq!(e.db, None, "{text}");
+            let shown = format!("{e} {e:?} {}", e.reproducible(ServerKind::Postgres));
+            assert!(!shown.contains("PgPw1"), "{shown}");
+            let back = Endpoint::from_env(&e.to_env()).unwrap();
+            assert_eq!(
+                (back.password(), back.database.clone().or(back.db.map(|n| n.to_string()))),
+                (e.password(), e.database.clone())
+            );
+        }
+        // A database name is not a Redis database number, nor a postgres URL a Redis one.
+        assert!(Endpoint::parse(ServerKind::Redis, "redis://h:1/locks").is_err());
+        assert!(Endpoint::parse(ServerKind::Redis, "postgres://h:1").is_err());
+        assert!(Endpoint::parse(ServerKind::Cassandra, "h:9042/ks").is_err());
     }
 
     #[test]

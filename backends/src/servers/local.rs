@@ -39,6 +39,9 @@ fn ready_timeout(kind: ServerKind) -> Duration {
         ServerKind::Redis => Duration::from_secs(20),
         // A JVM on two busy cores: ~5 s idle, much more under load.
         ServerKind::Cassandra | ServerKind::CassandraPaxosV1 => Duration::from_secs(120),
+        // initdb (~1 s) happens before this clock starts; recovery after a kill
+        // replays the WAL written since the last checkpoint.
+        ServerKind::Postgres | ServerKind::Pgbouncer => Duration::from_secs(30),
     }
 }
 
@@ -63,8 +66,12 @@ struct Proc {
     /// This server's FAKETIME, if its clock is skewed.
     faketime: Option<String>,
     /// More ports the server needs besides its client port (Cassandra: storage
-    /// and JMX), fixed for its life so that a restart finds the same node.
+    /// and JMX; PostgreSQL behind PgBouncer: PostgreSQL's own port), fixed for its
+    /// life so that a restart finds the same node.
     aux: [u16; 2],
+    /// A second program in front of the server (PgBouncer), which server faults
+    /// leave alone.
+    front: Option<Child>,
 }
 
 /// `n` servers of one kind, started here, stopped on drop.
@@ -82,16 +89,56 @@ static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 pub fn kill_all() {
     let pids = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|p| p.into_inner()));
     for pid in pids {
-        // SAFETY: kill(2) with a pid we started; at worst the pid is gone (ESRCH).
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        signal_tree(pid, libc::SIGKILL);
     }
+}
+
+/// The children of `pid` (and theirs), from /proc.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let list = std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        for c in list.split_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
+            out.push(c);
+            todo.push(c);
+        }
+    }
+    out
+}
+
+/// Send `sig` to a server and every process it forked (PostgreSQL's backends run
+/// in sessions of their own, so a process-group signal would miss them). The
+/// server is stopped first so that it forks nothing new while its children are
+/// signalled; a SIGCONT goes to the children first for the same reason.
+fn signal_tree(pid: u32, sig: i32) -> bool {
+    // SAFETY (every kill below): kill(2) on a server we started or its children;
+    // at worst a pid is already gone (ESRCH).
+    let me = |p: u32, s: i32| unsafe { libc::kill(p as i32, s) } == 0;
+    if sig == libc::SIGCONT {
+        for c in descendants(pid) {
+            me(c, sig);
+        }
+        return me(pid, sig);
+    }
+    let was = me(pid, libc::SIGSTOP);
+    for c in descendants(pid) {
+        me(c, sig);
+    }
+    if sig == libc::SIGSTOP { was } else { me(pid, sig) }
 }
 
 /// Spawn a child that cannot outlive this process: it gets SIGKILL when the process
 /// dies (however it dies), and [`kill_all`] knows it. It runs in a process group of
 /// its own, so that signals for lockbench's group (a terminal's Ctrl-C) spare it. Call [`forget`] once it has
 /// been waited for.
-pub fn spawn_guarded(mut cmd: Command) -> std::io::Result<Child> {
+pub fn spawn_guarded(cmd: Command) -> std::io::Result<Child> {
+    spawn_guarded_as(cmd, None)
+}
+
+/// [`spawn_guarded`], as another user (uid, gid) when `ids` says so: PostgreSQL
+/// and PgBouncer refuse to run as root.
+pub fn spawn_guarded_as(mut cmd: Command, ids: Option<(u32, u32)>) -> std::io::Result<Child> {
     let parent = std::process::id() as i32;
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
@@ -100,6 +147,12 @@ pub fn spawn_guarded(mut cmd: Command) -> std::io::Result<Child> {
             // foreground group) reaches lockbench alone, which stops its children
             // in order, instead of killing workers and servers mid-run.
             libc::setpgid(0, 0);
+            // Credentials first: changing them clears the parent-death signal.
+            if let Some((uid, gid)) = ids
+                && (libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0)
+            {
+                return Err(std::io::Error::last_os_error());
+            }
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             // The parent may have died before prctl took effect.
             if libc::getppid() != parent {
@@ -125,6 +178,22 @@ fn live(pid: u32, add: bool) {
     } else {
         l.retain(|p| *p != pid);
     }
+}
+
+/// A PostgreSQL program (`postgres`, `initdb`): in LOCKBENCH_POSTGRES_BIN, else in
+/// the newest of Debian's /usr/lib/postgresql/<major>/bin (not on PATH), else on PATH.
+pub fn postgres_bin(program: &str) -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("LOCKBENCH_POSTGRES_BIN") {
+        return Some(PathBuf::from(d).join(program)).filter(|p| p.is_file());
+    }
+    let mut majors: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse::<u32>().ok()?, e.path())))
+        .collect();
+    majors.sort();
+    majors.into_iter().rev().map(|(_, d)| d.join("bin").join(program)).find(|p| p.is_file()).or_else(|| which(program))
 }
 
 /// Find a program on PATH (and in the sbin folders Debian uses for servers).
@@ -228,7 +297,8 @@ impl LocalCluster {
             std::fs::create_dir_all(&dir).map_err(|e| BackendError::Config(format!("{}: {e}", dir.display())))?;
             let skewed = c.opts.skewed.as_ref().is_none_or(|v| v.contains(&i));
             let faketime = c.opts.faketime.clone().filter(|_| skewed);
-            let mut p = Proc { port: free_port()?, dir, child: None, faketime, aux: [free_port()?, free_port()?] };
+            let mut p =
+                Proc { port: free_port()?, dir, child: None, faketime, aux: [free_port()?, free_port()?], front: None };
             c.launch(&mut p)?;
             c.procs().push(p);
         }
@@ -239,6 +309,11 @@ impl LocalCluster {
     fn program(&self, faketime: Option<&str>) -> Result<(PathBuf, Option<PathBuf>)> {
         let (name, how) = self.kind.program();
         match faketime {
+            None if self.kind.is_postgres() => Ok((
+                postgres_bin("postgres")
+                    .ok_or_else(|| BackendError::Config(format!("PostgreSQL is not installed: run {how}")))?,
+                None,
+            )),
             None => Ok((
                 which(name).ok_or_else(|| BackendError::Config(format!("{name} is not installed: run {how}")))?,
                 None,
@@ -284,49 +359,37 @@ impl LocalCluster {
                 let paxos = if self.kind == ServerKind::Cassandra { "v2" } else { "v1" };
                 cassandra_command(&mut cmd, p, paxos)?;
             }
+            ServerKind::Postgres | ServerKind::Pgbouncer => {
+                super::postgres::server_args(&mut cmd, &p.dir, self.pg_port(p));
+                cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(super::postgres::log_file(&p.dir)?);
+                return Ok(cmd);
+            }
         }
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         Ok(cmd)
     }
 
+    /// The port PostgreSQL itself listens on (behind PgBouncer: not the client port).
+    fn pg_port(&self, p: &Proc) -> u16 {
+        if self.kind == ServerKind::Pgbouncer { p.aux[0] } else { p.port }
+    }
+
     fn launch(&self, p: &mut Proc) -> Result<()> {
         let log = p.dir.join("server.log");
-        let child = spawn_guarded(self.command(p)?)
+        let ids = if self.kind.is_postgres() { super::postgres::prepare(&p.dir)? } else { None };
+        let child = spawn_guarded_as(self.command(p)?, ids)
             .map_err(|e| BackendError::Config(format!("starting {}: {e}", self.kind.program().0)))?;
         p.child = Some(child);
-        let t0 = Instant::now();
-        loop {
-            if CANCEL.load(Ordering::Relaxed) {
-                stop(p);
-                return Err(BackendError::Config(format!(
-                    "{} on port {}: interrupted while starting",
-                    self.kind, p.port
-                )));
-            }
-            if ping(self.kind, p.port) {
-                return Ok(());
-            }
-            if let Some(Ok(Some(status))) = p.child.as_mut().map(|c| c.try_wait()) {
-                p.child = None;
-                return Err(BackendError::Config(format!(
-                    "{} on port {} exited at start ({status}); its log ends:\n{}",
-                    self.kind,
-                    p.port,
-                    tail(&log, 15)
-                )));
-            }
-            if t0.elapsed() > ready_timeout(self.kind) {
-                stop(p);
-                return Err(BackendError::Config(format!(
-                    "{} on port {} did not answer within {:?}; its log ends:\n{}",
-                    self.kind,
-                    p.port,
-                    ready_timeout(self.kind),
-                    tail(&log, 15)
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let port = self.pg_port(p);
+        wait_ready(self.kind, &mut p.child, port, &log)?;
+        if self.kind == ServerKind::Pgbouncer && p.front.is_none() {
+            let cmd = super::postgres::pgbouncer_command(&p.dir, p.port, port)?;
+            let front =
+                spawn_guarded_as(cmd, ids).map_err(|e| BackendError::Config(format!("starting pgbouncer: {e}")))?;
+            p.front = Some(front);
+            wait_ready(self.kind, &mut p.front, p.port, &p.dir.join("pgbouncer.log"))?;
         }
+        Ok(())
     }
 
     /// Pids of the running servers (for tests that check nothing outlives us).
@@ -335,20 +398,59 @@ impl LocalCluster {
     }
 }
 
+/// Wait until the program in `child` answers on `port`; stop it and say why when
+/// it exits, takes too long, or the harness is interrupted.
+fn wait_ready(kind: ServerKind, child: &mut Option<Child>, port: u16, log: &Path) -> Result<()> {
+    let t0 = Instant::now();
+    loop {
+        if CANCEL.load(Ordering::Relaxed) {
+            stop_child(child);
+            return Err(BackendError::Config(format!("{kind} on port {port}: interrupted while starting")));
+        }
+        if ping(kind, port) {
+            return Ok(());
+        }
+        if let Some(Ok(Some(status))) = child.as_mut().map(|c| c.try_wait()) {
+            if let Some(c) = child.take() {
+                forget(c.id());
+            }
+            return Err(BackendError::Config(format!(
+                "{kind} on port {port} exited at start ({status}); its log ends:\n{}",
+                tail(log, 15)
+            )));
+        }
+        if t0.elapsed() > ready_timeout(kind) {
+            stop_child(child);
+            return Err(BackendError::Config(format!(
+                "{kind} on port {port} did not answer within {:?}; its log ends:\n{}",
+                ready_timeout(kind),
+                tail(log, 15)
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Signal a server and every process it forked (see [`signal_tree`]).
 fn signal(p: &Proc, sig: i32) -> Result<()> {
     let Some(c) = &p.child else {
         return Err(BackendError::Unavailable(format!("server on port {} is not running", p.port)));
     };
-    // SAFETY: kill(2) on our own child.
-    if unsafe { libc::kill(c.id() as i32, sig) } != 0 {
+    if !signal_tree(c.id(), sig) {
         return Err(BackendError::Unavailable(std::io::Error::last_os_error().to_string()));
     }
     Ok(())
 }
 
 fn stop(p: &mut Proc) {
-    if let Some(mut c) = p.child.take() {
-        let _ = c.kill();
+    stop_child(&mut p.child);
+}
+
+/// SIGKILL a server and its children (a killed PostgreSQL's backends would
+/// otherwise hold its shared memory, and a restart would refuse to start).
+fn stop_child(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        signal_tree(c.id(), libc::SIGKILL);
         let _ = c.wait();
         forget(c.id());
     }
@@ -364,6 +466,7 @@ fn ping(kind: ServerKind, port: u16) -> bool {
             let mut buf = [0u8; 16];
             s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
         }
+        ServerKind::Postgres | ServerKind::Pgbouncer => super::postgres::probe(&mut s),
         ServerKind::Cassandra | ServerKind::CassandraPaxosV1 => {
             // A CQL v4 OPTIONS frame (stream 0); the answer is SUPPORTED (opcode 6).
             let mut buf = [0u8; 9];
@@ -533,7 +636,13 @@ impl Servers for LocalCluster {
     fn version(&self) -> Option<String> {
         let (program, _) = self.program(None).ok()?;
         let out = Command::new(program).arg("--version").output().ok()?;
-        let v = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let mut v = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if self.kind == ServerKind::Pgbouncer
+            && let Some(o) = which("pgbouncer").and_then(|p| Command::new(p).arg("--version").output().ok())
+        {
+            let front = String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("PgBouncer").trim().to_owned();
+            v = format!("{v} behind {front} (transaction pooling)");
+        }
         let skewed: Vec<String> = self
             .procs()
             .iter()
@@ -549,6 +658,7 @@ impl Drop for LocalCluster {
         for p in self.procs().iter_mut() {
             // A stopped process must be continued to die promptly on some kernels.
             let _ = signal(p, libc::SIGCONT);
+            stop_child(&mut p.front);
             stop(p);
         }
         // `base` (the data folder) is removed when the fields drop, after this.

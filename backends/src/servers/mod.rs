@@ -8,6 +8,7 @@
 
 pub mod endpoint;
 pub mod local;
+pub mod postgres;
 pub mod tempdirs;
 
 pub use endpoint::{Endpoint, redact};
@@ -26,18 +27,36 @@ pub enum ServerKind {
     Cassandra,
     /// The same Cassandra with `paxos_variant: v1` (4 round trips per LWT).
     CassandraPaxosV1,
+    /// PostgreSQL (Debian's `postgresql`, 15), fsync on.
+    Postgres,
+    /// A PostgreSQL server behind PgBouncer in transaction pooling mode: the
+    /// endpoint is PgBouncer's; server faults act on the PostgreSQL behind it.
+    Pgbouncer,
 }
 
 impl ServerKind {
     /// Every kind, for `--endpoints` and `LOCKBENCH_<KIND>`.
-    pub const ALL: [ServerKind; 3] = [ServerKind::Redis, ServerKind::Cassandra, ServerKind::CassandraPaxosV1];
+    pub const ALL: [ServerKind; 5] = [
+        ServerKind::Redis,
+        ServerKind::Cassandra,
+        ServerKind::CassandraPaxosV1,
+        ServerKind::Postgres,
+        ServerKind::Pgbouncer,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             ServerKind::Redis => "redis",
             ServerKind::Cassandra => "cassandra",
             ServerKind::CassandraPaxosV1 => "cassandra_v1",
+            ServerKind::Postgres => "postgres",
+            ServerKind::Pgbouncer => "pgbouncer",
         }
+    }
+
+    /// Spoken to with PostgreSQL's protocol (PostgreSQL itself, or PgBouncer).
+    pub fn is_postgres(self) -> bool {
+        matches!(self, ServerKind::Postgres | ServerKind::Pgbouncer)
     }
 
     /// The variable a password for this kind's servers may come from
@@ -53,6 +72,8 @@ impl ServerKind {
             ServerKind::Cassandra | ServerKind::CassandraPaxosV1 => {
                 ("java", "scripts/setup (Cassandra jars from Maven Central into .servers/cassandra)")
             }
+            ServerKind::Postgres => ("postgres", "scripts/setup (Debian package postgresql)"),
+            ServerKind::Pgbouncer => ("pgbouncer", "scripts/setup (Debian packages postgresql and pgbouncer)"),
         }
     }
 
@@ -63,6 +84,8 @@ impl ServerKind {
             ServerKind::Cassandra | ServerKind::CassandraPaxosV1 => {
                 local::which("java").is_some() && local::cassandra_lib().is_ok()
             }
+            ServerKind::Postgres => local::postgres_bin("postgres").is_some(),
+            ServerKind::Pgbouncer => local::postgres_bin("postgres").is_some() && local::which("pgbouncer").is_some(),
         }
     }
 }

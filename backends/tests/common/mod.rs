@@ -15,10 +15,20 @@ pub struct Target {
 
 /// Every compiled backend, opened. Server backends get their servers from
 /// `servers::shared` (one set per test binary).
+///
+/// LOCKBENCH_TEST_BACKENDS=a,b narrows this to those backends, for a quick run
+/// while working on one (said on stderr; CI never sets it).
 pub async fn targets() -> Vec<Target> {
+    let only = std::env::var("LOCKBENCH_TEST_BACKENDS").ok();
     let mut out = Vec::new();
     for info in registry() {
         if !info.compiled {
+            continue;
+        }
+        if let Some(only) = &only
+            && !only.split(',').any(|b| b.trim() == info.name)
+        {
+            eprintln!("-- {}: left out (LOCKBENCH_TEST_BACKENDS={only})", info.name);
             continue;
         }
         match info.needs {

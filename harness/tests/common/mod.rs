@@ -50,6 +50,14 @@ pub async fn run_on(s: &Scenario, backend: &str) -> (BackendRun, Verdict) {
     let info = lookup(backend).unwrap_or_else(|| panic!("no backend {backend}"));
     let (cluster, endpoints) = match info.needs {
         Needs::Embedded => (None, Vec::new()),
+        // PostgreSQL takes an initdb (~1 s) per server: scenarios that do nothing to
+        // the server share one per test binary (its advisory locks end with the
+        // runs' connections, lease rows with their leases).
+        Needs::Servers { kind, n }
+            if kind.is_postgres() && s.needs_servers().is_none() && s.server_options() == Default::default() =>
+        {
+            (None, shared_endpoints(kind, n))
+        }
         Needs::Servers { kind, n } => {
             let opts = s.server_options();
             let c = LocalCluster::start(kind, n, opts)
@@ -63,6 +71,22 @@ pub async fn run_on(s: &Scenario, backend: &str) -> (BackendRun, Verdict) {
     let r = run_backend(s, b, &env, cluster, &()).await.expect("the history is recorded");
     let v = check(&r.history.load().expect("the history reads back"));
     (r, v)
+}
+
+/// Endpoints of `n` servers of `kind` started once per test binary and killed when
+/// it exits (the local provider's parent-death signal).
+pub fn shared_endpoints(kind: lockbench_backends::servers::ServerKind, n: usize) -> Vec<String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Shared = HashMap<(lockbench_backends::servers::ServerKind, usize), &'static LocalCluster>;
+    static CLUSTERS: OnceLock<Mutex<Shared>> = OnceLock::new();
+    let mut m = CLUSTERS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    let c = m.entry((kind, n)).or_insert_with(|| {
+        let c = LocalCluster::start(kind, n, Default::default())
+            .unwrap_or_else(|e| panic!("starting {n} {kind} server(s): {e} (run scripts/setup)"));
+        Box::leak(Box::new(c))
+    });
+    c.endpoints()
 }
 
 /// The lockbench binary of this build.
