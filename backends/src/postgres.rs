@@ -210,6 +210,7 @@ impl LockBackend for Postgres {
             ddl_done: self.ddl_done.clone(),
             conn: None,
             held: HashMap::new(),
+            sent: 0,
         }))
     }
 }
@@ -260,6 +261,8 @@ struct Session {
     /// advisory lock again to the session that holds it (they are re-entrant); a
     /// lock client must not, so a second acquire of a held key is refused here.
     held: HashMap<String, Owner>,
+    /// Statements this session sent (the connection's set-up not counted).
+    sent: u64,
 }
 
 impl Session {
@@ -329,7 +332,9 @@ impl Session {
         )
             -> std::pin::Pin<Box<dyn Future<Output = Result<T, tokio_postgres::Error>> + Send + 'c>>,
     ) -> Result<T, StatementError> {
-        let conn = self.conn().await.map_err(StatementError::Backend)?;
+        self.conn().await.map_err(StatementError::Backend)?;
+        self.sent += 1;
+        let conn = self.conn.as_ref().expect("just opened");
         match tokio::time::timeout(deadline, f(conn)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
@@ -396,6 +401,10 @@ impl LockSession for Session {
             Some("1") => Ok(()),
             other => Err(BackendError::Rejected(format!("postgres at {}: SELECT 1 answered {other:?}", self.at))),
         }
+    }
+
+    fn requests_sent(&self) -> Option<u64> {
+        Some(self.sent)
     }
 
     async fn try_acquire(&mut self, key: &str, lease: Duration) -> Result<Option<Lease>> {

@@ -94,7 +94,15 @@ fn check_reports_each_hand_made_violation_in_an_edited_history() {
     assert!(dir.join("summary.prev.json").is_file(), "the old summary is kept");
     assert_eq!(summary(&clean)["backends"][0]["safe"], true, "only the edited copy changed");
 
-    // 2. Two tokens swapped between consecutive grants.
+    // 2. Two tokens swapped between consecutive grants, the second asked for after
+    //    the first was granted (acquires that wait side by side are not ordered, so
+    //    a swap between them is no regression).
+    let invoked_after = |a: usize, b: usize| {
+        let c = &events[b]["client"];
+        (0..b).rev().find(|&i| events[i]["client"] == *c && is(&events[i], "acquire", "invoke")).is_some_and(|i| i > a)
+    };
+    let k = (0..grants.len() - 1).find(|&k| invoked_after(grants[k], grants[k + 1])).expect("a grant asked for later");
+    let (g1, g2) = (grants[k], grants[k + 1]);
     let mut ev = events.clone();
     let (t1, t2) = (ev[g1]["token"].clone(), ev[g2]["token"].clone());
     assert_ne!(t1, t2);

@@ -246,7 +246,10 @@ fn legend_names(series: &[Series<'_>]) -> Vec<String> {
 /// (−log10(1 − p): 90 % at 1, 99 % at 2, ...), y = latency (µs, log scale). Each
 /// curve is a staircase (a latency holds until the next percentile's) and ends at
 /// its data: no further out than 1 − 1/n for n samples.
-pub fn percentile_plot(id: &str, series: &[Series<'_>]) -> String {
+///
+/// `rtt`: a server backend's round-trip floor (name, p50 µs): the plot then carries
+/// a second scale in units of it, dashed lines at 1, 10, 100, ... round trips.
+pub fn percentile_plot(id: &str, series: &[Series<'_>], rtt: Option<(&str, f64)>) -> String {
     let nines = |p: f64| -(1.0 - p.min(0.999_999)).log10();
     let end = |s: &Series<'_>| s.count.map_or(0.999_999, |n| 1.0 - 1.0 / (n.max(1) as f64)).min(0.999_999);
     let top = series.iter().flat_map(|s| s.points.iter().map(|p| nines(p.0.min(end(s))))).fold(1.0f64, f64::max).ceil();
@@ -262,6 +265,9 @@ pub fn percentile_plot(id: &str, series: &[Series<'_>]) -> String {
         n => format!("{:.*}%", (n - 2).max(0) as usize, 100.0 - 100.0 * 10f64.powi(-n)),
     };
     axes(&mut out, &xs, &ys, &label, &us_label);
+    if let Some((name, r)) = rtt.filter(|(_, r)| *r > 0.0) {
+        rtt_scale(&mut out, name, r, &ys);
+    }
     for (i, s) in series.iter().enumerate() {
         let last = end(s);
         let mut pts: Vec<(f64, f64)> = Vec::new();
@@ -286,6 +292,39 @@ pub fn percentile_plot(id: &str, series: &[Series<'_>]) -> String {
     out.push_str("</svg>");
     rescalable(&mut out, "log", "us");
     out
+}
+
+/// The second scale of a latency chart: a dashed line at each power of ten of
+/// round trips inside the value range, labelled at the plot's right edge, and a
+/// caption. Each line keeps its value (`data-yv`): the page moves it when it
+/// rescales the axis.
+fn rtt_scale(out: &mut String, name: &str, rtt_us: f64, ys: &Scale) {
+    let (lo, hi) = match *ys {
+        Scale::Log { min, max } | Scale::Linear { min, max } => (min, max),
+    };
+    let _ = write!(
+        out,
+        "<text class=\"rtt-caption\" x=\"{x}\" y=\"{y}\" text-anchor=\"end\">dashed: round trips to {n} (1 RTT = {v})</text>",
+        x = W - R - 4.0,
+        y = T + 12.0,
+        n = esc(name),
+        v = us_label(rtt_us)
+    );
+    let mut k = 1.0;
+    while k <= 1e6 {
+        let v = k * rtt_us;
+        let hidden = if v < lo || v > hi { " style=\"display:none\"" } else { "" };
+        let y = ys.y(v);
+        let _ = write!(
+            out,
+            "<g class=\"rtt\" data-yv=\"{v}\"{hidden}><line x1=\"{L}\" y1=\"{y:.1}\" x2=\"{r}\" y2=\"{y:.1}\" stroke=\"#777\" \
+             stroke-dasharray=\"4 3\"/><text x=\"{tx}\" y=\"{ty:.1}\" text-anchor=\"end\">{k} RTT</text></g>",
+            r = W - R,
+            tx = W - R - 4.0,
+            ty = y - 3.0,
+        );
+        k *= 10.0;
+    }
 }
 
 /// A fault window of one backend (its index in the series) on a time chart.
@@ -745,13 +784,27 @@ mod tests {
         let a =
             Series { name: "a", points: vec![(0.0, 10.0), (0.5, 20.0), (0.99, 500.0), (0.999, 2000.0)], count: None };
         let b = Series { name: "b<x>", points: vec![(0.0, 5.0), (0.9, 8.0)], count: None };
-        let svg = percentile_plot("pct", &[a, b]);
+        let svg = percentile_plot("pct", &[a, b], None);
         assert!(svg.starts_with("<svg id=\"pct\""));
         assert!(svg.ends_with("</svg>"));
         assert_eq!(count(&svg, "<polyline"), 2);
         assert!(svg.contains(">99%<") && svg.contains(">99.9%<"), "{svg}");
         assert!(svg.contains("b&lt;x&gt;"), "names are escaped");
         assert!(!svg.contains("NaN"), "{svg}");
+        assert!(!svg.contains("RTT"), "no round-trip scale without a floor");
+    }
+
+    #[test]
+    fn percentile_plot_carries_a_round_trip_scale_inside_the_value_range() {
+        let a = Series { name: "redis", points: vec![(0.0, 40.0), (0.5, 60.0), (0.999, 900.0)], count: Some(1000) };
+        let svg = percentile_plot("pct", &[a], Some(("redis", 50.0)));
+        assert!(svg.contains("round trips to redis (1 RTT = 50µs)"), "{svg}");
+        // 10..1000 µs: 1 RTT (50 µs) and 10 RTT (500 µs) shown, 100 RTT (5 ms) not.
+        let shown = |k: &str| {
+            svg.split("<g class=\"rtt\"").any(|g| g.contains(&format!(">{k} RTT<")) && !g.contains("display:none"))
+        };
+        assert!(shown("1") && shown("10") && !shown("100"), "{svg}");
+        assert!(svg.contains("data-yv=\"500\""));
     }
 
     #[test]
@@ -871,12 +924,12 @@ mod tests {
             points: vec![(0.0, 10.0), (0.5, 20.0), (0.9, 30.0), (0.99, 40.0), (0.999_999, 50.0)],
             count: Some(9),
         };
-        let svg = percentile_plot("p", &[s]);
+        let svg = percentile_plot("p", &[s], None);
         assert!(svg.contains("a (n=9)"), "sample count in the legend");
         // 9 samples: the curve ends at 1 − 1/9 (under one nine), so the axis ends at 90 %.
         assert!(svg.contains(">90%<") && !svg.contains(">99%<"), "{svg}");
         let many = Series { name: "b", points: vec![(0.0, 1.0), (0.99999, 9.0)], count: Some(1_000_000) };
-        let svg = percentile_plot("p", &[many]);
+        let svg = percentile_plot("p", &[many], None);
         assert!(svg.contains(">99.999%<") && svg.contains(">99.99%<"), "ticks do not repeat: {svg}");
     }
 }

@@ -283,7 +283,11 @@ fn charts_of(s: &Summary, extras: &[Extras]) -> String {
         })
         .collect();
     [
-        charts::percentile_plot("chart-percentiles", &pct),
+        charts::percentile_plot(
+            "chart-percentiles",
+            &pct,
+            s.backends.iter().find_map(|b| b.rtt_us.map(|r| (b.name.as_str(), r.p50_us))),
+        ),
         charts::time_chart(
             "chart-throughput",
             "Grants per second (faults shaded)",
@@ -961,7 +965,7 @@ pub fn compare(a: &Summary, b: &Summary, warnings: &[String], links: (&str, &str
             super::charts::Series { name: &na, points: summary_curve(ba), count: Some(ba.acquire_latency_us.count) },
             super::charts::Series { name: &nb, points: summary_curve(bb), count: Some(bb.acquire_latency_us.count) },
         ];
-        o.push_str(&super::charts::percentile_plot(&format!("cmp-{}", ba.name), &curves));
+        o.push_str(&super::charts::percentile_plot(&format!("cmp-{}", ba.name), &curves, None));
     }
     for bb in b.backends.iter().filter(|x| !a.backends.iter().any(|y| y.name == x.name)) {
         let _ = write!(o, "<h2>{}</h2><p>only in B</p>", esc(&bb.name));
