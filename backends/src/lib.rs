@@ -140,20 +140,7 @@ pub trait LockSession: Send {
     /// ([`Capabilities::blocking_wait`]) override it. An `Unknown` error ends the
     /// wait at once: the caller must record that the grant may exist.
     async fn acquire(&mut self, key: &str, lease: Duration, wait: &Wait) -> Result<Option<Lease>> {
-        let clock = Clock::monotonic();
-        let deadline = clock.now_ns() + wait.max.as_nanos() as u64;
-        let mut backoff = Backoff::new(wait.backoff_min, wait.backoff_max);
-        loop {
-            match self.try_acquire(key, lease).await {
-                Ok(Some(l)) => return Ok(Some(l)),
-                // Unavailable: the attempt certainly did nothing, so polling on is safe.
-                Ok(None) | Err(BackendError::Unavailable(_)) if clock.now_ns() < deadline => {}
-                Ok(None) => return Ok(None),
-                Err(e) => return Err(e),
-            }
-            let left = deadline.saturating_sub(clock.now_ns());
-            tokio::time::sleep(backoff.next().min(Duration::from_nanos(left))).await;
-        }
+        poll_acquire(self, key, lease, wait).await
     }
 
     /// Ask the server something harmless and wait for its answer: a probe that the
@@ -197,6 +184,31 @@ pub trait LockSession: Send {
     /// (the in-process table).
     async fn server_version(&mut self) -> Result<Option<String>> {
         Ok(None)
+    }
+}
+
+/// The default wait of [`LockSession::acquire`]: poll `try_acquire` with the
+/// jittered exponential backoff of `wait` until it grants or the wait runs out.
+/// For backends whose native wait does not apply to every case.
+pub async fn poll_acquire<S: LockSession + ?Sized>(
+    s: &mut S,
+    key: &str,
+    lease: Duration,
+    wait: &Wait,
+) -> Result<Option<Lease>> {
+    let clock = Clock::monotonic();
+    let deadline = clock.now_ns() + wait.max.as_nanos() as u64;
+    let mut backoff = Backoff::new(wait.backoff_min, wait.backoff_max);
+    loop {
+        match s.try_acquire(key, lease).await {
+            Ok(Some(l)) => return Ok(Some(l)),
+            // Unavailable: the attempt certainly did nothing, so polling on is safe.
+            Ok(None) | Err(BackendError::Unavailable(_)) if clock.now_ns() < deadline => {}
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let left = deadline.saturating_sub(clock.now_ns());
+        tokio::time::sleep(backoff.next().min(Duration::from_nanos(left))).await;
     }
 }
 

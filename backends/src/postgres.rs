@@ -455,8 +455,7 @@ impl LockSession for Session {
     }
 
     /// Advisory locks wait natively: `pg_advisory_lock` under `lock_timeout` = the
-    /// wait. The others poll (the trait's loop, written out here because one
-    /// session type serves all three).
+    /// wait. The others poll, as the trait's default does (`poll_acquire`).
     async fn acquire(&mut self, key: &str, lease: Duration, wait: &crate::Wait) -> Result<Option<Lease>> {
         if self.variant == Variant::Advisory && !wait.max.is_zero() {
             if self.held.contains_key(key) {
@@ -493,20 +492,7 @@ impl LockSession for Session {
                 Err(e) => Err(e.into_backend()),
             };
         }
-        let clock = Clock::monotonic();
-        let deadline = clock.now_ns() + wait.max.as_nanos() as u64;
-        let mut backoff = crate::Backoff::new(wait.backoff_min, wait.backoff_max);
-        loop {
-            match self.try_acquire(key, lease).await {
-                Ok(Some(l)) => return Ok(Some(l)),
-                // Unavailable: the attempt certainly did nothing, so polling on is safe.
-                Ok(None) | Err(BackendError::Unavailable(_)) if clock.now_ns() < deadline => {}
-                Ok(None) => return Ok(None),
-                Err(e) => return Err(e),
-            }
-            let left = deadline.saturating_sub(clock.now_ns());
-            tokio::time::sleep(backoff.next().min(Duration::from_nanos(left))).await;
-        }
+        crate::poll_acquire(self, key, lease, wait).await
     }
 
     async fn renew(&mut self, lease: &Lease, extend: Duration) -> Result<bool> {
