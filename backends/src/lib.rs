@@ -255,7 +255,9 @@ static OWNER_SEQ: AtomicU64 = AtomicU64::new(0);
 /// A new owner id, unique across the processes of one machine: the pid in the high
 /// bits, a process-wide counter in the low bits.
 pub fn new_owner() -> Owner {
-    let pid = std::process::id() as u64 & 0x3f_ffff; // Linux pids fit in 22 bits
+    // The pid, read once: `getpid` is a system call, and this runs on every acquire.
+    static PID: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let pid = *PID.get_or_init(|| std::process::id() as u64 & 0x3f_ffff); // Linux pids fit in 22 bits
     (pid << 42) | (OWNER_SEQ.fetch_add(1, Ordering::Relaxed) + 1)
 }
 

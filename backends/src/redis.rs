@@ -163,6 +163,7 @@ impl LockBackend for Redis {
             naive: self.naive,
             clock: self.clock.clone(),
             scripts: self.scripts.clone(),
+            scratch: String::with_capacity(128),
         }))
     }
 }
@@ -172,6 +173,8 @@ struct Session {
     naive: bool,
     clock: Clock,
     scripts: Arc<Scripts>,
+    /// The acquire's arguments, written here instead of four new strings a request.
+    scratch: String,
 }
 
 /// `redis_version` from a server's `INFO server`.
@@ -188,16 +191,20 @@ impl Session {
     /// EVALSHA, or EVAL when the server does not have the script (a restarted
     /// server, or a first call): the answer as an integer.
     async fn script(&mut self, script: &Script, body: &str, keys: &[&[u8]], args: &[&[u8]]) -> Result<i64> {
-        let n = keys.len().to_string();
+        const COUNTS: [&[u8]; 3] = [b"0", b"1", b"2"];
         let sha = script.get_hash().as_bytes();
-        let mut cmd: Vec<&[u8]> = Vec::with_capacity(3 + keys.len() + args.len());
-        cmd.extend([b"EVALSHA".as_slice(), sha, n.as_bytes()]);
-        cmd.extend(keys);
-        cmd.extend(args);
-        match self.conn.call(&cmd).await? {
+        // EVALSHA sha numkeys keys... args...: at most 8 parts, no allocation.
+        let mut cmd: [&[u8]; 8] = [&[]; 8];
+        let n = 3 + keys.len() + args.len();
+        assert!(keys.len() < COUNTS.len() && n <= cmd.len(), "scripts take at most 2 keys and 3 arguments");
+        (cmd[0], cmd[1], cmd[2]) = (b"EVALSHA", sha, COUNTS[keys.len()]);
+        for (slot, a) in cmd[3..n].iter_mut().zip(keys.iter().chain(args)) {
+            *slot = a;
+        }
+        match self.conn.call(&cmd[..n]).await? {
             Reply::Error(e) if e.starts_with("NOSCRIPT") => {
                 (cmd[0], cmd[1]) = (b"EVAL", body.as_bytes());
-                self.conn.call(&cmd).await?.int()
+                self.conn.call(&cmd[..n]).await?.int()
             }
             r => r.int(),
         }
@@ -234,35 +241,47 @@ impl LockSession for Session {
     }
 
     async fn try_acquire(&mut self, key: &str, lease: Duration) -> Result<Option<Lease>> {
+        use std::fmt::Write as _;
         let owner = new_owner();
-        let value = owner_value(owner);
-        let k = lock_key(key);
-        let ttl = lease.as_millis().max(1).to_string();
+        // The lock key, its token counter's key, the owner and the TTL, one after
+        // the other in one reused buffer rather than four new strings a request.
+        let mut b = std::mem::take(&mut self.scratch);
+        b.clear();
+        let _ = write!(b, "lockbench:{key}");
+        let ke = b.len();
+        b.push_str(":token");
+        let te = b.len();
+        let _ = write!(b, "{owner:016x}");
+        let ve = b.len();
+        let _ = write!(b, "{}", lease.as_millis().max(1));
+        let (k, token_key, value, ttl) = (&b[..ke], &b[..te], &b[te..ve], &b[ve..]);
         // The lease's clock starts before the request leaves: the server's TTL
         // starts later, so this estimate can only be early, never late.
         let now = self.clock.now_ns();
-        let token: Option<u64> = if self.naive {
-            if self.int(&[b"SETNX", k.as_bytes(), value.as_bytes()]).await? != 1 {
-                return Ok(None);
+        let r = if self.naive {
+            match self.int(&[b"SETNX", k.as_bytes(), value.as_bytes()]).await {
+                Ok(1) => {
+                    // The second round trip: a crash right here leaves a lock without TTL.
+                    self.int(&[b"PEXPIRE", k.as_bytes(), ttl.as_bytes()]).await.map(|_| Some(None))
+                }
+                Ok(_) => Ok(None),
+                Err(e) => Err(e),
             }
-            // The second round trip: a crash right here leaves a lock without TTL.
-            self.int(&[b"PEXPIRE", k.as_bytes(), ttl.as_bytes()]).await?;
-            None
         } else {
             let scripts = self.scripts.clone();
-            let token_key = format!("{k}:token");
-            let t = self
-                .script(
-                    &scripts.acquire,
-                    ACQUIRE,
-                    &[k.as_bytes(), token_key.as_bytes()],
-                    &[value.as_bytes(), ttl.as_bytes()],
-                )
-                .await?;
-            if t <= 0 {
-                return Ok(None);
-            }
-            Some(t as u64)
+            self.script(
+                &scripts.acquire,
+                ACQUIRE,
+                &[k.as_bytes(), token_key.as_bytes()],
+                &[value.as_bytes(), ttl.as_bytes()],
+            )
+            .await
+            .map(|t| (t > 0).then_some(Some(t as u64)))
+        };
+        self.scratch = b;
+        // None: held by another; Some(token).
+        let Some(token) = r? else {
+            return Ok(None);
         };
         Ok(Some(Lease {
             key: key.to_owned(),
