@@ -46,7 +46,8 @@ pub const EXIT_STATUSES: &str = "Exit status:
   5    preflight failed: a server did not answer its probe (the message names it)
   6    harness error
   130  interrupted (SIGINT)
-  143  terminated (SIGTERM)";
+  143  terminated (SIGTERM)
+  129  hung up (SIGHUP: the terminal went away)";
 
 #[derive(Subcommand, Debug)]
 pub enum Command {

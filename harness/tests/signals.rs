@@ -115,6 +115,28 @@ fn all_dead(pids: &[u32]) -> bool {
 }
 
 #[test]
+fn sighup_mid_run_is_handled_as_sigterm_and_exits_129() {
+    let _serial = one_at_a_time();
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("r");
+    let storm = common::scenario("contention-storm");
+    let run = start(&[&storm, "-b", "sqlite", "--duration", "5s", "--out", out.to_str().unwrap()]);
+    let pid = run.id();
+    assert!(wait_for(Duration::from_secs(10), || !temp_folders(pid).is_empty()), "no scratch folder appeared");
+    std::thread::sleep(Duration::from_secs(1));
+    let (o, took) = signal_and_wait(run, libc::SIGHUP);
+    let t = common::text(&o);
+    assert_eq!(o.status.code(), Some(129), "{t}");
+    assert!(took <= BOUND, "SIGHUP took {took:?} to end the run: {t}");
+    assert!(t.contains("interrupted by SIGHUP"), "{t}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["interrupted"], true, "{t}");
+    assert!(out.join("report.html").is_file() && !d.path().join("r.partial").exists(), "{t}");
+    assert_eq!(temp_folders(pid), Vec::<PathBuf>::new(), "temp folders left: {t}");
+}
+
+#[test]
 fn sigterm_mid_run_stops_the_load_writes_a_whole_result_marked_interrupted_and_exits_143() {
     let _serial = one_at_a_time();
     let d = tempfile::tempdir().unwrap();

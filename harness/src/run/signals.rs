@@ -1,5 +1,7 @@
-//! SIGINT and SIGTERM during `lockbench run`: the first stops the load and lets
-//! the run check and write what it recorded; the second aborts at once.
+//! SIGINT, SIGTERM and SIGHUP during `lockbench run`: the first stops the load and
+//! lets the run check and write what it recorded; the second aborts at once.
+//! SIGHUP (the terminal went away) also points stdout and stderr at /dev/null
+//! first: printing to a terminal that is gone fails, and must not lose the result.
 //!
 //! The signals are watched on a thread of their own with its own small runtime,
 //! so that they are seen while the runner's threads are busy (a server starting,
@@ -8,7 +10,7 @@
 //! The second kills every server and worker, writes [`INCOMPLETE`] into each
 //! claimed `.partial` result folder, removes lockbench's temp folders and exits.
 //! Either way the exit status is the first signal's: 130 for SIGINT, 143 for
-//! SIGTERM. This module never writes a result file and never removes anything
+//! SIGTERM, 129 for SIGHUP. This module never writes a result file and never removes anything
 //! but the temp folders this process made.
 
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -25,7 +27,11 @@ static FIRST: AtomicI32 = AtomicI32::new(0);
 
 /// The name of a signal we handle.
 pub fn name(sig: i32) -> &'static str {
-    if sig == libc::SIGTERM { "SIGTERM" } else { "SIGINT" }
+    match sig {
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
+        _ => "SIGINT",
+    }
 }
 
 /// The first signal received, if any.
@@ -47,8 +53,8 @@ pub async fn interrupted() {
     }
 }
 
-/// Start watching SIGINT and SIGTERM. From here on neither kills the process by
-/// itself.
+/// Start watching SIGINT, SIGTERM and SIGHUP. From here on none kills the process
+/// by itself.
 pub fn install() -> std::io::Result<()> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new().name("lockbench-signals".into()).spawn(move || {
@@ -60,9 +66,11 @@ pub fn install() -> std::io::Result<()> {
             }
         };
         rt.block_on(async move {
-            let (mut int, mut term) = match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-                (Ok(i), Ok(t)) => (i, t),
-                (Err(e), _) | (_, Err(e)) => {
+            let watch =
+                (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::hangup()));
+            let (mut int, mut term, mut hup) = match watch {
+                (Ok(i), Ok(t), Ok(h)) => (i, t, h),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
                     let _ = ready_tx.send(Err(e));
                     return;
                 }
@@ -72,7 +80,11 @@ pub fn install() -> std::io::Result<()> {
                 let sig = tokio::select! {
                     _ = int.recv() => libc::SIGINT,
                     _ = term.recv() => libc::SIGTERM,
+                    _ = hup.recv() => libc::SIGHUP,
                 };
+                if sig == libc::SIGHUP {
+                    away_from_the_terminal();
+                }
                 if FIRST.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
                     on_first(sig);
                 } else {
@@ -84,12 +96,31 @@ pub fn install() -> std::io::Result<()> {
     ready_rx.recv().map_err(std::io::Error::other)?
 }
 
+/// The terminal hung up: what is printed from here on goes to /dev/null, where a
+/// write cannot fail (a `println!` to a vanished terminal would panic mid-write).
+/// Output that goes to a file or a pipe is left alone.
+fn away_from_the_terminal() {
+    // SAFETY: open and dup2 on descriptors this process owns; isatty only reads.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+        if null < 0 {
+            return;
+        }
+        for fd in [1, 2] {
+            if libc::isatty(fd) == 1 {
+                libc::dup2(null, fd);
+            }
+        }
+        libc::close(null);
+    }
+}
+
 fn on_first(sig: i32) {
     INTERRUPTED.store(true, Ordering::SeqCst);
     CANCEL.store(true, Ordering::SeqCst);
     eprintln!(
         "\ninterrupted by {}: stopping the load, then checking and writing what was recorded (a second \
-         Ctrl-C or SIGTERM aborts at once)",
+         Ctrl-C, SIGTERM or SIGHUP aborts at once)",
         name(sig)
     );
 }
