@@ -64,9 +64,9 @@ pub enum Command {
         /// A result folder (results/<run-id>).
         dir: PathBuf,
     },
-    /// Re-check a history: a result folder's (rewrites summary.json, keeping the old
-    /// one as summary.prev.json, and report.html, and says what changed), or with
-    /// --history one recorded elsewhere (nothing is written).
+    /// Re-check a history: a result folder's (rewrites summary.json and report.html,
+    /// keeps the summary the run wrote as summary.prev.json, and says what changed),
+    /// or with --history one recorded elsewhere (nothing is written).
     Check {
         /// A result folder (results/<run-id>).
         #[arg(required_unless_present = "history")]
@@ -436,7 +436,7 @@ pub fn main() -> i32 {
                         if changes.is_empty() {
                             println!("{}: the history gives the same figures as before", d.display());
                         } else {
-                            println!("{}: changed (the old summary is summary.prev.json):", d.display());
+                            println!("{}: changed (the run's own summary is kept as summary.prev.json):", d.display());
                             for c in &changes {
                                 println!("  {c}");
                             }

@@ -68,9 +68,15 @@ fn check_reports_each_hand_made_violation_in_an_edited_history() {
         d.path(),
     );
     assert!(o.status.success(), "{}", text(&o));
+    let written = std::fs::read(clean.join("summary.json")).unwrap();
     let o = lockbench(&["check", clean.to_str().unwrap()], d.path());
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("same figures"), "an untouched history re-checks the same: {}", text(&o));
+    // Checked twice: the summary the run wrote is still the one kept.
+    let o = lockbench(&["check", clean.to_str().unwrap()], d.path());
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read(clean.join("summary.prev.json")).unwrap(), written, "the run's own summary is kept");
+    assert!(!d.path().join("clean.lockbench-lock").exists(), "the folder's lock is gone after the check");
     assert_eq!(summary(&clean)["backends"][0]["safe"], true);
     let (header, events) = read(&clean);
     let grants: Vec<usize> = (0..events.len()).filter(|&i| is(&events[i], "acquire", "ok")).collect();

@@ -453,10 +453,18 @@ fn lock_or_refuse(dir: &Path) -> Result<Lock> {
     match lock(dir)? {
         Ok(l) => Ok(l),
         Err(pid) => bail!(
-            "--out {}: another lockbench run (pid {pid}) is writing there; wait for it or choose another folder",
+            "{}: another lockbench run (pid {pid}) is writing there; wait for it or choose another folder",
             dir.display()
         ),
     }
+}
+
+/// A finished result folder held while lockbench rewrites files in it (`check`):
+/// the same lock a run takes, so that two never write one folder at once.
+pub struct Held(#[allow(dead_code)] Lock);
+
+pub fn hold(dir: &Path) -> Result<Held> {
+    lock_or_refuse(dir).map(Held)
 }
 
 #[cfg(test)]

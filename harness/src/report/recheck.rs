@@ -70,6 +70,8 @@ fn capabilities(known: Option<&super::BackendSummary>) -> Capabilities {
 /// Re-check a result folder; returns the new summary and the figures that changed
 /// ("redis: violations.within_lease 0 → 3").
 pub fn folder(dir: &Path) -> Result<(Summary, Vec<String>)> {
+    // One writer per folder: a run writing it, or another check, is refused.
+    let _held = super::folder::hold(dir)?;
     let old = read_summary(dir)?;
     if old.history != super::HistoryMode::Full {
         bail!(
@@ -160,10 +162,13 @@ pub fn folder(dir: &Path) -> Result<(Summary, Vec<String>)> {
         b.expected = was.and_then(|o| o.expected.clone());
     }
     let changes = differences(&old, &new);
-    // Keep the old summary, then write the new one and its report whole.
+    // Keep the summary the run wrote (a later check keeps that one too, never the
+    // output of an earlier check), then write the new one and its report whole.
     let sp = dir.join("summary.json");
-    fs::copy(&sp, dir.join("summary.prev.json"))
-        .with_context(|| format!("keeping {} as summary.prev.json", sp.display()))?;
+    let prev = dir.join("summary.prev.json");
+    if !prev.exists() {
+        fs::copy(&sp, &prev).with_context(|| format!("keeping {} as summary.prev.json", sp.display()))?;
+    }
     let mut text = serde_json::to_string_pretty(&new)?;
     text.push('\n');
     replace_file(&sp, text.as_bytes())?;
