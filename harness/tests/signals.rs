@@ -115,6 +115,35 @@ fn all_dead(pids: &[u32]) -> bool {
 }
 
 #[test]
+fn a_signal_during_the_drain_cuts_it_short() {
+    let _serial = one_at_a_time();
+    let d = tempfile::tempdir().unwrap();
+    // Holds of 30 s on a 1 s load with a 20 s drain: after the load, every client
+    // is holding, and the drain would wait for them.
+    let scenario = d.path().join("long-holds.toml");
+    std::fs::write(
+        &scenario,
+        "clients = 4\nduration = \"1s\"\ndrain = \"20s\"\n[keys]\ncount = 8\n[lock]\nlease = \"60s\"\n\
+         [work]\nhold = \"30s\"\n",
+    )
+    .unwrap();
+    let out = d.path().join("r");
+    let run = start(&[scenario.to_str().unwrap(), "-b", "sqlite", "--out", out.to_str().unwrap()]);
+    let pid = run.id();
+    assert!(wait_for(Duration::from_secs(10), || !temp_folders(pid).is_empty()), "no scratch folder appeared");
+    // Past the 1 s load: in the drain.
+    std::thread::sleep(Duration::from_millis(2500));
+    let (o, took) = signal_and_wait(run, libc::SIGTERM);
+    let t = common::text(&o);
+    assert_eq!(o.status.code(), Some(143), "{t}");
+    assert!(took <= BOUND, "a SIGTERM in the drain took {took:?} to end the run (the drain is 20 s): {t}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert!(s["backends"][0]["grants"].as_u64().unwrap() >= 4, "{t}");
+    assert!(s["backends"][0]["harness_errors"].as_array().unwrap().is_empty(), "{t}");
+}
+
+#[test]
 fn sighup_mid_run_is_handled_as_sigterm_and_exits_129() {
     let _serial = one_at_a_time();
     let d = tempfile::tempdir().unwrap();

@@ -215,26 +215,57 @@ pub async fn run_backend(
     // an interrupt the load must stop within 2 s: holds get half a second, and a
     // client still inside a request that does not answer 1.5 s, then it is left out.
     let drain = if interrupted { s.drain.0.min(Duration::from_millis(500)) } else { s.drain.0 };
+    // A signal that comes during the drain shortens it the same way: holds get at
+    // most half a second more, and a client whose request does not answer is left
+    // out 1.5 s after the signal.
+    let after_signal = Arc::new(std::sync::OnceLock::new());
     let drainer = {
-        let shared = shared.clone();
+        let (shared, after_signal) = (shared.clone(), after_signal.clone());
         tokio::spawn(async move {
-            tokio::time::sleep(drain).await;
+            tokio::select! {
+                _ = tokio::time::sleep(drain) => {}
+                _ = signals::interrupted() => {
+                    let _ = after_signal.set(tokio::time::Instant::now() + Duration::from_millis(1500));
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
             shared.end_drain();
+            // Still needed when the drain ran out first and the signal comes later.
+            signals::interrupted().await;
+            let _ = after_signal.set(tokio::time::Instant::now() + Duration::from_millis(1500));
         })
     };
     // A client that has not ended well after the drain is stuck in the harness.
     let hard_stop = tokio::time::Instant::now()
         + if interrupted { Duration::from_millis(1500) } else { s.drain.0 + Duration::from_secs(15) };
+    let signal_stop = || {
+        let after_signal = after_signal.clone();
+        async move {
+            loop {
+                match after_signal.get() {
+                    Some(&at) => break tokio::time::sleep_until(at).await,
+                    None => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        }
+    };
     for (id, mut t) in tasks.into_iter().enumerate() {
-        match tokio::time::timeout_at(hard_stop, &mut t).await {
-            Ok(Ok(())) => {}
+        let joined = tokio::select! {
+            // A client that has ended counts as ended, whatever else is due.
+            biased;
+            r = &mut t => Some(r),
+            _ = tokio::time::sleep_until(hard_stop) => None,
+            _ = signal_stop() => None,
+        };
+        match joined {
+            Some(Ok(())) => {}
             // A client task that panicked is a harness bug; its events are lost,
             // which the summary would hide, so fail loudly.
-            Ok(Err(e)) => panic!("client task {id} failed: {e}"),
-            Err(_) => {
+            Some(Err(e)) => panic!("client task {id} failed: {e}"),
+            None => {
                 t.abort();
                 // The harness's failure, recorded as one: the events are lost.
-                let msg = if interrupted {
+                let msg = if INTERRUPTED.load(Ordering::Relaxed) {
                     format!(
                         "harness error: client {id} did not stop within 1.5 s of the interrupt (a request without \
                          an answer): its events are left out of this interrupted run's history"
