@@ -145,28 +145,18 @@ fn a_signal_during_the_drain_cuts_it_short() {
 
 #[test]
 fn sighup_mid_run_is_handled_as_sigterm_and_exits_129() {
-    let _serial = one_at_a_time();
-    let d = tempfile::tempdir().unwrap();
-    let out = d.path().join("r");
-    let storm = common::scenario("contention-storm");
-    let run = start(&[&storm, "-b", "sqlite", "--duration", "5s", "--out", out.to_str().unwrap()]);
-    let pid = run.id();
-    assert!(wait_for(Duration::from_secs(10), || !temp_folders(pid).is_empty()), "no scratch folder appeared");
-    std::thread::sleep(Duration::from_secs(1));
-    let (o, took) = signal_and_wait(run, libc::SIGHUP);
-    let t = common::text(&o);
-    assert_eq!(o.status.code(), Some(129), "{t}");
-    assert!(took <= BOUND, "SIGHUP took {took:?} to end the run: {t}");
-    assert!(t.contains("interrupted by SIGHUP"), "{t}");
-    let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(s["interrupted"], true, "{t}");
-    assert!(out.join("report.html").is_file() && !d.path().join("r.partial").exists(), "{t}");
-    assert_eq!(temp_folders(pid), Vec::<PathBuf>::new(), "temp folders left: {t}");
+    signal_mid_run(libc::SIGHUP, 129);
 }
 
 #[test]
 fn sigterm_mid_run_stops_the_load_writes_a_whole_result_marked_interrupted_and_exits_143() {
+    signal_mid_run(libc::SIGTERM, 143);
+}
+
+/// `sig` about 1 s into a 5 s load: the load stops within the bound, the result is
+/// written whole and marked interrupted, the exit status is `status`, and no temp
+/// folder is left.
+fn signal_mid_run(sig: i32, status: i32) {
     let _serial = one_at_a_time();
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("r");
@@ -176,10 +166,12 @@ fn sigterm_mid_run_stops_the_load_writes_a_whole_result_marked_interrupted_and_e
     // The scratch folder exists once the backend is being set up; then ~1 s of load.
     assert!(wait_for(Duration::from_secs(10), || !temp_folders(pid).is_empty()), "no scratch folder appeared");
     std::thread::sleep(Duration::from_secs(1));
-    let (o, took) = signal_and_wait(run, libc::SIGTERM);
+    let (o, took) = signal_and_wait(run, sig);
     let t = common::text(&o);
-    assert_eq!(o.status.code(), Some(143), "{t}");
-    assert!(took <= BOUND, "SIGTERM took {took:?} to end the run: {t}");
+    let name = if sig == libc::SIGHUP { "SIGHUP" } else { "SIGTERM" };
+    assert_eq!(o.status.code(), Some(status), "{t}");
+    assert!(took <= BOUND, "{name} took {took:?} to end the run: {t}");
+    assert!(t.contains(&format!("interrupted by {name}")), "{t}");
     for f in ["summary.json", "history.jsonl.zst", "report.html", "scenario.toml", "sqlite.hlog"] {
         assert!(out.join(f).is_file(), "{f} missing from the result: {t}");
     }
@@ -189,7 +181,7 @@ fn sigterm_mid_run_stops_the_load_writes_a_whole_result_marked_interrupted_and_e
     assert_eq!(s["interrupted"], true, "{t}");
     assert!(s["backends"][0]["grants"].as_u64().unwrap() > 0, "nothing recorded before the signal");
     assert!(t.contains("marked `interrupted`"), "the message must say what summary.json says: {t}");
-    assert_eq!(temp_folders(pid), Vec::<PathBuf>::new(), "temp folders left");
+    assert_eq!(temp_folders(pid), Vec::<PathBuf>::new(), "temp folders left: {t}");
 }
 
 /// A Cassandra port that accepts connections and never writes a byte.
