@@ -21,6 +21,8 @@ pub mod cassandra;
 pub mod clock;
 pub mod inprocess;
 #[cfg(feature = "postgres")]
+pub mod pgwire;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;

@@ -1,6 +1,6 @@
 //! `postgres-advisory`, `postgres-lease` and `postgres-advisory-pooled`: one
-//! PostgreSQL server (tokio-postgres, one connection per session, prepared
-//! statements).
+//! PostgreSQL server (one connection per session, `pgwire`: the protocol spoken by
+//! the session's own task, prepared statements with binary parameters).
 //!
 //! - `postgres-advisory` is the advice most teams get: `pg_try_advisory_lock(key)`,
 //!   `pg_advisory_unlock(key)`, and for a wait `pg_advisory_lock(key)` under
@@ -27,10 +27,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::task::JoinHandle;
-use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage, Statement};
 
+use crate::pgwire::{self, FLOAT8, INT8, TEXT, Value};
 use crate::servers::{Endpoint, redact};
 use crate::{BackendEnv, BackendError, Capabilities, Clock, Lease, LockBackend, LockSession, Owner, Result, new_owner};
 
@@ -90,25 +88,16 @@ fn advisory_key(key: &str) -> i64 {
     h as i64
 }
 
-/// What the server (or the client library) said, without any password.
-fn describe(e: &tokio_postgres::Error) -> String {
-    let text = match e.as_db_error() {
-        Some(db) => format!("{}: {} (SQLSTATE {})", db.severity(), db.message(), db.code().code()),
-        None => {
-            let mut t = e.to_string();
-            let mut src = std::error::Error::source(e);
-            while let Some(s) = src {
-                t.push_str(&format!(": {s}"));
-                src = s.source();
-            }
-            t
-        }
-    };
-    redact(&text)
+/// SQLSTATE lock_not_available: `lock_timeout` ran out.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
+/// What the server (or the connection) said, without any password.
+fn describe(e: &pgwire::Error) -> String {
+    redact(&e.to_string())
 }
 
 /// An error while connecting and logging in: nothing of ours was done.
-fn connect_error(at: &str, e: &tokio_postgres::Error) -> BackendError {
+fn connect_error(at: &str, e: &pgwire::Error) -> BackendError {
     BackendError::Unavailable(format!("postgres at {at}: {}", describe(e)))
 }
 
@@ -116,12 +105,12 @@ fn connect_error(at: &str, e: &tokio_postgres::Error) -> BackendError {
 /// did nothing (rolled back), unless the session itself is ending (FATAL,
 /// shutdown, crash: class 57, 08). A timeout or a dropped connection may have
 /// delivered the statement: unknown.
-fn classify(e: &tokio_postgres::Error) -> BackendError {
-    let text = describe(e);
-    match e.as_db_error() {
-        Some(db) => {
-            let c = db.code().code();
-            if c.starts_with("57") || c.starts_with("08") || db.severity() == "FATAL" || db.severity() == "PANIC" {
+fn classify(at: &str, e: &pgwire::Error) -> BackendError {
+    let text = format!("postgres at {at}: {}", describe(e));
+    match e {
+        pgwire::Error::Server(db) => {
+            let c = db.code.as_str();
+            if c.starts_with("57") || c.starts_with("08") || db.ends_session() {
                 BackendError::Unknown(text)
             } else if c.starts_with("53") {
                 // Insufficient resources (too many connections, out of memory): refused.
@@ -130,42 +119,42 @@ fn classify(e: &tokio_postgres::Error) -> BackendError {
                 BackendError::Rejected(text)
             }
         }
-        None => BackendError::Unknown(text),
+        pgwire::Error::Io(_) => BackendError::Unknown(text),
     }
-}
-
-/// Does this error mean the connection is gone (so its session locks are)?
-fn lost(e: &tokio_postgres::Error) -> bool {
-    e.is_closed() || e.as_db_error().is_none_or(|db| matches!(db.severity(), "FATAL" | "PANIC"))
 }
 
 pub struct Postgres {
     variant: Variant,
     at: String,
-    cfg: Arc<Config>,
+    server: Arc<Server>,
     clock: Clock,
     /// The lease table exists (created once per process, under an advisory lock).
     ddl_done: Arc<AtomicBool>,
 }
 
+/// Where and as whom to log in.
+struct Server {
+    host: String,
+    port: u16,
+    user: String,
+    password: Option<String>,
+    database: String,
+}
+
 fn open(env: &BackendEnv, variant: Variant) -> Result<Arc<dyn LockBackend>> {
     let endpoint = env.endpoints.first().ok_or_else(|| BackendError::Config("postgres needs one endpoint".into()))?;
     let e = Endpoint::from_env(endpoint)?;
-    let mut cfg = Config::new();
-    cfg.host(&e.host)
-        .port(e.port)
-        .user(e.user.as_deref().unwrap_or(crate::servers::postgres::SUPERUSER))
-        .dbname(e.database.clone().or(e.db.map(|n| n.to_string())).as_deref().unwrap_or("postgres"))
-        .application_name("lockbench")
-        .connect_timeout(CONNECT_TIMEOUT)
-        .keepalives(true);
-    if let Some(p) = e.password() {
-        cfg.password(p);
-    }
+    let server = Server {
+        host: e.host.clone(),
+        port: e.port,
+        user: e.user.clone().unwrap_or_else(|| crate::servers::postgres::SUPERUSER.to_owned()),
+        password: e.password().map(str::to_owned),
+        database: e.database.clone().or(e.db.map(|n| n.to_string())).unwrap_or_else(|| "postgres".to_owned()),
+    };
     Ok(Arc::new(Postgres {
         variant,
         at: e.to_string(),
-        cfg: Arc::new(cfg),
+        server: Arc::new(server),
         clock: env.clock.clone(),
         ddl_done: Arc::new(AtomicBool::new(false)),
     }))
@@ -205,7 +194,7 @@ impl LockBackend for Postgres {
         Ok(Box::new(Session {
             variant: self.variant,
             at: self.at.clone(),
-            cfg: self.cfg.clone(),
+            server: self.server.clone(),
             clock: self.clock.clone(),
             ddl_done: self.ddl_done.clone(),
             conn: None,
@@ -215,45 +204,28 @@ impl LockBackend for Postgres {
     }
 }
 
-/// The prepared statements of one connection.
-enum Prepared {
-    Advisory {
-        try_lock: Statement,
-        lock: Statement,
-        unlock: Statement,
-    },
-    Lease {
-        acquire: Statement,
-        release: Statement,
-        renew: Statement,
-    },
-    /// Through PgBouncer in transaction mode a named prepared statement lives on
-    /// one server connection and the next statement may run on another: plain
-    /// (simple-protocol) queries only.
-    Pooled,
-}
+/// The prepared statements' names. Through PgBouncer in transaction mode a named
+/// prepared statement lives on one server connection and the next statement may
+/// run on another: `postgres-advisory-pooled` sends simple queries only.
+const TRY_LOCK: &str = "try_lock";
+const LOCK: &str = "lock";
+const UNLOCK: &str = "unlock";
+const ACQUIRE_ST: &str = "acquire";
+const RELEASE_ST: &str = "release";
+const RENEW_ST: &str = "renew";
 
 struct Conn {
-    client: Client,
-    st: Prepared,
-    /// The connection's I/O task: aborted with the connection, so that a session
-    /// dropped mid-statement closes its socket at once (and the server frees its
-    /// advisory locks) instead of waiting for an answer that may never come.
-    io: JoinHandle<()>,
+    /// Dropping it closes the socket at once, so that a session dropped
+    /// mid-statement frees its advisory locks instead of waiting for an answer.
+    wire: pgwire::Conn,
     /// The `lock_timeout` set on this connection, in ms.
     lock_timeout_ms: Option<u128>,
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        self.io.abort();
-    }
 }
 
 struct Session {
     variant: Variant,
     at: String,
-    cfg: Arc<Config>,
+    server: Arc<Server>,
     clock: Clock,
     ddl_done: Arc<AtomicBool>,
     conn: Option<Conn>,
@@ -268,35 +240,40 @@ struct Session {
 impl Session {
     async fn connect(&self) -> Result<Conn> {
         let at = &self.at;
+        let s = &self.server;
+        let err = |e: pgwire::Error| connect_error(at, &e);
         let work = async {
-            let (client, connection) = self.cfg.connect(NoTls).await.map_err(|e| connect_error(at, &e))?;
-            let io = tokio::spawn(async move {
-                let _ = connection.await;
-            });
-            // From here on, an early return drops `client` and aborts `io`.
-            let mut guard = Conn { client, st: Prepared::Pooled, io, lock_timeout_ms: None };
-            let c = &guard.client;
-            let st = match self.variant {
-                Variant::Advisory => Prepared::Advisory {
-                    try_lock: c.prepare("SELECT pg_try_advisory_lock($1)").await.map_err(|e| connect_error(at, &e))?,
-                    lock: c.prepare("SELECT pg_advisory_lock($1)").await.map_err(|e| connect_error(at, &e))?,
-                    unlock: c.prepare("SELECT pg_advisory_unlock($1)").await.map_err(|e| connect_error(at, &e))?,
-                },
+            let login = pgwire::Login {
+                user: &s.user,
+                password: s.password.as_deref(),
+                database: &s.database,
+                application: "lockbench",
+            };
+            let mut wire = pgwire::Conn::connect(&s.host, s.port, &login).await.map_err(err)?;
+            match self.variant {
+                Variant::Advisory => {
+                    let statements: [(&str, &str, &[_]); 3] = [
+                        (TRY_LOCK, "SELECT pg_try_advisory_lock($1)", &[INT8]),
+                        (LOCK, "SELECT pg_advisory_lock($1)", &[INT8]),
+                        (UNLOCK, "SELECT pg_advisory_unlock($1)", &[INT8]),
+                    ];
+                    wire.prepare(&statements).await.map_err(err)?;
+                }
                 Variant::Lease => {
                     if !self.ddl_done.load(Ordering::Acquire) {
-                        c.batch_execute(DDL).await.map_err(|e| connect_error(at, &e))?;
+                        wire.simple(DDL).await.map_err(err)?;
                         self.ddl_done.store(true, Ordering::Release);
                     }
-                    Prepared::Lease {
-                        acquire: c.prepare(ACQUIRE).await.map_err(|e| connect_error(at, &e))?,
-                        release: c.prepare(RELEASE).await.map_err(|e| connect_error(at, &e))?,
-                        renew: c.prepare(RENEW).await.map_err(|e| connect_error(at, &e))?,
-                    }
+                    let statements: [(&str, &str, &[_]); 3] = [
+                        (ACQUIRE_ST, ACQUIRE, &[TEXT, INT8, FLOAT8]),
+                        (RELEASE_ST, RELEASE, &[TEXT, INT8]),
+                        (RENEW_ST, RENEW, &[TEXT, INT8, FLOAT8]),
+                    ];
+                    wire.prepare(&statements).await.map_err(err)?;
                 }
-                Variant::Pooled => Prepared::Pooled,
-            };
-            guard.st = st;
-            Ok(guard)
+                Variant::Pooled => {}
+            }
+            Ok(Conn { wire, lock_timeout_ms: None })
         };
         match tokio::time::timeout(CONNECT_TIMEOUT, work).await {
             Ok(r) => r,
@@ -307,9 +284,9 @@ impl Session {
         }
     }
 
-    /// The connection, opened if there is none.
+    /// The connection, opened if there is none (or the server closed it).
     async fn conn(&mut self) -> Result<&mut Conn> {
-        if self.conn.as_ref().is_some_and(|c| c.client.is_closed()) {
+        if self.conn.as_mut().is_some_and(|c| c.wire.closed()) {
             self.drop_conn();
         }
         if self.conn.is_none() {
@@ -323,22 +300,39 @@ impl Session {
         self.held.clear();
     }
 
-    /// Run one statement under `deadline`; a lost connection is dropped.
-    async fn run<T>(
+    /// Run a prepared statement under `deadline`; a lost connection is dropped.
+    async fn execute(
         &mut self,
         deadline: Duration,
-        f: impl for<'c> FnOnce(
-            &'c Conn,
-        )
-            -> std::pin::Pin<Box<dyn Future<Output = Result<T, tokio_postgres::Error>> + Send + 'c>>,
-    ) -> Result<T, StatementError> {
+        name: &str,
+        params: &[Value<'_>],
+    ) -> Result<pgwire::Answer, StatementError> {
         self.conn().await.map_err(StatementError::Backend)?;
         self.sent += 1;
-        let conn = self.conn.as_ref().expect("just opened");
-        match tokio::time::timeout(deadline, f(conn)).await {
+        let wire = &mut self.conn.as_mut().expect("just opened").wire;
+        let r = tokio::time::timeout(deadline, wire.execute(name, params)).await;
+        self.settle(deadline, r)
+    }
+
+    /// Run a simple query under the statement deadline: its first value (`t`/`f`
+    /// for a boolean).
+    async fn simple(&mut self, sql: &str) -> Result<Option<String>> {
+        self.conn().await?;
+        self.sent += 1;
+        let wire = &mut self.conn.as_mut().expect("just opened").wire;
+        let r = tokio::time::timeout(RESPONSE_TIMEOUT, wire.simple(sql)).await;
+        self.settle(RESPONSE_TIMEOUT, r).map_err(|e| e.into_backend(&self.at))
+    }
+
+    fn settle<T>(
+        &mut self,
+        deadline: Duration,
+        r: std::result::Result<pgwire::Result<T>, tokio::time::error::Elapsed>,
+    ) -> Result<T, StatementError> {
+        match r {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
-                if lost(&e) {
+                if e.lost() {
                     self.drop_conn();
                 }
                 Err(StatementError::Pg(e))
@@ -360,29 +354,17 @@ impl Session {
         let len = lease.map_or(NO_LEASE_NS, |l| l.as_nanos() as u64);
         Lease { key: key.to_owned(), owner, fencing_token: token, granted_at: now, expires_at: now.saturating_add(len) }
     }
-
-    /// One simple-protocol query's first value (`t`/`f` for a boolean).
-    async fn simple_value(&mut self, sql: String) -> Result<Option<String>> {
-        let rows = self
-            .run(RESPONSE_TIMEOUT, move |c| Box::pin(async move { c.client.simple_query(&sql).await }))
-            .await
-            .map_err(|e| e.into_backend())?;
-        Ok(rows.into_iter().find_map(|m| match m {
-            SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
-            _ => None,
-        }))
-    }
 }
 
 enum StatementError {
-    Pg(tokio_postgres::Error),
+    Pg(pgwire::Error),
     Backend(BackendError),
 }
 
 impl StatementError {
-    fn into_backend(self) -> BackendError {
+    fn into_backend(self, at: &str) -> BackendError {
         match self {
-            StatementError::Pg(e) => classify(&e),
+            StatementError::Pg(e) => classify(at, &e),
             StatementError::Backend(b) => b,
         }
     }
@@ -391,13 +373,13 @@ impl StatementError {
 #[async_trait]
 impl LockSession for Session {
     async fn server_version(&mut self) -> Result<Option<String>> {
-        let v = self.simple_value("SELECT current_setting('server_version')".into()).await?;
+        let v = self.simple("SELECT current_setting('server_version')").await?;
         Ok(v.map(|v| format!("PostgreSQL {v}")))
     }
 
     /// `SELECT 1`, bounded by the connection and statement deadlines.
     async fn ping(&mut self) -> Result<()> {
-        match self.simple_value("SELECT 1".into()).await?.as_deref() {
+        match self.simple("SELECT 1").await?.as_deref() {
             Some("1") => Ok(()),
             other => Err(BackendError::Rejected(format!("postgres at {}: SELECT 1 answered {other:?}", self.at))),
         }
@@ -418,16 +400,11 @@ impl LockSession for Session {
                     return Ok(None);
                 }
                 let k = advisory_key(key);
-                let row = self
-                    .run(RESPONSE_TIMEOUT, move |c| {
-                        Box::pin(async move {
-                            let Prepared::Advisory { try_lock, .. } = &c.st else { unreachable!() };
-                            c.client.query_one(try_lock, &[&k]).await
-                        })
-                    })
+                let a = self
+                    .execute(RESPONSE_TIMEOUT, TRY_LOCK, &[Value::Int8(k)])
                     .await
-                    .map_err(|e| e.into_backend())?;
-                if !row.get::<_, bool>(0) {
+                    .map_err(|e| e.into_backend(&self.at))?;
+                if a.first != Some(1) {
                     return Ok(None);
                 }
                 self.held.insert(key.to_owned(), owner);
@@ -435,21 +412,14 @@ impl LockSession for Session {
             }
             Variant::Pooled => {
                 // As the advice reads: no bookkeeping, the server is trusted.
-                let v = self.simple_value(format!("SELECT pg_try_advisory_lock({})", advisory_key(key))).await?;
+                let v = self.simple(&format!("SELECT pg_try_advisory_lock({})", advisory_key(key))).await?;
                 Ok((v.as_deref() == Some("t")).then(|| self.lease(key, owner, None, now, None)))
             }
             Variant::Lease => {
-                let (k, o, secs) = (key.to_owned(), owner as i64, lease.as_secs_f64());
-                let row = self
-                    .run(RESPONSE_TIMEOUT, move |c| {
-                        Box::pin(async move {
-                            let Prepared::Lease { acquire, .. } = &c.st else { unreachable!() };
-                            c.client.query_opt(acquire, &[&k, &o, &secs]).await
-                        })
-                    })
-                    .await
-                    .map_err(|e| e.into_backend())?;
-                Ok(row.map(|r| self.lease(key, owner, Some(r.get::<_, i64>(0) as u64), now, Some(lease))))
+                let params = [Value::Text(key), Value::Int8(owner as i64), Value::Float8(lease.as_secs_f64())];
+                let a =
+                    self.execute(RESPONSE_TIMEOUT, ACQUIRE_ST, &params).await.map_err(|e| e.into_backend(&self.at))?;
+                Ok(a.first.map(|token| self.lease(key, owner, Some(token as u64), now, Some(lease))))
             }
         }
     }
@@ -465,31 +435,20 @@ impl LockSession for Session {
             let now = self.clock.now_ns();
             let ms = wait.max.as_millis().max(1);
             if self.conn().await?.lock_timeout_ms != Some(ms) {
-                let sql = format!("SET lock_timeout = {ms}");
-                self.run(RESPONSE_TIMEOUT, move |c| Box::pin(async move { c.client.batch_execute(&sql).await }))
-                    .await
-                    .map_err(|e| e.into_backend())?;
+                self.simple(&format!("SET lock_timeout = {ms}")).await?;
                 if let Some(c) = self.conn.as_mut() {
                     c.lock_timeout_ms = Some(ms);
                 }
             }
-            let k = advisory_key(key);
-            let r = self
-                .run(wait.max + RESPONSE_TIMEOUT, move |c| {
-                    Box::pin(async move {
-                        let Prepared::Advisory { lock, .. } = &c.st else { unreachable!() };
-                        c.client.execute(lock, &[&k]).await
-                    })
-                })
-                .await;
+            let r = self.execute(wait.max + RESPONSE_TIMEOUT, LOCK, &[Value::Int8(advisory_key(key))]).await;
             return match r {
                 Ok(_) => {
                     self.held.insert(key.to_owned(), owner);
                     Ok(Some(self.lease(key, owner, None, now, None)))
                 }
                 // lock_timeout ran out: the wait is over, nothing taken.
-                Err(StatementError::Pg(e)) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => Ok(None),
-                Err(e) => Err(e.into_backend()),
+                Err(StatementError::Pg(pgwire::Error::Server(e))) if e.code == LOCK_NOT_AVAILABLE => Ok(None),
+                Err(e) => Err(e.into_backend(&self.at)),
             };
         }
         crate::poll_acquire(self, key, lease, wait).await
@@ -499,21 +458,19 @@ impl LockSession for Session {
         match self.variant {
             // No lease to extend: the lock lasts as long as the connection, so it
             // is still ours exactly when this connection still holds it.
-            Variant::Advisory => Ok(self.held.get(&lease.key) == Some(&lease.owner)
-                && self.conn.as_ref().is_some_and(|c| !c.client.is_closed())),
+            Variant::Advisory => {
+                if self.conn.as_mut().is_some_and(|c| c.wire.closed()) {
+                    self.drop_conn();
+                }
+                Ok(self.held.get(&lease.key) == Some(&lease.owner) && self.conn.is_some())
+            }
             Variant::Pooled => Ok(true),
             Variant::Lease => {
-                let (k, o, secs) = (lease.key.clone(), lease.owner as i64, extend.as_secs_f64());
-                let n = self
-                    .run(RESPONSE_TIMEOUT, move |c| {
-                        Box::pin(async move {
-                            let Prepared::Lease { renew, .. } = &c.st else { unreachable!() };
-                            c.client.execute(renew, &[&k, &o, &secs]).await
-                        })
-                    })
-                    .await
-                    .map_err(|e| e.into_backend())?;
-                Ok(n == 1)
+                let params =
+                    [Value::Text(&lease.key), Value::Int8(lease.owner as i64), Value::Float8(extend.as_secs_f64())];
+                let a =
+                    self.execute(RESPONSE_TIMEOUT, RENEW_ST, &params).await.map_err(|e| e.into_backend(&self.at))?;
+                Ok(a.rows == 1)
             }
         }
     }
@@ -525,36 +482,24 @@ impl LockSession for Session {
                     return Ok(false);
                 }
                 let k = advisory_key(&lease.key);
-                let row = self
-                    .run(RESPONSE_TIMEOUT, move |c| {
-                        Box::pin(async move {
-                            let Prepared::Advisory { unlock, .. } = &c.st else { unreachable!() };
-                            c.client.query_one(unlock, &[&k]).await
-                        })
-                    })
+                let a = self
+                    .execute(RESPONSE_TIMEOUT, UNLOCK, &[Value::Int8(k)])
                     .await
-                    .map_err(|e| e.into_backend())?;
+                    .map_err(|e| e.into_backend(&self.at))?;
                 self.held.remove(&lease.key);
-                Ok(row.get::<_, bool>(0))
+                Ok(a.first == Some(1))
             }
             Variant::Pooled => {
                 // No owner check and whichever server connection is free: the unlock
                 // usually lands where the lock is not.
-                let v = self.simple_value(format!("SELECT pg_advisory_unlock({})", advisory_key(&lease.key))).await?;
+                let v = self.simple(&format!("SELECT pg_advisory_unlock({})", advisory_key(&lease.key))).await?;
                 Ok(v.as_deref() == Some("t"))
             }
             Variant::Lease => {
-                let (k, o) = (lease.key.clone(), lease.owner as i64);
-                let n = self
-                    .run(RESPONSE_TIMEOUT, move |c| {
-                        Box::pin(async move {
-                            let Prepared::Lease { release, .. } = &c.st else { unreachable!() };
-                            c.client.execute(release, &[&k, &o]).await
-                        })
-                    })
-                    .await
-                    .map_err(|e| e.into_backend())?;
-                Ok(n == 1)
+                let params = [Value::Text(&lease.key), Value::Int8(lease.owner as i64)];
+                let a =
+                    self.execute(RESPONSE_TIMEOUT, RELEASE_ST, &params).await.map_err(|e| e.into_backend(&self.at))?;
+                Ok(a.rows == 1)
             }
         }
     }
