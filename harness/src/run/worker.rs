@@ -272,9 +272,17 @@ impl Supervisor {
                 }
                 cmd = self.control.next_command(), if crashed.is_none() => match cmd {
                     Command::Crash { restart_after } => {
+                        // The hold ends when the kill is sent, stamped before it: once
+                        // the signal is out, the worker's connections may close and
+                        // the server re-grant its lock while this thread is not yet
+                        // scheduled again (seen on a loaded machine: a crash stamped
+                        // after the next holder's grant, read as two holders). Lines
+                        // it wrote before dying still count: `died` never ends the
+                        // hold before its last event.
+                        let t = mono_ns();
                         // SAFETY: kill(2) on our own child.
                         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-                        crashed = Some((mono_ns(), restart_after));
+                        crashed = Some((t, restart_after));
                         self.control.holding.store(0, Ordering::Relaxed);
                         // What it did before it died may still be in the pipe: the
                         // crash is recorded against the hold it really had, after
