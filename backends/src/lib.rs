@@ -19,6 +19,8 @@ use async_trait::async_trait;
 #[cfg(feature = "cassandra")]
 pub mod cassandra;
 pub mod clock;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod inprocess;
 #[cfg(feature = "postgres")]
 pub mod pgwire;
@@ -345,7 +347,10 @@ pub fn registry() -> Vec<BackendInfo> {
     let (pg_on, pg_advisory) = feature_open!("postgres", postgres::open_advisory);
     let (_, pg_lease) = feature_open!("postgres", postgres::open_lease);
     let (_, pg_pooled) = feature_open!("postgres", postgres::open_pooled);
-    use servers::ServerKind::{Cassandra, CassandraPaxosV1, Pgbouncer, Postgres, Redis};
+    let (etcd_on, etcd_lock) = feature_open!("etcd", etcd::open_lock);
+    let (_, etcd_unfenced) = feature_open!("etcd", etcd::open_unfenced);
+    let (_, etcd_txn) = feature_open!("etcd", etcd::open_txn);
+    use servers::ServerKind::{Cassandra, CassandraPaxosV1, Etcd, Pgbouncer, Postgres, Redis};
     vec![
         BackendInfo {
             name: "inprocess",
@@ -444,6 +449,27 @@ pub fn registry() -> Vec<BackendInfo> {
             about: "UNSAFE on purpose: advisory locks through PgBouncer in transaction pooling mode",
             compiled: pg_on,
             open: pg_pooled,
+        },
+        BackendInfo {
+            name: "etcd",
+            needs: Needs::Servers { kind: Etcd, n: 3 },
+            about: "etcd v3 lock service (Lock with a session lease, queued wait), revision as fencing token",
+            compiled: etcd_on,
+            open: etcd_lock,
+        },
+        BackendInfo {
+            name: "etcd-unfenced",
+            needs: Needs::Servers { kind: Etcd, n: 3 },
+            about: "the etcd lock with no token on the guarded write (what Jepsen measured in etcd 3.4.3)",
+            compiled: etcd_on,
+            open: etcd_unfenced,
+        },
+        BackendInfo {
+            name: "etcd-txn",
+            needs: Needs::Servers { kind: Etcd, n: 3 },
+            about: "etcd lease + txn If(CreateRevision(key) == 0) Then(Put(key, owner, lease)), polling",
+            compiled: etcd_on,
+            open: etcd_txn,
         },
     ]
 }

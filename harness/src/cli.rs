@@ -1069,7 +1069,7 @@ pub fn verdict_line(b: &report::BackendSummary) -> String {
         ),
         l => {
             let mut o = format!(
-                "{}: {} of {} holds overlapped (pairs: {} within both leases, {} after expiry), {} of {} increments lost, {} token regressions",
+                "{}: {} of {} holds overlapped (pairs: {} within both leases, {} after expiry), {} of {} increments lost{}, {} token regressions",
                 l.word().to_uppercase(),
                 b.holds_overlapped,
                 b.grants,
@@ -1077,6 +1077,7 @@ pub fn verdict_line(b: &report::BackendSummary) -> String {
                 b.violations.after_expiry,
                 b.increments_lost,
                 b.writes_acknowledged,
+                report::lost_share(b),
                 b.token_regressions
             );
             if l == Level::Fenced {

@@ -42,6 +42,8 @@ fn ready_timeout(kind: ServerKind) -> Duration {
         // initdb (~1 s) happens before this clock starts; recovery after a kill
         // replays the WAL written since the last checkpoint.
         ServerKind::Postgres | ServerKind::Pgbouncer => Duration::from_secs(30),
+        // A member answers once the cluster has elected a leader (< 3 s here).
+        ServerKind::Etcd => Duration::from_secs(30),
     }
 }
 
@@ -80,6 +82,8 @@ pub struct LocalCluster {
     opts: ServerOptions,
     base: TempDir,
     procs: Mutex<Vec<Proc>>,
+    /// etcd's `--initial-cluster` (every member's name and peer URL), fixed at start.
+    peers: String,
 }
 
 /// Pids of every server this process started and has not stopped.
@@ -286,21 +290,48 @@ fn tail(path: &Path, lines: usize) -> String {
 }
 
 impl LocalCluster {
-    /// Start `n` servers of `kind` and wait until each answers.
+    /// Start `n` servers of `kind` and wait until each answers. The members of an
+    /// etcd cluster are all started before any is waited for: none answers alone.
     pub fn start(kind: ServerKind, n: usize, opts: ServerOptions) -> Result<LocalCluster> {
         let base = tempdirs::server(kind, free_port()?).map_err(|e| BackendError::Config(e.to_string()))?;
+        let mut procs = Vec::new();
+        for i in 0..n {
+            let dir = base.path().join(format!("{i}"));
+            std::fs::create_dir_all(&dir).map_err(|e| BackendError::Config(format!("{}: {e}", dir.display())))?;
+            let skewed = opts.skewed.as_ref().is_none_or(|v| v.contains(&i));
+            let faketime = opts.faketime.clone().filter(|_| skewed);
+            procs.push(Proc {
+                port: free_port()?,
+                dir,
+                child: None,
+                faketime,
+                aux: [free_port()?, free_port()?],
+                front: None,
+            });
+        }
+        let peers = procs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("m{i}=http://127.0.0.1:{}", p.aux[0]))
+            .collect::<Vec<_>>()
+            .join(",");
         // From here on, a failure drops `c`: servers started so far are stopped and
         // the folder removed.
-        let c = LocalCluster { kind, opts, base, procs: Mutex::new(Vec::new()) };
-        for i in 0..n {
-            let dir = c.base.path().join(format!("{i}"));
-            std::fs::create_dir_all(&dir).map_err(|e| BackendError::Config(format!("{}: {e}", dir.display())))?;
-            let skewed = c.opts.skewed.as_ref().is_none_or(|v| v.contains(&i));
-            let faketime = c.opts.faketime.clone().filter(|_| skewed);
-            let mut p =
-                Proc { port: free_port()?, dir, child: None, faketime, aux: [free_port()?, free_port()?], front: None };
-            c.launch(&mut p)?;
-            c.procs().push(p);
+        let c = LocalCluster { kind, opts, base, procs: Mutex::new(Vec::new()), peers };
+        if kind == ServerKind::Etcd {
+            for mut p in procs {
+                c.spawn_server(&mut p)?;
+                c.procs().push(p);
+            }
+            let mut all = c.procs();
+            for p in all.iter_mut() {
+                wait_ready(kind, &mut p.child, p.port, &p.dir.join("server.log"))?;
+            }
+        } else {
+            for mut p in procs {
+                c.launch(&mut p)?;
+                c.procs().push(p);
+            }
         }
         Ok(c)
     }
@@ -359,6 +390,20 @@ impl LocalCluster {
                 let paxos = if self.kind == ServerKind::Cassandra { "v2" } else { "v1" };
                 cassandra_command(&mut cmd, p, paxos)?;
             }
+            ServerKind::Etcd => {
+                let name = p.dir.file_name().and_then(|n| n.to_str()).unwrap_or("0");
+                let (client, peer) = (format!("http://127.0.0.1:{}", p.port), format!("http://127.0.0.1:{}", p.aux[0]));
+                cmd.args(["--name", &format!("m{name}")])
+                    .arg("--data-dir")
+                    .arg(p.dir.join("data"))
+                    .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
+                    .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+                    .args(["--initial-cluster", &self.peers, "--initial-cluster-state", "new"])
+                    .args(["--initial-cluster-token", &format!("lockbench-{}", self.base_name())])
+                    // No metrics or debug listeners beyond the client port.
+                    .args(["--enable-pprof=false", "--logger", "zap", "--log-outputs"])
+                    .arg(p.dir.join("server.log"));
+            }
             ServerKind::Postgres | ServerKind::Pgbouncer => {
                 super::postgres::server_args(&mut cmd, &p.dir, self.pg_port(p));
                 cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(super::postgres::log_file(&p.dir)?);
@@ -374,12 +419,23 @@ impl LocalCluster {
         if self.kind == ServerKind::Pgbouncer { p.aux[0] } else { p.port }
     }
 
-    fn launch(&self, p: &mut Proc) -> Result<()> {
-        let log = p.dir.join("server.log");
+    /// The cluster's folder name (unique per cluster: kind, pid, port).
+    fn base_name(&self) -> String {
+        self.base.path().file_name().and_then(|n| n.to_str()).unwrap_or("cluster").to_owned()
+    }
+
+    /// Start the server's process (without waiting for it to answer).
+    fn spawn_server(&self, p: &mut Proc) -> Result<Option<(u32, u32)>> {
         let ids = if self.kind.is_postgres() { super::postgres::prepare(&p.dir)? } else { None };
         let child = spawn_guarded_as(self.command(p)?, ids)
             .map_err(|e| BackendError::Config(format!("starting {}: {e}", self.kind.program().0)))?;
         p.child = Some(child);
+        Ok(ids)
+    }
+
+    fn launch(&self, p: &mut Proc) -> Result<()> {
+        let log = p.dir.join("server.log");
+        let ids = self.spawn_server(p)?;
         let port = self.pg_port(p);
         wait_ready(self.kind, &mut p.child, port, &log)?;
         if self.kind == ServerKind::Pgbouncer && p.front.is_none() {
@@ -467,6 +523,14 @@ fn ping(kind: ServerKind, port: u16) -> bool {
             s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
         }
         ServerKind::Postgres | ServerKind::Pgbouncer => super::postgres::probe(&mut s),
+        // etcd's /health says true once the member sees a leader.
+        ServerKind::Etcd => {
+            let req = format!("GET /health HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+            let mut body = String::new();
+            s.write_all(req.as_bytes()).is_ok()
+                && s.read_to_string(&mut body).is_ok()
+                && body.replace(' ', "").contains("\"health\":\"true\"")
+        }
         ServerKind::Cassandra | ServerKind::CassandraPaxosV1 => {
             // A CQL v4 OPTIONS frame (stream 0); the answer is SUPPORTED (opcode 6).
             let mut buf = [0u8; 9];

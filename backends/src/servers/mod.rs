@@ -32,16 +32,20 @@ pub enum ServerKind {
     /// A PostgreSQL server behind PgBouncer in transaction pooling mode: the
     /// endpoint is PgBouncer's; server faults act on the PostgreSQL behind it.
     Pgbouncer,
+    /// An etcd cluster (Debian's `etcd-server`, 3.4): the members find each other
+    /// on their peer ports; a member is ready once the cluster has a leader.
+    Etcd,
 }
 
 impl ServerKind {
     /// Every kind, for `--endpoints` and `LOCKBENCH_<KIND>`.
-    pub const ALL: [ServerKind; 5] = [
+    pub const ALL: [ServerKind; 6] = [
         ServerKind::Redis,
         ServerKind::Cassandra,
         ServerKind::CassandraPaxosV1,
         ServerKind::Postgres,
         ServerKind::Pgbouncer,
+        ServerKind::Etcd,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +55,7 @@ impl ServerKind {
             ServerKind::CassandraPaxosV1 => "cassandra_v1",
             ServerKind::Postgres => "postgres",
             ServerKind::Pgbouncer => "pgbouncer",
+            ServerKind::Etcd => "etcd",
         }
     }
 
@@ -74,13 +79,14 @@ impl ServerKind {
             }
             ServerKind::Postgres => ("postgres", "scripts/setup (Debian package postgresql)"),
             ServerKind::Pgbouncer => ("pgbouncer", "scripts/setup (Debian packages postgresql and pgbouncer)"),
+            ServerKind::Etcd => ("etcd", "scripts/setup (Debian package etcd-server)"),
         }
     }
 
     /// Is the program installed here?
     pub fn installed(self) -> bool {
         match self {
-            ServerKind::Redis => local::which(self.program().0).is_some(),
+            ServerKind::Redis | ServerKind::Etcd => local::which(self.program().0).is_some(),
             ServerKind::Cassandra | ServerKind::CassandraPaxosV1 => {
                 local::which("java").is_some() && local::cassandra_lib().is_ok()
             }

@@ -714,7 +714,7 @@ fn violations(bs: &[BackendSummary]) -> String {
         let _ = write!(
             o,
             "<section data-backend=\"{n}\"><h3 id=\"v-{n}\">{n}: {}</h3><p>{} of {} holds overlapped another ({} episodes, at most {} holders at once, {:.3} s with two or more); \
-             {} overlapping pairs within both leases, {} after expiry; {} token regressions; {} of {} acknowledged increments lost, {} clobbering writes, {} stale writes refused. \
+             {} overlapping pairs within both leases, {} after expiry; {} token regressions; {} of {} acknowledged increments lost{}, {} clobbering writes, {} stale writes refused. \
              {} overlaps follow, a sample spread over the run (of each class), each with its holders' events.</p>",
             b.verdict,
             b.holds_overlapped,
@@ -727,6 +727,7 @@ fn violations(bs: &[BackendSummary]) -> String {
             b.token_regressions,
             b.increments_lost,
             b.writes_acknowledged,
+            super::lost_share(b),
             b.clobbering_writes,
             b.stale_writes_refused,
             b.overlaps.len(),

@@ -26,6 +26,15 @@ use crate::record::hist::Latencies;
 use crate::run::BackendRun;
 pub use summary::{BackendSummary, Machine, Skipped, Summary};
 
+/// The lost increments as a share of the acknowledged ones, as Jepsen states
+/// lost updates (" (3.2%)"); empty when nothing was lost.
+pub fn lost_share(b: &BackendSummary) -> String {
+    if b.increments_lost == 0 || b.writes_acknowledged == 0 {
+        return String::new();
+    }
+    format!(" ({:.1}%)", 100.0 * b.increments_lost as f64 / b.writes_acknowledged as f64)
+}
+
 /// How much of the history a result keeps (`--history`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -50,11 +50,13 @@ pub async fn run_on(s: &Scenario, backend: &str) -> (BackendRun, Verdict) {
     let info = lookup(backend).unwrap_or_else(|| panic!("no backend {backend}"));
     let (cluster, endpoints) = match info.needs {
         Needs::Embedded => (None, Vec::new()),
-        // PostgreSQL takes an initdb (~1 s) per server: scenarios that do nothing to
-        // the server share one per test binary (its advisory locks end with the
-        // runs' connections, lease rows with their leases).
+        // PostgreSQL takes an initdb (~1 s) per server and etcd an election: scenarios
+        // that do nothing to the server share one per test binary (advisory locks end
+        // with the runs' connections, lease rows and etcd lock keys with their leases).
         Needs::Servers { kind, n }
-            if kind.is_postgres() && s.needs_servers().is_none() && s.server_options() == Default::default() =>
+            if (kind.is_postgres() || kind == lockbench_backends::servers::ServerKind::Etcd)
+                && s.needs_servers().is_none()
+                && s.server_options() == Default::default() =>
         {
             (None, shared_endpoints(kind, n))
         }

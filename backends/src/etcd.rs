@@ -1,0 +1,503 @@
+//! `etcd`, `etcd-unfenced` and `etcd-txn`: etcd v3 (the `etcd-client` crate, gRPC;
+//! one client per session, balanced over every member).
+//!
+//! Every session keeps one etcd lease, granted with the scenario's lease as its TTL
+//! (etcd counts whole seconds and raises a TTL below its minimum, 2 s with default
+//! timing: the TTL the server granted is what the session reports as the hold's
+//! lease). The lease is kept alive only by the session's own renewals and by a
+//! keep-alive before an acquire when a third of it has passed; a paused or crashed
+//! holder's lease therefore runs out, the server deletes the lock key, and the next
+//! waiter gets the lock. That is the etcd 3.4 behaviour Jepsen's 2020 analysis
+//! measured under process pauses.
+//!
+//! - `etcd`: the server's lock service (`v3lock`: `Lock` with the lease; it puts
+//!   `<name>/<lease in hex>` and waits until every key under `<name>/` with a lower
+//!   create revision is gone: a queue in create-revision order). A wait is that
+//!   queue (`acquire` overrides the polling default); a try without waiting is the
+//!   same recipe as one transaction (put the waiter key, read the lowest), and the
+//!   key is deleted again when it is not the lowest (etcd 3.5's `TryLock`). Release
+//!   deletes the lock key, which is what the server's `Unlock` does. The fencing
+//!   token is a revision: the create revision of the key for a try, the revision of
+//!   the `Lock` answer for a wait (at least the revision that deleted the previous
+//!   holder's key, so it grows with every grant). Jepsen's recommended fix: the
+//!   guarded resource refuses a token lower than one it has seen.
+//! - `etcd-unfenced`: the same lock, and the guarded write carries no token: what
+//!   most applications do, and what Jepsen measured (lost updates under pauses).
+//! - `etcd-txn`: the hand-rolled recipe: `If(CreateRevision(key) == 0)
+//!   Then(Put(key, owner, lease))`, polling; release and renew are owner-checked;
+//!   the token is the put's revision.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, LockOptions, PutOptions, SortOrder, SortTarget, Txn, TxnOp,
+    TxnOpResponse,
+};
+
+use crate::servers::{Endpoint, redact};
+use crate::{BackendEnv, BackendError, Capabilities, Clock, Lease, LockBackend, LockSession, Result, Wait, new_owner};
+
+/// How long one request may take before its outcome is called unknown. etcd
+/// commits every write through Raft and an fsync on a majority.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long connecting may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Variant {
+    Lock,
+    Unfenced,
+    Txn,
+}
+
+pub struct Etcd {
+    variant: Variant,
+    /// `http://host:port` of every member.
+    urls: Arc<Vec<String>>,
+    /// The members as the user named them (no password), for messages.
+    at: String,
+    user: Option<(String, String)>,
+    clock: Clock,
+}
+
+fn open(env: &BackendEnv, variant: Variant) -> Result<Arc<dyn LockBackend>> {
+    if env.endpoints.is_empty() {
+        return Err(BackendError::Config("etcd needs at least one endpoint".into()));
+    }
+    let mut urls = Vec::new();
+    let mut shown = Vec::new();
+    let mut user = None;
+    for text in &env.endpoints {
+        let e = Endpoint::from_env(text)?;
+        urls.push(format!("http://{}:{}", e.host, e.port));
+        shown.push(format!("{}:{}", e.host, e.port));
+        if let (Some(u), Some(p)) = (&e.user, e.password()) {
+            user = Some((u.clone(), p.to_owned()));
+        }
+    }
+    Ok(Arc::new(Etcd { variant, urls: Arc::new(urls), at: shown.join(","), user, clock: env.clock.clone() }))
+}
+
+pub(crate) fn open_lock(env: &BackendEnv) -> Result<Arc<dyn LockBackend>> {
+    open(env, Variant::Lock)
+}
+
+pub(crate) fn open_unfenced(env: &BackendEnv) -> Result<Arc<dyn LockBackend>> {
+    open(env, Variant::Unfenced)
+}
+
+pub(crate) fn open_txn(env: &BackendEnv) -> Result<Arc<dyn LockBackend>> {
+    open(env, Variant::Txn)
+}
+
+#[async_trait]
+impl LockBackend for Etcd {
+    fn name(&self) -> &str {
+        match self.variant {
+            Variant::Lock => "etcd",
+            Variant::Unfenced => "etcd-unfenced",
+            Variant::Txn => "etcd-txn",
+        }
+    }
+    fn capabilities(&self) -> Capabilities {
+        let fencing = self.variant != Variant::Unfenced;
+        let blocking_wait = self.variant != Variant::Txn;
+        Capabilities { lease: true, renew: true, fencing, blocking_wait, multi_process: true, ..Default::default() }
+    }
+    async fn session(&self) -> Result<Box<dyn LockSession>> {
+        Ok(Box::new(Session {
+            variant: self.variant,
+            urls: self.urls.clone(),
+            at: self.at.clone(),
+            user: self.user.clone(),
+            clock: self.clock.clone(),
+            client: None,
+            lease: None,
+            held: Default::default(),
+            sent: 0,
+        }))
+    }
+}
+
+/// The session's etcd lease, kept alive by a task of its own every third of its
+/// TTL, as etcd's Go client's `concurrency.Session` does: a holder's lease runs out
+/// only when its process stops (a pause, a crash) or loses the cluster.
+struct SessionLease {
+    id: i64,
+    /// As granted (whole seconds).
+    ttl: Duration,
+    /// Written by the keeper task: when the last keep-alive that the server
+    /// answered was sent (client clock, ns); 0 once the server said the lease is
+    /// gone.
+    refreshed_at: Arc<AtomicU64>,
+    keeper: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SessionLease {
+    fn drop(&mut self) {
+        self.keeper.abort();
+    }
+}
+
+impl SessionLease {
+    /// Grant a lease and start keeping it alive.
+    async fn grant(c: &mut Client, ttl_s: i64, clock: &Clock) -> std::result::Result<SessionLease, etcd_client::Error> {
+        let t = clock.now_ns();
+        let r = c.lease_grant(ttl_s, None).await?;
+        let ttl = Duration::from_secs(r.ttl().max(1) as u64);
+        let refreshed_at = Arc::new(AtomicU64::new(t));
+        let keeper = tokio::spawn(keep_alive(c.clone(), r.id(), ttl, refreshed_at.clone(), clock.clone()));
+        Ok(SessionLease { id: r.id(), ttl, refreshed_at, keeper })
+    }
+
+    /// When the lease ends at the earliest (client clock), or None if it is gone.
+    fn until(&self) -> Option<u64> {
+        match self.refreshed_at.load(Ordering::Acquire) {
+            0 => None,
+            t => Some(t.saturating_add(self.ttl.as_nanos() as u64)),
+        }
+    }
+}
+
+/// The keeper task: a keep-alive every third of the TTL, on one stream. A
+/// keep-alive without an answer is retried on a new stream at the next tick; the
+/// server saying the lease is gone ends the task.
+async fn keep_alive(mut c: Client, id: i64, ttl: Duration, refreshed_at: Arc<AtomicU64>, clock: Clock) {
+    let mut stream = None;
+    loop {
+        tokio::time::sleep(ttl / 3).await;
+        if stream.is_none() {
+            match tokio::time::timeout(RESPONSE_TIMEOUT, c.lease_keep_alive(id)).await {
+                Ok(Ok(pair)) => stream = Some(pair),
+                Ok(Err(e)) if lease_gone(&e) => break,
+                _ => continue,
+            }
+        }
+        let (keeper, answers) = stream.as_mut().expect("just opened");
+        let t = clock.now_ns();
+        let round = async {
+            keeper.keep_alive().await?;
+            answers.message().await
+        };
+        match tokio::time::timeout(RESPONSE_TIMEOUT, round).await {
+            Ok(Ok(Some(r))) if r.ttl() > 0 => refreshed_at.store(t, Ordering::Release),
+            Ok(Ok(Some(_))) => break,
+            Ok(Err(e)) if lease_gone(&e) => break,
+            _ => stream = None,
+        }
+    }
+    refreshed_at.store(0, Ordering::Release);
+}
+
+struct Session {
+    variant: Variant,
+    urls: Arc<Vec<String>>,
+    at: String,
+    user: Option<(String, String)>,
+    clock: Clock,
+    client: Option<Client>,
+    lease: Option<SessionLease>,
+    /// The key of each lock this session holds and the lease it was taken
+    /// under, by owner.
+    held: std::collections::HashMap<u64, (String, i64)>,
+    /// Requests sent (the connection's set-up not counted).
+    sent: u64,
+}
+
+/// A request's error: what etcd or the transport said. A request that may have
+/// reached the server is `Unknown`; one the server refused is `Rejected`.
+fn classify(at: &str, e: etcd_client::Error) -> BackendError {
+    use tonic::Code;
+    let text = format!("etcd at {at}: {}", redact(&e.to_string()));
+    match &e {
+        etcd_client::Error::GRpcStatus(s) => match s.code() {
+            Code::InvalidArgument
+            | Code::NotFound
+            | Code::AlreadyExists
+            | Code::PermissionDenied
+            | Code::FailedPrecondition
+            | Code::OutOfRange
+            | Code::Unauthenticated
+            | Code::Unimplemented => BackendError::Rejected(text),
+            Code::ResourceExhausted => BackendError::Unavailable(text),
+            _ => BackendError::Unknown(text),
+        },
+        etcd_client::Error::InvalidArgs(_) | etcd_client::Error::InvalidUri(_) => BackendError::Config(text),
+        _ => BackendError::Unknown(text),
+    }
+}
+
+/// The lease was not found (expired, or revoked): grant a new one.
+fn lease_gone(e: &etcd_client::Error) -> bool {
+    e.to_string().contains("lease not found")
+}
+
+/// Where the lock service and the try recipe keep a key's waiters.
+fn lock_prefix(key: &str) -> String {
+    format!("lockbench/{key}/")
+}
+
+fn txn_key(key: &str) -> String {
+    format!("lockbench-txn/{key}")
+}
+
+impl Session {
+    /// The client, connected if there is none. Nothing of ours was asked yet, so a
+    /// failure is `Unavailable`.
+    async fn client(&mut self) -> Result<Client> {
+        if let Some(c) = &self.client {
+            return Ok(c.clone());
+        }
+        let mut opts = ConnectOptions::new()
+            .with_connect_timeout(CONNECT_TIMEOUT)
+            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3));
+        if let Some((u, p)) = &self.user {
+            opts = opts.with_user(u.clone(), p.clone());
+        }
+        let at = &self.at;
+        let c = match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect(self.urls.as_slice(), Some(opts))).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                return Err(BackendError::Unavailable(format!("etcd at {at}: {}", redact(&e.to_string()))));
+            }
+            Err(_) => {
+                return Err(BackendError::Unavailable(format!(
+                    "etcd at {at}: could not connect within {CONNECT_TIMEOUT:?}"
+                )));
+            }
+        };
+        self.client = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Send one request under the response deadline.
+    async fn call<T>(
+        &mut self,
+        deadline: Duration,
+        f: impl Future<Output = std::result::Result<T, etcd_client::Error>>,
+    ) -> Result<T> {
+        self.sent += 1;
+        match tokio::time::timeout(deadline, f).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(classify(&self.at, e)),
+            Err(_) => Err(BackendError::Unknown(format!("etcd at {}: no answer within {deadline:?}", self.at))),
+        }
+    }
+
+    /// The session's lease (granted with TTL `want`, whole seconds, at least 1, if
+    /// there is none alive): its id, TTL, and when it was last known alive.
+    async fn lease(&mut self, want: Duration) -> Result<(i64, Duration, u64)> {
+        let want_s = want.as_secs_f64().ceil().max(1.0) as i64;
+        if let Some(l) = &self.lease
+            && let Some(until) = l.until()
+            && l.ttl.as_secs() as i64 >= want_s
+            && until > self.clock.now_ns()
+        {
+            return Ok((l.id, l.ttl, until - l.ttl.as_nanos() as u64));
+        }
+        self.lease = None;
+        let mut c = self.client().await?;
+        self.sent += 1;
+        let clock = self.clock.clone();
+        let l = match tokio::time::timeout(RESPONSE_TIMEOUT, SessionLease::grant(&mut c, want_s, &clock)).await {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => return Err(classify(&self.at, e)),
+            Err(_) => {
+                return Err(BackendError::Unknown(format!(
+                    "etcd at {}: no answer to a lease grant within {RESPONSE_TIMEOUT:?}",
+                    self.at
+                )));
+            }
+        };
+        let r = (l.id, l.ttl, l.refreshed_at.load(Ordering::Acquire));
+        self.lease = Some(l);
+        Ok(r)
+    }
+
+    fn granted(&self, key: &str, owner: u64, rev: i64, now: u64, refreshed_at: u64, ttl: Duration) -> Lease {
+        let token = (self.variant != Variant::Unfenced).then_some(rev as u64);
+        // The lease runs at least from the grant or keep-alive that was last sent.
+        let expires_at = refreshed_at.saturating_add(ttl.as_nanos() as u64).max(now);
+        Lease { key: key.to_owned(), owner, fencing_token: token, granted_at: now, expires_at }
+    }
+
+    /// The lock key this session's lease puts under `key` (as the lock service
+    /// names it: the lease id in hex).
+    fn waiter_key(key: &str, lease: i64) -> String {
+        format!("{}{:x}", lock_prefix(key), lease)
+    }
+
+    /// etcd 3.5's `TryLock`, in one transaction: put the waiter key, read the
+    /// lowest; not the lowest means held by another, and the key is taken back.
+    async fn try_lock(&mut self, key: &str, want: Duration) -> Result<Option<Lease>> {
+        let now = self.clock.now_ns();
+        let (id, ttl, refreshed_at) = self.lease(want).await?;
+        let mut c = self.client().await?;
+        let mine = Self::waiter_key(key, id);
+        let lowest = || {
+            TxnOp::get(
+                lock_prefix(key),
+                Some(GetOptions::new().with_prefix().with_sort(SortTarget::Create, SortOrder::Ascend).with_limit(1)),
+            )
+        };
+        let txn = Txn::new()
+            .when([Compare::create_revision(mine.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(mine.clone(), "", Some(PutOptions::new().with_lease(id))), lowest()])
+            .or_else([TxnOp::get(mine.clone(), None), lowest()]);
+        let r = match self.call(RESPONSE_TIMEOUT, c.txn(txn)).await {
+            Err(BackendError::Rejected(m)) if m.contains("lease not found") => {
+                self.lease = None;
+                return Err(BackendError::Rejected(m));
+            }
+            r => r?,
+        };
+        let rev = r.header().map_or(0, |h| h.revision());
+        let owner_rev = r.op_responses().into_iter().find_map(|o| match o {
+            TxnOpResponse::Get(g) => g.kvs().first().map(|kv| (kv.key().to_vec(), kv.create_revision())),
+            _ => None,
+        });
+        match owner_rev {
+            Some((k, create)) if k == mine.as_bytes() => {
+                // Ours is the lowest: held. Its create revision is the token.
+                let my_rev = if r.succeeded() { rev } else { create };
+                let owner = new_owner();
+                self.held.insert(owner, (mine, id));
+                Ok(Some(self.granted(key, owner, my_rev, now, refreshed_at, ttl)))
+            }
+            _ => {
+                self.call(RESPONSE_TIMEOUT, c.delete(mine, None)).await?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl LockSession for Session {
+    async fn server_version(&mut self) -> Result<Option<String>> {
+        let mut c = self.client().await?;
+        let s = self.call(RESPONSE_TIMEOUT, c.status()).await?;
+        Ok(Some(format!("etcd {}", s.version())))
+    }
+
+    /// A member's status (any member the client picks).
+    async fn ping(&mut self) -> Result<()> {
+        let mut c = self.client().await?;
+        match self.call(RESPONSE_TIMEOUT, c.status()).await {
+            Ok(_) => Ok(()),
+            // Nothing was asked of the lock: a status that gets no answer means
+            // the cluster is not reachable.
+            Err(BackendError::Unknown(m)) => Err(BackendError::Unavailable(m)),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn requests_sent(&self) -> Option<u64> {
+        Some(self.sent)
+    }
+
+    async fn try_acquire(&mut self, key: &str, lease: Duration) -> Result<Option<Lease>> {
+        match self.variant {
+            Variant::Lock | Variant::Unfenced => self.try_lock(key, lease).await,
+            Variant::Txn => {
+                let now = self.clock.now_ns();
+                let (id, ttl, refreshed_at) = self.lease(lease).await?;
+                let mut c = self.client().await?;
+                let owner = new_owner();
+                let k = txn_key(key);
+                let txn = Txn::new()
+                    .when([Compare::create_revision(k.clone(), CompareOp::Equal, 0)])
+                    .and_then([TxnOp::put(k.clone(), owner.to_string(), Some(PutOptions::new().with_lease(id)))]);
+                let r = match self.call(RESPONSE_TIMEOUT, c.txn(txn)).await {
+                    Err(BackendError::Rejected(m)) if m.contains("lease not found") => {
+                        self.lease = None;
+                        return Err(BackendError::Rejected(m));
+                    }
+                    r => r?,
+                };
+                if !r.succeeded() {
+                    return Ok(None);
+                }
+                let rev = r.header().map_or(0, |h| h.revision());
+                self.held.insert(owner, (k, id));
+                Ok(Some(self.granted(key, owner, rev, now, refreshed_at, ttl)))
+            }
+        }
+    }
+
+    /// `etcd` and `etcd-unfenced` wait in the lock service's queue for at most the
+    /// wait; `etcd-txn` polls.
+    async fn acquire(&mut self, key: &str, lease: Duration, wait: &Wait) -> Result<Option<Lease>> {
+        if self.variant == Variant::Txn || wait.max.is_zero() {
+            return if self.variant == Variant::Txn {
+                crate::poll_acquire(self, key, lease, wait).await
+            } else {
+                self.try_acquire(key, lease).await
+            };
+        }
+        let now = self.clock.now_ns();
+        let (id, ttl, refreshed_at) = self.lease(lease).await?;
+        let mut c = self.client().await?;
+        self.sent += 1;
+        let name = lock_prefix(key);
+        let name = name.trim_end_matches('/').to_owned();
+        match tokio::time::timeout(wait.max, c.lock(name, Some(LockOptions::new().with_lease(id)))).await {
+            Ok(Ok(r)) => {
+                let rev = r.header().map_or(0, |h| h.revision());
+                let owner = new_owner();
+                self.held.insert(owner, (String::from_utf8_lossy(r.key()).into_owned(), id));
+                Ok(Some(self.granted(key, owner, rev, now, refreshed_at, ttl)))
+            }
+            Ok(Err(e)) if lease_gone(&e) => {
+                self.lease = None;
+                Err(classify(&self.at, e))
+            }
+            Ok(Err(e)) => Err(classify(&self.at, e)),
+            Err(_) => {
+                // The wait is over. The server may have granted the lock just as
+                // the request was cancelled: take the waiter key back (the lock
+                // service deletes it too when it sees the cancel).
+                let mine = Self::waiter_key(key, id);
+                match self.call(RESPONSE_TIMEOUT, c.delete(mine, None)).await {
+                    Ok(_) => Ok(None),
+                    Err(e) => Err(BackendError::Unknown(format!(
+                        "etcd at {}: a timed-out wait could not take its waiter key back: {e}",
+                        self.at
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// The session keeps its lease alive in the background (see `SessionLease`):
+    /// a renewal asks whether the keeper's last keep-alive found it alive, and
+    /// whether this hold was taken under it. The lock key lives exactly as long.
+    async fn renew(&mut self, lease: &Lease, _extend: Duration) -> Result<bool> {
+        let Some(l) = &self.lease else { return Ok(false) };
+        let alive = l.until().is_some_and(|u| u > self.clock.now_ns());
+        let ours = self.held.get(&lease.owner).is_some_and(|(_, id)| *id == l.id);
+        Ok(alive && ours)
+    }
+
+    async fn release(&mut self, lease: &Lease) -> Result<bool> {
+        let mut c = self.client().await?;
+        match self.variant {
+            Variant::Lock | Variant::Unfenced => {
+                let Some((k, _)) = self.held.remove(&lease.owner) else { return Ok(false) };
+                let r = self.call(RESPONSE_TIMEOUT, c.delete(k, None)).await?;
+                Ok(r.deleted() == 1)
+            }
+            Variant::Txn => {
+                self.held.remove(&lease.owner);
+                let k = txn_key(&lease.key);
+                let txn = Txn::new()
+                    .when([Compare::value(k.clone(), CompareOp::Equal, lease.owner.to_string())])
+                    .and_then([TxnOp::delete(k, None)]);
+                Ok(self.call(RESPONSE_TIMEOUT, c.txn(txn)).await?.succeeded())
+            }
+        }
+    }
+}
