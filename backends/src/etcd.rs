@@ -28,13 +28,12 @@
 //!   the token is the put's revision.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, GetOptions, LockOptions, PutOptions, SortOrder, SortTarget, Txn, TxnOp,
-    TxnOpResponse,
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, LeaseKeepAliveStream, LeaseKeeper, LockOptions, PutOptions,
+    SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
 };
 
 use crate::servers::{Endpoint, redact};
@@ -105,7 +104,17 @@ impl LockBackend for Etcd {
     fn capabilities(&self) -> Capabilities {
         let fencing = self.variant != Variant::Unfenced;
         let blocking_wait = self.variant != Variant::Txn;
-        Capabilities { lease: true, renew: true, fencing, blocking_wait, multi_process: true, ..Default::default() }
+        Capabilities {
+            lease: true,
+            renew: true,
+            fencing,
+            blocking_wait,
+            multi_process: true,
+            // etcd raises a TTL below its minimum (1.5 election timeouts: 2 s with
+            // default timing) and revokes expired leases on a 500 ms tick.
+            expiry_slack: Duration::from_millis(2_500),
+            ..Default::default()
+        }
     }
     async fn session(&self) -> Result<Box<dyn LockSession>> {
         Ok(Box::new(Session {
@@ -122,74 +131,26 @@ impl LockBackend for Etcd {
     }
 }
 
-/// The session's etcd lease, kept alive by a task of its own every third of its
-/// TTL, as etcd's Go client's `concurrency.Session` does: a holder's lease runs out
-/// only when its process stops (a pause, a crash) or loses the cluster.
+/// The session's etcd lease. It is kept alive while the session waits in the lock
+/// queue, by renewals while it holds, and by a keep-alive before an acquire when a
+/// third of it has passed: never in the background, so that a holder that stops
+/// renewing (paused, crashed, or slower than its lease) loses it as the scenario
+/// says.
 struct SessionLease {
     id: i64,
     /// As granted (whole seconds).
     ttl: Duration,
-    /// Written by the keeper task: when the last keep-alive that the server
-    /// answered was sent (client clock, ns); 0 once the server said the lease is
-    /// gone.
-    refreshed_at: Arc<AtomicU64>,
-    keeper: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for SessionLease {
-    fn drop(&mut self) {
-        self.keeper.abort();
-    }
+    /// When the last grant or keep-alive that the server answered was sent, on the
+    /// client's clock: the lease runs at least until this plus `ttl`.
+    refreshed_at: u64,
+    /// The keep-alive stream, opened by the first keep-alive.
+    stream: Option<(LeaseKeeper, LeaseKeepAliveStream)>,
 }
 
 impl SessionLease {
-    /// Grant a lease and start keeping it alive.
-    async fn grant(c: &mut Client, ttl_s: i64, clock: &Clock) -> std::result::Result<SessionLease, etcd_client::Error> {
-        let t = clock.now_ns();
-        let r = c.lease_grant(ttl_s, None).await?;
-        let ttl = Duration::from_secs(r.ttl().max(1) as u64);
-        let refreshed_at = Arc::new(AtomicU64::new(t));
-        let keeper = tokio::spawn(keep_alive(c.clone(), r.id(), ttl, refreshed_at.clone(), clock.clone()));
-        Ok(SessionLease { id: r.id(), ttl, refreshed_at, keeper })
+    fn until(&self) -> u64 {
+        self.refreshed_at.saturating_add(self.ttl.as_nanos() as u64)
     }
-
-    /// When the lease ends at the earliest (client clock), or None if it is gone.
-    fn until(&self) -> Option<u64> {
-        match self.refreshed_at.load(Ordering::Acquire) {
-            0 => None,
-            t => Some(t.saturating_add(self.ttl.as_nanos() as u64)),
-        }
-    }
-}
-
-/// The keeper task: a keep-alive every third of the TTL, on one stream. A
-/// keep-alive without an answer is retried on a new stream at the next tick; the
-/// server saying the lease is gone ends the task.
-async fn keep_alive(mut c: Client, id: i64, ttl: Duration, refreshed_at: Arc<AtomicU64>, clock: Clock) {
-    let mut stream = None;
-    loop {
-        tokio::time::sleep(ttl / 3).await;
-        if stream.is_none() {
-            match tokio::time::timeout(RESPONSE_TIMEOUT, c.lease_keep_alive(id)).await {
-                Ok(Ok(pair)) => stream = Some(pair),
-                Ok(Err(e)) if lease_gone(&e) => break,
-                _ => continue,
-            }
-        }
-        let (keeper, answers) = stream.as_mut().expect("just opened");
-        let t = clock.now_ns();
-        let round = async {
-            keeper.keep_alive().await?;
-            answers.message().await
-        };
-        match tokio::time::timeout(RESPONSE_TIMEOUT, round).await {
-            Ok(Ok(Some(r))) if r.ttl() > 0 => refreshed_at.store(t, Ordering::Release),
-            Ok(Ok(Some(_))) => break,
-            Ok(Err(e)) if lease_gone(&e) => break,
-            _ => stream = None,
-        }
-    }
-    refreshed_at.store(0, Ordering::Release);
 }
 
 struct Session {
@@ -235,13 +196,25 @@ fn lease_gone(e: &etcd_client::Error) -> bool {
     e.to_string().contains("lease not found")
 }
 
-/// Where the lock service and the try recipe keep a key's waiters.
-fn lock_prefix(key: &str) -> String {
-    format!("lockbench/{key}/")
-}
+impl Variant {
+    /// Each backend's keys live under a prefix of their own, so that backends
+    /// sharing a cluster never see each other's locks.
+    fn space(self) -> &'static str {
+        match self {
+            Variant::Lock => "lockbench/etcd",
+            Variant::Unfenced => "lockbench/etcd-unfenced",
+            Variant::Txn => "lockbench/etcd-txn",
+        }
+    }
 
-fn txn_key(key: &str) -> String {
-    format!("lockbench-txn/{key}")
+    /// Where the lock service and the try recipe keep a key's waiters.
+    fn lock_prefix(self, key: &str) -> String {
+        format!("{}/{key}/", self.space())
+    }
+
+    fn txn_key(self, key: &str) -> String {
+        format!("{}/{key}", self.space())
+    }
 }
 
 impl Session {
@@ -287,34 +260,86 @@ impl Session {
         }
     }
 
-    /// The session's lease (granted with TTL `want`, whole seconds, at least 1, if
-    /// there is none alive): its id, TTL, and when it was last known alive.
+    /// The session's lease, with at least two thirds of its TTL left: kept alive
+    /// if a third has passed, or a new one with TTL `want` (whole seconds, at least
+    /// 1) if there is none or it ran out. Its id, TTL, and when it was last known
+    /// alive.
     async fn lease(&mut self, want: Duration) -> Result<(i64, Duration, u64)> {
         let want_s = want.as_secs_f64().ceil().max(1.0) as i64;
+        let now = self.clock.now_ns();
         if let Some(l) = &self.lease
-            && let Some(until) = l.until()
-            && l.ttl.as_secs() as i64 >= want_s
-            && until > self.clock.now_ns()
+            && (l.ttl.as_secs() as i64) < want_s
         {
-            return Ok((l.id, l.ttl, until - l.ttl.as_nanos() as u64));
+            self.lease = None;
+        }
+        if let Some(l) = &self.lease {
+            if now < l.refreshed_at.saturating_add(l.ttl.as_nanos() as u64 / 3) {
+                return Ok((l.id, l.ttl, l.refreshed_at));
+            }
+            if now < l.until() && self.keep_alive().await? {
+                let l = self.lease.as_ref().expect("kept alive");
+                return Ok((l.id, l.ttl, l.refreshed_at));
+            }
         }
         self.lease = None;
         let mut c = self.client().await?;
-        self.sent += 1;
-        let clock = self.clock.clone();
-        let l = match tokio::time::timeout(RESPONSE_TIMEOUT, SessionLease::grant(&mut c, want_s, &clock)).await {
-            Ok(Ok(l)) => l,
-            Ok(Err(e)) => return Err(classify(&self.at, e)),
-            Err(_) => {
-                return Err(BackendError::Unknown(format!(
-                    "etcd at {}: no answer to a lease grant within {RESPONSE_TIMEOUT:?}",
-                    self.at
-                )));
+        let t = self.clock.now_ns();
+        let r = self.call(RESPONSE_TIMEOUT, c.lease_grant(want_s, None)).await?;
+        let ttl = Duration::from_secs(r.ttl().max(1) as u64);
+        self.lease = Some(SessionLease { id: r.id(), ttl, refreshed_at: t, stream: None });
+        Ok((r.id(), ttl, t))
+    }
+
+    /// One keep-alive of the session's lease: false when there is none or the
+    /// server says it is gone (it is then forgotten).
+    async fn keep_alive(&mut self) -> Result<bool> {
+        let Some(id) = self.lease.as_ref().map(|l| l.id) else { return Ok(false) };
+        let mut c = self.client().await?;
+        if self.lease.as_ref().is_some_and(|l| l.stream.is_none()) {
+            match self.call(RESPONSE_TIMEOUT, c.lease_keep_alive(id)).await {
+                Ok(pair) => {
+                    if let Some(l) = self.lease.as_mut() {
+                        l.stream = Some(pair);
+                    }
+                }
+                // Opening the stream sends the first keep-alive: "lease not found".
+                Err(e) if e.to_string().contains("lease not found") => {
+                    self.lease = None;
+                    return Ok(false);
+                }
+                Err(e) => return Err(e),
             }
+        }
+        let t = self.clock.now_ns();
+        let at = self.at.clone();
+        self.sent += 1;
+        let l = self.lease.as_mut().expect("checked above");
+        let (keeper, answers) = l.stream.as_mut().expect("just opened");
+        let round = async {
+            keeper.keep_alive().await?;
+            answers.message().await
         };
-        let r = (l.id, l.ttl, l.refreshed_at.load(Ordering::Acquire));
-        self.lease = Some(l);
-        Ok(r)
+        match tokio::time::timeout(RESPONSE_TIMEOUT, round).await {
+            Ok(Ok(Some(r))) if r.ttl() > 0 => {
+                l.ttl = Duration::from_secs(r.ttl() as u64);
+                l.refreshed_at = t;
+                Ok(true)
+            }
+            Ok(Ok(Some(_))) => {
+                self.lease = None;
+                Ok(false)
+            }
+            Ok(Err(e)) if lease_gone(&e) => {
+                self.lease = None;
+                Ok(false)
+            }
+            _ => {
+                // The stream broke or no answer came: a new stream next time. Whether
+                // the lease lives is unknown.
+                l.stream = None;
+                Err(BackendError::Unknown(format!("etcd at {at}: no answer to a lease keep-alive")))
+            }
+        }
     }
 
     fn granted(&self, key: &str, owner: u64, rev: i64, now: u64, refreshed_at: u64, ttl: Duration) -> Lease {
@@ -326,8 +351,8 @@ impl Session {
 
     /// The lock key this session's lease puts under `key` (as the lock service
     /// names it: the lease id in hex).
-    fn waiter_key(key: &str, lease: i64) -> String {
-        format!("{}{:x}", lock_prefix(key), lease)
+    fn waiter_key(&self, key: &str, lease: i64) -> String {
+        format!("{}{:x}", self.variant.lock_prefix(key), lease)
     }
 
     /// etcd 3.5's `TryLock`, in one transaction: put the waiter key, read the
@@ -336,10 +361,10 @@ impl Session {
         let now = self.clock.now_ns();
         let (id, ttl, refreshed_at) = self.lease(want).await?;
         let mut c = self.client().await?;
-        let mine = Self::waiter_key(key, id);
+        let mine = self.waiter_key(key, id);
         let lowest = || {
             TxnOp::get(
-                lock_prefix(key),
+                self.variant.lock_prefix(key),
                 Some(GetOptions::new().with_prefix().with_sort(SortTarget::Create, SortOrder::Ascend).with_limit(1)),
             )
         };
@@ -407,7 +432,7 @@ impl LockSession for Session {
                 let (id, ttl, refreshed_at) = self.lease(lease).await?;
                 let mut c = self.client().await?;
                 let owner = new_owner();
-                let k = txn_key(key);
+                let k = self.variant.txn_key(key);
                 let txn = Txn::new()
                     .when([Compare::create_revision(k.clone(), CompareOp::Equal, 0)])
                     .and_then([TxnOp::put(k.clone(), owner.to_string(), Some(PutOptions::new().with_lease(id)))]);
@@ -442,9 +467,29 @@ impl LockSession for Session {
         let (id, ttl, refreshed_at) = self.lease(lease).await?;
         let mut c = self.client().await?;
         self.sent += 1;
-        let name = lock_prefix(key);
+        let name = self.variant.lock_prefix(key);
         let name = name.trim_end_matches('/').to_owned();
-        match tokio::time::timeout(wait.max, c.lock(name, Some(LockOptions::new().with_lease(id)))).await {
+        // Wait in the queue, keeping the lease alive meanwhile (a waiter whose lease
+        // ran out would lose its place, and its key).
+        let mut waiting = c.clone();
+        let mut lock = Box::pin(waiting.lock(name, Some(LockOptions::new().with_lease(id))));
+        let give_up = tokio::time::sleep(wait.max);
+        tokio::pin!(give_up);
+        let answer = loop {
+            tokio::select! {
+                r = &mut lock => break Ok(r),
+                _ = &mut give_up => break Err(()),
+                _ = tokio::time::sleep(ttl / 3) => {
+                    if let Ok(false) = self.keep_alive().await {
+                        break Ok(Err(etcd_client::Error::LeaseKeepAliveError("lease not found while waiting".into())));
+                    }
+                }
+            }
+        };
+        // A request given up on is cancelled here, before its key is taken back.
+        drop(lock);
+        let refreshed_at = self.lease.as_ref().map_or(refreshed_at, |l| l.refreshed_at);
+        match answer {
             Ok(Ok(r)) => {
                 let rev = r.header().map_or(0, |h| h.revision());
                 let owner = new_owner();
@@ -456,11 +501,11 @@ impl LockSession for Session {
                 Err(classify(&self.at, e))
             }
             Ok(Err(e)) => Err(classify(&self.at, e)),
-            Err(_) => {
+            Err(()) => {
                 // The wait is over. The server may have granted the lock just as
                 // the request was cancelled: take the waiter key back (the lock
                 // service deletes it too when it sees the cancel).
-                let mine = Self::waiter_key(key, id);
+                let mine = self.waiter_key(key, id);
                 match self.call(RESPONSE_TIMEOUT, c.delete(mine, None)).await {
                     Ok(_) => Ok(None),
                     Err(e) => Err(BackendError::Unknown(format!(
@@ -472,14 +517,14 @@ impl LockSession for Session {
         }
     }
 
-    /// The session keeps its lease alive in the background (see `SessionLease`):
-    /// a renewal asks whether the keeper's last keep-alive found it alive, and
-    /// whether this hold was taken under it. The lock key lives exactly as long.
+    /// A keep-alive of the session's lease, if this hold was taken under it: the
+    /// lock key lives exactly as long.
     async fn renew(&mut self, lease: &Lease, _extend: Duration) -> Result<bool> {
-        let Some(l) = &self.lease else { return Ok(false) };
-        let alive = l.until().is_some_and(|u| u > self.clock.now_ns());
-        let ours = self.held.get(&lease.owner).is_some_and(|(_, id)| *id == l.id);
-        Ok(alive && ours)
+        let under = self.held.get(&lease.owner).map(|(_, id)| *id);
+        if under.is_none() || under != self.lease.as_ref().map(|l| l.id) {
+            return Ok(false);
+        }
+        self.keep_alive().await
     }
 
     async fn release(&mut self, lease: &Lease) -> Result<bool> {
@@ -492,7 +537,7 @@ impl LockSession for Session {
             }
             Variant::Txn => {
                 self.held.remove(&lease.owner);
-                let k = txn_key(&lease.key);
+                let k = self.variant.txn_key(&lease.key);
                 let txn = Txn::new()
                     .when([Compare::value(k.clone(), CompareOp::Equal, lease.owner.to_string())])
                     .and_then([TxnOp::delete(k, None)]);

@@ -184,7 +184,7 @@ async fn a_backend_that_shares_state_names_its_servers_own_version() {
         |b| async move {
             let mut s = b.session().await.expect("session");
             let v = s.server_version().await.expect("server_version").unwrap_or_default();
-            let own = ["Redis ", "Cassandra ", "SQLite ", "PostgreSQL "].iter().any(|p| v.starts_with(p));
+            let own = ["Redis ", "Cassandra ", "SQLite ", "PostgreSQL ", "etcd "].iter().any(|p| v.starts_with(p));
             assert!(own && v.chars().any(|c| c.is_ascii_digit()), "{}: `{v}`", b.name());
         },
     )
