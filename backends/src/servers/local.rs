@@ -542,6 +542,28 @@ fn ping(kind: ServerKind, port: u16) -> bool {
     }
 }
 
+/// An etcd member's status (`Maintenance.Status` through its JSON gateway), or None
+/// when it does not answer within half a second.
+fn etcd_status(port: u16) -> Option<String> {
+    let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into();
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    let req = format!(
+        "POST /v3/maintenance/status HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    body.starts_with("HTTP/1.0 200").then_some(body)
+}
+
+/// The value of the first `"name":"value"` in a JSON text (etcd's gateway writes
+/// 64-bit ids as strings).
+fn field<'a>(json: &'a str, name: &str) -> Option<&'a str> {
+    let at = json.find(&format!("\"{name}\":\""))? + name.len() + 4;
+    json[at..].split('"').next()
+}
+
 /// The folder of Cassandra's jars that scripts/setup fills from Maven Central
 /// (`.servers/cassandra/lib`), or LOCKBENCH_CASSANDRA_LIB.
 pub fn cassandra_lib() -> Result<PathBuf> {
@@ -687,6 +709,18 @@ impl Servers for LocalCluster {
                 self.launch(p)
             }
         }
+    }
+    fn leader(&self) -> Option<usize> {
+        if self.kind != ServerKind::Etcd {
+            return None;
+        }
+        let procs = self.procs();
+        // Each member says who it is and whom it follows; the leader is the member
+        // that names itself. A member that is down or stopped does not answer.
+        procs.iter().enumerate().filter(|(_, p)| p.child.is_some()).find_map(|(i, p)| {
+            let status = etcd_status(p.port)?;
+            (field(&status, "member_id")? == field(&status, "leader")?).then_some(i)
+        })
     }
     fn set_clock(&self, i: usize, faketime: Option<&str>) -> Result<()> {
         let mut procs = self.procs();

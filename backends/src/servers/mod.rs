@@ -131,6 +131,11 @@ pub trait Servers: Send + Sync {
     }
     /// The server program's version, for the report.
     fn version(&self) -> Option<String>;
+    /// Which server leads now, for clusters that elect one (etcd); None for the
+    /// others, or when no member answers with a leader. Blocks for a moment.
+    fn leader(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Endpoints the user gave: a real cluster. No faults.

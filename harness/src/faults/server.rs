@@ -9,14 +9,41 @@ use std::time::Duration;
 use lockbench_backends::clock::mono_ns;
 use lockbench_backends::servers::{ServerFault, Servers};
 
+use super::spec::ServerRef;
 use super::{Applied, SignedDur, faketime_value};
 
 type Cluster = Option<Arc<dyn Servers>>;
 
-/// Apply a fault to server `i` now; the description says what happened (or why not).
-fn act(servers: &Cluster, name: &str, i: usize, what: ServerFault) -> Applied {
+/// The server `r` names now: "leader" and "follower" ask the cluster which
+/// member leads (a member that is down or paused does not answer, and is no
+/// leader). Also how to name it in the fault's description.
+fn resolve(servers: &dyn Servers, r: ServerRef) -> Result<(usize, String), String> {
+    match r {
+        ServerRef::Index(i) => Ok((i, format!("server {i}"))),
+        ServerRef::First => Ok((0, "server 0".into())),
+        ServerRef::Leader | ServerRef::Follower => {
+            let leader = tokio::task::block_in_place(|| servers.leader())
+                .ok_or_else(|| format!("no {r} to act on: no member answered with a leader"))?;
+            if r == ServerRef::Leader {
+                return Ok((leader, format!("server {leader} (the leader)")));
+            }
+            let n = servers.endpoints().len();
+            let f = (0..n).find(|&i| i != leader).ok_or_else(|| format!("no follower: {n} server(s)"))?;
+            Ok((f, format!("server {f} (a follower)")))
+        }
+    }
+}
+
+/// Apply a fault to server `r` now; the description says what happened (or why
+/// not). The server it acted on, if it did.
+fn act(servers: &Cluster, name: &str, r: ServerRef, what: ServerFault) -> (Applied, Option<usize>) {
     let t0 = mono_ns();
-    match servers {
+    let (i, who) = match servers.as_ref().map(|s| resolve(s.as_ref(), r)) {
+        None => return (Applied::missed(format!("{name}: no servers to act on"), t0), None),
+        Some(Err(why)) => return (Applied::missed(format!("{name}: {why}"), t0), None),
+        Some(Ok(x)) => x,
+    };
+    let a = match servers {
         None => Applied::missed(format!("{name}: no servers to act on"), t0),
         // A restart waits for the server to answer again: off the async threads.
         Some(s) => match if what == ServerFault::Restart {
@@ -24,16 +51,18 @@ fn act(servers: &Cluster, name: &str, i: usize, what: ServerFault) -> Applied {
         } else {
             s.fault(i, what)
         } {
-            Ok(()) => Applied { desc: format!("{name}: server {i}"), t0, window: Duration::ZERO, hit: true },
-            Err(e) => Applied::missed(format!("{name}: server {i} failed: {e}"), t0),
+            Ok(()) => Applied { desc: format!("{name}: {who}"), t0, window: Duration::ZERO, hit: true },
+            Err(e) => Applied::missed(format!("{name}: {who} failed: {e}"), t0),
         },
-    }
+    };
+    let hit = a.hit.then_some(i);
+    (a, hit)
 }
 
-/// SIGKILL server `i`; start it again after `down`, if given.
-pub(super) fn kill(servers: &Cluster, name: &str, i: usize, down: Option<Duration>) -> Applied {
-    let mut a = act(servers, name, i, ServerFault::Kill);
-    if let (Some(down), Some(s), true) = (down, servers.clone(), a.hit) {
+/// SIGKILL server `r`; start it again after `down`, if given.
+pub(super) fn kill(servers: &Cluster, name: &str, r: ServerRef, down: Option<Duration>) -> Applied {
+    let (mut a, i) = act(servers, name, r, ServerFault::Kill);
+    if let (Some(down), Some(s), Some(i)) = (down, servers.clone(), i) {
         tokio::spawn(async move {
             tokio::time::sleep(down).await;
             let _ = tokio::task::block_in_place(|| s.fault(i, ServerFault::Restart));
@@ -43,10 +72,10 @@ pub(super) fn kill(servers: &Cluster, name: &str, i: usize, down: Option<Duratio
     a
 }
 
-/// SIGSTOP server `i` for `pause`, then SIGCONT.
-pub(super) fn pause(servers: &Cluster, name: &str, i: usize, pause: Duration) -> Applied {
-    let mut a = act(servers, name, i, ServerFault::Pause);
-    if let (Some(s), true) = (servers.clone(), a.hit) {
+/// SIGSTOP server `r` for `pause`, then SIGCONT.
+pub(super) fn pause(servers: &Cluster, name: &str, r: ServerRef, pause: Duration) -> Applied {
+    let (mut a, i) = act(servers, name, r, ServerFault::Pause);
+    if let (Some(s), Some(i)) = (servers.clone(), i) {
         tokio::spawn(async move {
             tokio::time::sleep(pause).await;
             let _ = s.fault(i, ServerFault::Resume);
@@ -56,10 +85,10 @@ pub(super) fn pause(servers: &Cluster, name: &str, i: usize, pause: Duration) ->
     a
 }
 
-/// Restart server `i`: the window is the restart itself, down then back and
+/// Restart server `r`: the window is the restart itself, down then back and
 /// answering.
-pub(super) fn restart(servers: &Cluster, name: &str, i: usize) -> Applied {
-    let mut a = act(servers, name, i, ServerFault::Restart);
+pub(super) fn restart(servers: &Cluster, name: &str, r: ServerRef) -> Applied {
+    let (mut a, _) = act(servers, name, r, ServerFault::Restart);
     a.window = Duration::from_nanos(mono_ns() - a.t0);
     a
 }

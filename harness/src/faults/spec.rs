@@ -13,6 +13,81 @@ fn one() -> u32 {
     1
 }
 
+/// Which server of a cluster a server fault acts on: a number (0 is the first),
+/// or, for a cluster with a leader (etcd), `"leader"` or `"follower"` (the first
+/// member that does not lead), found when the fault fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ServerRef {
+    Index(usize),
+    #[default]
+    First,
+    Leader,
+    Follower,
+}
+
+impl ServerRef {
+    /// How many servers the cluster needs for this to name one.
+    pub fn min_servers(self) -> usize {
+        match self {
+            ServerRef::Index(i) => i + 1,
+            ServerRef::First | ServerRef::Leader => 1,
+            ServerRef::Follower => 2,
+        }
+    }
+}
+
+impl fmt::Display for ServerRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerRef::Index(i) => write!(f, "{i}"),
+            ServerRef::First => f.write_str("0"),
+            ServerRef::Leader => f.write_str("leader"),
+            ServerRef::Follower => f.write_str("follower"),
+        }
+    }
+}
+
+impl Serialize for ServerRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ServerRef::Index(i) => s.serialize_u64(*i as u64),
+            ServerRef::First => s.serialize_u64(0),
+            ServerRef::Leader => s.serialize_str("leader"),
+            ServerRef::Follower => s.serialize_str("follower"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ServerRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ServerRef;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a server number (0 is the first), \"leader\" or \"follower\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ServerRef, E> {
+                Ok(ServerRef::Index(v as usize))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ServerRef, E> {
+                usize::try_from(v)
+                    .map(ServerRef::Index)
+                    .map_err(|_| E::custom(format!("server {v}: not a server number")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ServerRef, E> {
+                match v {
+                    "leader" => Ok(ServerRef::Leader),
+                    "follower" => Ok(ServerRef::Follower),
+                    other => Err(E::custom(format!(
+                        "server \"{other}\": give a server number (0 is the first), \"leader\" or \"follower\""
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// One `[[faults]]` entry of a scenario.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
@@ -40,7 +115,7 @@ pub enum FaultSpec {
         at: Dur,
         every: Option<Dur>,
         #[serde(default)]
-        server: usize,
+        server: ServerRef,
         down: Option<Dur>,
     },
     /// SIGSTOP server `server` for `pause`, then SIGCONT.
@@ -48,7 +123,7 @@ pub enum FaultSpec {
         at: Dur,
         every: Option<Dur>,
         #[serde(default)]
-        server: usize,
+        server: ServerRef,
         pause: Dur,
     },
     /// Kill server `server` and start it again at once on the same port and data
@@ -57,7 +132,7 @@ pub enum FaultSpec {
         at: Dur,
         every: Option<Dur>,
         #[serde(default)]
-        server: usize,
+        server: ServerRef,
     },
     /// Cut `clients` off from `servers` (default: all) for `duration`: bytes in
     /// `direction` are held by the proxy, not dropped, and arrive when it heals.
@@ -204,12 +279,13 @@ impl FaultSpec {
         }
     }
 
-    /// The server a fault acts on, for faults that need servers.
+    /// The server a fault acts on, for faults that need servers: the highest
+    /// index it may take (a follower needs a second server).
     pub fn server(&self) -> Option<usize> {
         match self {
             FaultSpec::ServerKill { server, .. }
             | FaultSpec::ServerPause { server, .. }
-            | FaultSpec::ServerRestart { server, .. } => Some(*server),
+            | FaultSpec::ServerRestart { server, .. } => Some(server.min_servers() - 1),
             FaultSpec::ClockSkew { server, .. } => *server,
             _ => None,
         }
