@@ -276,7 +276,9 @@ impl Session {
             if now < l.refreshed_at.saturating_add(l.ttl.as_nanos() as u64 / 3) {
                 return Ok((l.id, l.ttl, l.refreshed_at));
             }
-            if now < l.until() && self.keep_alive().await? {
+            // A keep-alive without an answer leaves the lease in doubt: take a new
+            // one (the old one, if it lives, runs out by itself).
+            if now < l.until() && matches!(self.keep_alive().await, Ok(true)) {
                 let l = self.lease.as_ref().expect("kept alive");
                 return Ok((l.id, l.ttl, l.refreshed_at));
             }
@@ -284,7 +286,13 @@ impl Session {
         self.lease = None;
         let mut c = self.client().await?;
         let t = self.clock.now_ns();
-        let r = self.call(RESPONSE_TIMEOUT, c.lease_grant(want_s, None)).await?;
+        // Nothing of the lock was asked yet: a grant that fails leaves no lock
+        // behind (a lease granted without our hearing of it expires unused).
+        let r = match self.call(RESPONSE_TIMEOUT, c.lease_grant(want_s, None)).await {
+            Ok(r) => r,
+            Err(BackendError::Unknown(m)) => return Err(BackendError::Unavailable(m)),
+            Err(e) => return Err(e),
+        };
         let ttl = Duration::from_secs(r.ttl().max(1) as u64);
         self.lease = Some(SessionLease { id: r.id(), ttl, refreshed_at: t, stream: None });
         Ok((r.id(), ttl, t))
@@ -296,11 +304,15 @@ impl Session {
         let Some(id) = self.lease.as_ref().map(|l| l.id) else { return Ok(false) };
         let mut c = self.client().await?;
         if self.lease.as_ref().is_some_and(|l| l.stream.is_none()) {
+            // Opening the stream is itself a keep-alive: it waits for the answer.
+            let t = self.clock.now_ns();
             match self.call(RESPONSE_TIMEOUT, c.lease_keep_alive(id)).await {
                 Ok(pair) => {
                     if let Some(l) = self.lease.as_mut() {
                         l.stream = Some(pair);
+                        l.refreshed_at = t;
                     }
+                    return Ok(true);
                 }
                 // Opening the stream sends the first keep-alive: "lease not found".
                 Err(e) if e.to_string().contains("lease not found") => {

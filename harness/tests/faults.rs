@@ -52,18 +52,10 @@ fn children(pid: u32) -> Vec<u32> {
     out
 }
 
-/// Alive = exists and is not a zombie (a dead child waiting for a reaper).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"),
-        Err(_) => false,
-    }
-}
-
 fn wait_all_dead(pids: &[u32]) -> Vec<u32> {
     let t0 = Instant::now();
     loop {
-        let left: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+        let left: Vec<u32> = pids.iter().copied().filter(|p| common::alive(*p)).collect();
         if left.is_empty() || t0.elapsed() > Duration::from_secs(5) {
             return left;
         }

@@ -8,7 +8,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{lockbench, text};
@@ -126,63 +126,10 @@ fn a_postgres_endpoint_that_never_answers_fails_preflight_within_the_connect_tim
     assert!(started.elapsed() < Duration::from_secs(8), "{:?}: {t}", started.elapsed());
 }
 
-/// Every process below `pid` (from /proc), with its command name.
-fn tree(pid: u32) -> Vec<(u32, String)> {
-    let all = common::processes();
-    let mut pids = vec![pid];
-    let mut i = 0;
-    while i < pids.len() {
-        let p = pids[i];
-        pids.extend(all.iter().filter(|q| q.ppid == p && !q.zombie).map(|q| q.pid));
-        i += 1;
-    }
-    pids.into_iter()
-        .skip(1)
-        .map(|p| (p, std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default().trim().to_owned()))
-        .collect()
-}
-
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"),
-        Err(_) => false,
-    }
-}
-
 #[test]
 fn no_postgres_or_pgbouncer_process_outlives_an_interrupted_or_killed_run() {
-    for sig in [libc::SIGINT, libc::SIGKILL] {
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new(common::bin())
-            .args(["run", &storm(), "-b", "postgres-advisory-pooled", "--duration", "30s"])
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // Wait for the run: postgres with its backends, and pgbouncer with clients.
-        let t0 = Instant::now();
-        let procs = loop {
-            let t = tree(child.id());
-            let backends = t.iter().filter(|(_, c)| c == "postgres").count();
-            if t.iter().any(|(_, c)| c == "pgbouncer") && backends >= 4 {
-                break t;
-            }
-            assert!(t0.elapsed() < Duration::from_secs(60), "no postgres and pgbouncer under lockbench: {t:?}");
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        std::thread::sleep(Duration::from_millis(500));
-        let procs: Vec<(u32, String)> = [procs, tree(child.id())].concat();
-        // SAFETY: kill(2) on our own child.
-        assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
-        let mut child = child;
-        let _ = child.wait();
-        let t1 = Instant::now();
-        while procs.iter().any(|(p, _)| alive(*p)) && t1.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let left: Vec<&(u32, String)> = procs.iter().filter(|(p, _)| alive(*p)).collect();
-        assert!(left.is_empty(), "signal {sig}: outlived lockbench: {left:?} (of {procs:?})");
-    }
+    // Wait for the run: postgres with its backends, and pgbouncer with clients.
+    common::nothing_outlives(&["run", &storm(), "-b", "postgres-advisory-pooled", "--duration", "30s"], |t| {
+        t.iter().any(|(_, c)| c == "pgbouncer") && t.iter().filter(|(_, c)| c == "postgres").count() >= 4
+    });
 }

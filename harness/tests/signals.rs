@@ -87,11 +87,6 @@ fn comm(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_owned()
 }
 
-/// Alive = exists and is not a zombie.
-fn alive(pid: u32) -> bool {
-    common::processes().iter().any(|p| p.pid == pid && !p.zombie)
-}
-
 fn children_named(pid: u32, name: &str) -> Vec<u32> {
     children(pid).into_iter().filter(|c| comm(*c) == name).collect()
 }
@@ -111,7 +106,7 @@ fn started(pid: u32, name: &str, within: Duration, why: &str) -> Vec<u32> {
 }
 
 fn all_dead(pids: &[u32]) -> bool {
-    wait_for(Duration::from_secs(5), || pids.iter().all(|p| !alive(*p)))
+    wait_for(Duration::from_secs(5), || pids.iter().all(|p| !common::alive(*p)))
 }
 
 #[test]

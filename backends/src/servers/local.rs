@@ -734,7 +734,8 @@ impl Servers for LocalCluster {
     fn version(&self) -> Option<String> {
         let (program, _) = self.program(None).ok()?;
         let out = Command::new(program).arg("--version").output().ok()?;
-        let mut v = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        // The first line (etcd adds its Git SHA and Go version on more).
+        let mut v = String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().trim().to_owned();
         if self.kind == ServerKind::Pgbouncer
             && let Some(o) = which("pgbouncer").and_then(|p| Command::new(p).arg("--version").output().ok())
         {

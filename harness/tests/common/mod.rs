@@ -153,3 +153,66 @@ pub fn history_text(dir: &Path) -> String {
 pub fn write_history_text(dir: &Path, text: &[u8]) {
     std::fs::write(dir.join("history.jsonl.zst"), zstd::stream::encode_all(text, 3).unwrap()).unwrap();
 }
+
+/// Every process below `pid` (from /proc), with its command name.
+pub fn tree(pid: u32) -> Vec<(u32, String)> {
+    let all = processes();
+    let mut pids = vec![pid];
+    let mut i = 0;
+    while i < pids.len() {
+        let p = pids[i];
+        pids.extend(all.iter().filter(|q| q.ppid == p && !q.zombie).map(|q| q.pid));
+        i += 1;
+    }
+    pids.into_iter()
+        .skip(1)
+        .map(|p| (p, std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default().trim().to_owned()))
+        .collect()
+}
+
+/// Is `pid` running (not gone, not a zombie)?
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"),
+        Err(_) => false,
+    }
+}
+
+/// Start `lockbench ARGS` twice, wait until its process tree is `ready`, then end
+/// it with SIGINT (the first time) and SIGKILL (the second): no process of that
+/// tree (servers, their children, workers) may be running 10 s later.
+pub fn nothing_outlives(args: &[&str], ready: impl Fn(&[(u32, String)]) -> bool) {
+    use std::process::Stdio;
+    for sig in [libc::SIGINT, libc::SIGKILL] {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new(bin())
+            .args(args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t0 = std::time::Instant::now();
+        let procs = loop {
+            let t = tree(child.id());
+            if ready(&t) {
+                break t;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(60), "the run's servers did not show up under lockbench: {t:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        std::thread::sleep(Duration::from_millis(500));
+        let procs: Vec<(u32, String)> = [procs, tree(child.id())].concat();
+        // SAFETY: kill(2) on our own child.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+        let mut child = child;
+        let _ = child.wait();
+        let t1 = std::time::Instant::now();
+        while procs.iter().any(|(p, _)| alive(*p)) && t1.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let left: Vec<&(u32, String)> = procs.iter().filter(|(p, _)| alive(*p)).collect();
+        assert!(left.is_empty(), "signal {sig}: outlived lockbench: {left:?} (of {procs:?})");
+    }
+}
