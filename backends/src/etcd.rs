@@ -261,9 +261,9 @@ impl Session {
     }
 
     /// The session's lease, with at least two thirds of its TTL left: kept alive
-    /// if a third has passed, or a new one with TTL `want` (whole seconds, at least
-    /// 1) if there is none or it ran out. Its id, TTL, and when it was last known
-    /// alive.
+    /// if a third has passed, or a new one with TTL `want` in whole seconds (at
+    /// least one) if there is none or it ran out. Its id, TTL, and when it was last
+    /// known alive.
     async fn lease(&mut self, want: Duration) -> Result<(i64, Duration, u64)> {
         let want_s = want.as_secs_f64().ceil().max(1.0) as i64;
         let now = self.clock.now_ns();
