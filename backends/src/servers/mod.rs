@@ -8,6 +8,7 @@
 
 pub mod endpoint;
 pub mod local;
+pub mod nodes;
 pub mod postgres;
 pub mod tempdirs;
 

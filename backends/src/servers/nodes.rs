@@ -1,0 +1,413 @@
+//! Network nodes: each a network namespace with its own address on a host-only
+//! bridge that this process creates (no uplink, no NAT, no forwarding), so that
+//! cluster members can be cut off from each other in both directions, as Jepsen
+//! cuts its nodes (a loopback proxy cannot stop what a member sends).
+//!
+//! What is here: making and removing nodes (and removing what a killed run left),
+//! a thread entering a node ([`Nodes::enter`], for a listener or a probe), and
+//! Jepsen's partition shapes as *grudges* (node → the nodes whose packets it
+//! drops), computed by pure functions and applied as iptables rules inside the
+//! nodes' namespaces, healed by flushing them. Starting cluster members on nodes,
+//! and the `peer-partition` fault, are not built yet (see the README's notes).
+//!
+//! Names carry the owning process's pid and start time and fit IFNAMSIZ (15
+//! characters): `lb<pid hex><start>` then `br` (the bridge), `v<i>` (a node's
+//! veth end on the bridge) or `n<i>` (its namespace). [`remove_stale`] removes the
+//! ones whose owner is gone, never a live process's.
+//!
+//! Needs CAP_NET_ADMIN (root), `ip` (iproute2) and `iptables`; without them
+//! [`Nodes::create`] says which is missing.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use crate::{BackendError, Result};
+
+/// The nodes of one cluster.
+pub struct Nodes {
+    prefix: String,
+    /// The /24 the bridge and the nodes live on: `a.b.c.0/24`.
+    net: [u8; 3],
+    n: usize,
+}
+
+/// Run `ip` or `iptables` (in the root namespace, or in node `ns`); its error
+/// names the command and what it printed.
+fn run(ns: Option<&str>, program: &str, args: &[&str]) -> Result<String> {
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, program]);
+            c
+        }
+        None => Command::new(program),
+    };
+    let out = cmd.args(args).output().map_err(|e| BackendError::Config(format!("{program}: {e}")))?;
+    if !out.status.success() {
+        return Err(BackendError::Config(format!(
+            "{}{program} {}: {}",
+            ns.map(|n| format!("(in {n}) ")).unwrap_or_default(),
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// This process's start time in clock ticks after boot (field 22 of
+/// /proc/self/stat), which with the pid names one process for good.
+fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Three base-36 characters of a start time.
+fn start_tag(ticks: u64) -> String {
+    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut t = ticks % (36 * 36 * 36);
+    let mut s = [0u8; 3];
+    for c in s.iter_mut().rev() {
+        *c = digits[(t % 36) as usize];
+        t /= 36;
+    }
+    String::from_utf8_lossy(&s).into_owned()
+}
+
+/// The name prefix of process `pid`'s nodes.
+fn prefix_of(pid: u32) -> Option<String> {
+    Some(format!("lb{pid:x}{}", start_tag(start_ticks(pid)?)))
+}
+
+/// `(pid, start tag)` of a name made here, or None for any other name.
+fn owner_of(name: &str) -> Option<(u32, String)> {
+    let rest = name.strip_prefix("lb")?;
+    // The suffix is `br`, or `v`/`n` and a node number.
+    let body = rest.strip_suffix("br").or_else(|| {
+        let cut = rest.rfind(['v', 'n'])?;
+        rest[cut + 1..].parse::<usize>().ok().map(|_| &rest[..cut])
+    })?;
+    if body.len() < 4 {
+        return None;
+    }
+    let (pid, tag) = body.split_at(body.len() - 3);
+    Some((u32::from_str_radix(pid, 16).ok()?, tag.to_owned()))
+}
+
+/// Remove the bridges and namespaces of runs that are gone (their pid is dead or
+/// now names a process with another start time). Never a live run's.
+pub fn remove_stale() {
+    let gone = |name: &str| match owner_of(name) {
+        None => false,
+        Some((pid, tag)) => start_ticks(pid).map(start_tag).as_deref() != Some(tag.as_str()),
+    };
+    if let Ok(list) = run(None, "ip", &["netns", "list"]) {
+        for ns in list.lines().filter_map(|l| l.split_whitespace().next()).filter(|n| gone(n)) {
+            let _ = run(None, "ip", &["netns", "del", ns]);
+        }
+    }
+    for kind in ["veth", "bridge"] {
+        if let Ok(list) = run(None, "ip", &["-o", "link", "show", "type", kind]) {
+            // `17: lb5eb6dp1v0@if2: <...`: the name before any `@`.
+            let names = list.lines().filter_map(|l| l.split(": ").nth(1)).map(|n| n.split('@').next().unwrap_or(n));
+            for link in names.filter(|n| gone(n)) {
+                let _ = run(None, "ip", &["link", "del", link]);
+            }
+        }
+    }
+}
+
+/// Can this process make nodes? (Root, `ip` and `iptables`.) The reason if not.
+pub fn unavailable() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("network nodes need CAP_NET_ADMIN: run as root".into());
+    }
+    for p in ["ip", "iptables"] {
+        if super::local::which(p).is_none() {
+            return Some(format!("network nodes need `{p}`: run scripts/setup (Debian packages iproute2, iptables)"));
+        }
+    }
+    None
+}
+
+/// A /24 in 10.0.0.0/8 that no route of this machine touches, chosen from `seed`.
+fn free_net(seed: u32) -> Result<[u8; 3]> {
+    let routes = run(None, "ip", &["-4", "route", "show", "table", "all"]).unwrap_or_default();
+    let taken = |b: u8, c: u8| {
+        routes.split_whitespace().any(|w| {
+            let w = w.split('/').next().unwrap_or(w);
+            let p: Vec<&str> = w.split('.').collect();
+            p.len() == 4
+                && p[0] == "10"
+                && (p[1] == b.to_string() || p[1] == "0")
+                && (p[2] == c.to_string() || p[2] == "0")
+        })
+    };
+    for k in 0..4096u32 {
+        let v = seed.wrapping_add(k.wrapping_mul(2_654_435_761));
+        let (b, c) = (200 + (v % 50) as u8, (v >> 8) as u8);
+        if !taken(b, c) {
+            return Ok([10, b, c]);
+        }
+    }
+    Err(BackendError::Config("no free /24 in 10.200.0.0-10.249.255.0 for network nodes".into()))
+}
+
+impl Nodes {
+    /// Make `n` nodes on a new bridge. Removes what killed runs left first.
+    pub fn create(n: usize) -> Result<Nodes> {
+        if let Some(why) = unavailable() {
+            return Err(BackendError::Config(why));
+        }
+        if n == 0 || n > 250 {
+            return Err(BackendError::Config(format!("{n} network nodes: give 1 to 250")));
+        }
+        remove_stale();
+        let pid = std::process::id();
+        let prefix = prefix_of(pid).ok_or_else(|| BackendError::Config("cannot read /proc/self/stat".into()))?;
+        // Several clusters of one process: the prefix also counts them.
+        static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let k = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prefix = if k == 0 { prefix } else { format!("{prefix}{}", start_tag(k as u64)) };
+        let nodes = Nodes { net: free_net(pid ^ k.rotate_left(16))?, prefix, n };
+        // From here on a failure drops `nodes`, which removes what was made.
+        nodes.build()?;
+        Ok(nodes)
+    }
+
+    fn build(&self) -> Result<()> {
+        let br = self.bridge();
+        run(None, "ip", &["link", "add", &br, "type", "bridge"])?;
+        run(None, "ip", &["addr", "add", &format!("{}/24", self.host_addr()), "dev", &br])?;
+        run(None, "ip", &["link", "set", &br, "up"])?;
+        for i in 0..self.n {
+            let (ns, veth) = (self.netns(i), format!("{}v{i}", self.prefix));
+            run(None, "ip", &["netns", "add", &ns])?;
+            run(None, "ip", &["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
+            run(None, "ip", &["link", "set", &veth, "master", &br, "up"])?;
+            run(None, "ip", &["-n", &ns, "addr", "add", &format!("{}/24", self.addr(i)), "dev", "eth0"])?;
+            run(None, "ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
+            run(None, "ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    fn bridge(&self) -> String {
+        format!("{}br", self.prefix)
+    }
+
+    /// Node `i`'s namespace (as `ip netns` names it).
+    pub fn netns(&self, i: usize) -> String {
+        format!("{}n{i}", self.prefix)
+    }
+
+    /// Node `i`'s address on the bridge.
+    pub fn addr(&self, i: usize) -> std::net::Ipv4Addr {
+        let [a, b, c] = self.net;
+        std::net::Ipv4Addr::new(a, b, c, 2 + i as u8)
+    }
+
+    /// The root namespace's address on the bridge (where the harness's clients
+    /// come from).
+    pub fn host_addr(&self) -> std::net::Ipv4Addr {
+        let [a, b, c] = self.net;
+        std::net::Ipv4Addr::new(a, b, c, 1)
+    }
+
+    /// Move the calling thread into node `i`'s network namespace (for good: use a
+    /// thread of its own). Sockets it opens from then on are the node's.
+    pub fn enter(&self, i: usize) -> std::io::Result<()> {
+        enter_netns(&self.netns(i))
+    }
+
+    /// Apply a grudge: node `i` drops every packet from the nodes in `g[i]`
+    /// (iptables INPUT rules in its namespace, tagged with this run's prefix).
+    pub fn apply(&self, g: &Grudge) -> Result<()> {
+        for (i, drops) in g.iter().enumerate() {
+            for &j in drops {
+                let src = self.addr(j).to_string();
+                let tag = format!("lockbench {}", self.prefix);
+                run(
+                    Some(&self.netns(i)),
+                    "iptables",
+                    &["-A", "INPUT", "-s", &src, "-j", "DROP", "-m", "comment", "--comment", &tag],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove every cut (flush INPUT in every node).
+    pub fn heal(&self) -> Result<()> {
+        for i in 0..self.n {
+            run(Some(&self.netns(i)), "iptables", &["-F", "INPUT"])?;
+        }
+        Ok(())
+    }
+}
+
+/// Move the calling thread into the network namespace `ip netns` calls `name`.
+pub fn enter_netns(name: &str) -> std::io::Result<()> {
+    let f = std::fs::File::open(format!("/run/netns/{name}"))?;
+    // SAFETY: setns on an open namespace file; affects only this thread.
+    if unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        // A namespace takes its iptables rules with it, and its veth end once no
+        // process is left in it; deleting our end removes the pair at once.
+        for i in 0..self.n {
+            let _ = run(None, "ip", &["link", "del", &format!("{}v{i}", self.prefix)]);
+            let _ = run(None, "ip", &["netns", "del", &self.netns(i)]);
+        }
+        let _ = run(None, "ip", &["link", "del", &self.bridge()]);
+    }
+}
+
+/// For each node, the nodes whose packets it drops.
+pub type Grudge = Vec<BTreeSet<usize>>;
+
+/// Jepsen's partition shapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// One node cut off from all others (`isolate` = Jepsen's `split-one`).
+    Isolate(usize),
+    /// A majority and a minority (Jepsen's `bisect`: the first ⌊n/2⌋ nodes of
+    /// `order`, and the rest).
+    Halves,
+    /// Two halves that share one node, which sees everyone (Jepsen's `bridge`).
+    Bridge,
+    /// Every node sees a majority (itself and its ⌊n/2⌋ nearest ring neighbours),
+    /// and no two see the same one (Jepsen's `majorities-ring`).
+    Ring,
+}
+
+/// Every node of `a` drops every node of `b` and the other way round.
+fn cut(g: &mut Grudge, a: &[usize], b: &[usize]) {
+    for &x in a {
+        for &y in b {
+            if x != y {
+                g[x].insert(y);
+                g[y].insert(x);
+            }
+        }
+    }
+}
+
+/// The grudge of `shape` over nodes taken in `order` (a permutation of 0..n,
+/// shuffled by the caller's seeded RNG; Jepsen shuffles too).
+pub fn grudge(shape: Shape, order: &[usize]) -> Grudge {
+    let n = order.len();
+    let mut g: Grudge = vec![BTreeSet::new(); n];
+    match shape {
+        Shape::Isolate(i) => {
+            let rest: Vec<usize> = (0..n).filter(|&x| x != i).collect();
+            cut(&mut g, &[i], &rest);
+        }
+        Shape::Halves => {
+            let (a, b) = order.split_at(n / 2);
+            cut(&mut g, a, b);
+        }
+        Shape::Bridge => {
+            // The bridge is the first node of the second half: in both halves.
+            let (a, b) = order.split_at(n / 2);
+            if let Some((_, rest)) = b.split_first() {
+                cut(&mut g, a, rest);
+            }
+        }
+        Shape::Ring => {
+            // Window of m consecutive ring nodes around each node: it drops all the
+            // others (one direction: the node's own INPUT).
+            let m = n / 2 + 1;
+            for (k, &node) in order.iter().enumerate() {
+                let start = k + n - m / 2;
+                let window: BTreeSet<usize> = (0..m).map(|d| order[(start + d) % n]).collect();
+                g[node] = (0..n).filter(|x| !window.contains(x)).collect();
+            }
+        }
+    }
+    g
+}
+
+/// Can `a` and `b` talk (TCP needs both directions): neither drops the other.
+pub fn reachable(g: &Grudge, a: usize, b: usize) -> bool {
+    a == b || (!g[a].contains(&b) && !g[b].contains(&a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fit_ifnamsiz_and_name_their_owner() {
+        let p = prefix_of(std::process::id()).unwrap();
+        for suffix in ["br", "v0", "n9", "v249"] {
+            let name = format!("{p}{suffix}");
+            assert!(name.len() <= 15, "{name} is longer than IFNAMSIZ - 1");
+            let (pid, tag) = owner_of(&name).unwrap();
+            assert_eq!(pid, std::process::id());
+            assert_eq!(tag, p[p.len() - 3..]);
+        }
+        assert_eq!(owner_of("eth0"), None);
+        assert_eq!(owner_of("lbxyz"), None);
+        assert_eq!(owner_of("docker0"), None);
+    }
+
+    #[test]
+    fn shapes_follow_jepsens_definitions_on_five_nodes() {
+        let order = [3, 0, 4, 1, 2];
+        let r =
+            |g: &Grudge| -> Vec<Vec<bool>> { (0..5).map(|a| (0..5).map(|b| reachable(g, a, b)).collect()).collect() };
+
+        let g = grudge(Shape::Isolate(2), &order);
+        for a in 0..5 {
+            for b in 0..5 {
+                assert_eq!(r(&g)[a][b], a == b || (a != 2 && b != 2), "isolate {a}-{b}");
+            }
+        }
+
+        // Halves: {3, 0} and {4, 1, 2}: talk within, not across.
+        let g = grudge(Shape::Halves, &order);
+        let side = |x: usize| [3, 0].contains(&x);
+        for a in 0..5 {
+            for b in 0..5 {
+                assert_eq!(r(&g)[a][b], side(a) == side(b), "halves {a}-{b}");
+            }
+        }
+
+        // Bridge: {3, 0} and {1, 2}, and 4 sees everyone.
+        let g = grudge(Shape::Bridge, &order);
+        for a in 0..5 {
+            for b in 0..5 {
+                let want = a == 4 || b == 4 || side(a) == side(b);
+                assert_eq!(r(&g)[a][b], want, "bridge {a}-{b}");
+            }
+        }
+
+        // Ring: each node reaches exactly a majority (itself included), and no two
+        // nodes' majorities are the same.
+        let g = grudge(Shape::Ring, &order);
+        let views: Vec<BTreeSet<usize>> = (0..5).map(|a| (0..5).filter(|&b| !g[a].contains(&b)).collect()).collect();
+        for v in &views {
+            assert_eq!(v.len(), 3, "{views:?}");
+        }
+        let distinct: BTreeSet<&BTreeSet<usize>> = views.iter().collect();
+        assert_eq!(distinct.len(), 5, "{views:?}");
+        // Neighbours on the ring see each other.
+        for k in 0..5 {
+            assert!(reachable(&g, order[k], order[(k + 1) % 5]));
+        }
+    }
+}
