@@ -580,7 +580,12 @@ fn list() -> Result<()> {
 
 fn availability(b: &BackendInfo) -> String {
     if !b.compiled {
-        return "not compiled in (cargo feature off)".into();
+        // Each client crate is a cargo feature named after its server.
+        let feature = ["redis", "cassandra", "postgres", "etcd"]
+            .into_iter()
+            .find(|f| b.name.starts_with(f) || (b.name == "redlock" && *f == "redis"))
+            .unwrap_or("?");
+        return format!("not compiled in: build with --features {feature}");
     }
     match b.needs {
         Needs::Embedded => "available (embedded)".into(),
