@@ -258,6 +258,14 @@ fn prepare(info: &BackendInfo, s: &Scenario, p: &Providers) -> Result<std::resul
                 let e = ext.endpoints();
                 (Some(Arc::new(ext) as Arc<dyn Servers>), e)
             } else {
+                if s.server_options().nodes {
+                    if kind != lockbench_backends::servers::ServerKind::Etcd {
+                        return Ok(Err("peer-partition needs members on network nodes (built for etcd so far)".into()));
+                    }
+                    if let Some(why) = lockbench_backends::servers::nodes::unavailable() {
+                        return Ok(Err(format!("peer-partition: {why}")));
+                    }
+                }
                 if let Some(m) = s.max_server()
                     && m >= n
                 {
@@ -566,7 +574,14 @@ fn list() -> Result<()> {
     println!("Scenarios ({}):", scenarios_dir().display());
     for p in shipped_scenarios(&scenarios_dir())? {
         match Scenario::load(&p) {
-            Ok(s) => println!("  {:<20} {}", s.name, s.description),
+            Ok(s) => {
+                // Peer partitions are never run without nodes: say so up front.
+                let here = match lockbench_backends::servers::nodes::unavailable() {
+                    Some(why) if s.server_options().nodes => format!(" [NOT RUNNABLE HERE: {why}]"),
+                    _ => String::new(),
+                };
+                println!("  {:<20} {}{here}", s.name, s.description)
+            }
             Err(e) => println!("  {:<20} INVALID: {e}", p.file_stem().unwrap_or_default().to_string_lossy()),
         }
     }
@@ -629,6 +644,11 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
     }
     if stale.len() > 5 {
         eprintln!("note: removed {} more temp folders left by earlier runs", stale.len() - 5);
+    }
+    // And network nodes (namespaces, bridges) of runs that are gone, where this
+    // process may touch them (root).
+    if lockbench_backends::servers::nodes::unavailable().is_none() {
+        lockbench_backends::servers::nodes::remove_stale();
     }
     // 1. Every scenario loads and takes the overrides, or nothing runs.
     let paths: Vec<PathBuf> = if args.scenarios.is_empty() {

@@ -59,9 +59,17 @@ pub struct ServerOptions {
     /// ignored, so one scenario can skew server 2 of Redlock's five and leave a
     /// single-server backend alone.
     pub skewed: Option<Vec<usize>>,
+    /// Put each member on a network node of its own (see [`super::nodes`]), so
+    /// that members can be cut off from each other (`peer-partition`). etcd only;
+    /// needs root.
+    pub nodes: bool,
 }
 
 struct Proc {
+    /// Where it listens: 127.0.0.1, or its node's address.
+    host: Ipv4Addr,
+    /// Its node's namespace, if it runs on one.
+    netns: Option<String>,
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
@@ -84,6 +92,9 @@ pub struct LocalCluster {
     procs: Mutex<Vec<Proc>>,
     /// etcd's `--initial-cluster` (every member's name and peer URL), fixed at start.
     peers: String,
+    /// The members' network nodes, if they run on nodes (dropped after the
+    /// members are stopped: fields drop after `Drop::drop`).
+    nodes: Option<super::nodes::Nodes>,
 }
 
 /// Pids of every server this process started and has not stopped.
@@ -168,6 +179,31 @@ pub fn spawn_guarded_as(mut cmd: Command, ids: Option<(u32, u32)>) -> std::io::R
     let child = spawn(cmd)?;
     live(child.id(), true);
     Ok(child)
+}
+
+fn no_nodes() -> BackendError {
+    BackendError::Config("these servers are not on network nodes: no peer partition".into())
+}
+
+/// [`spawn_guarded_as`], inside the network namespace `netns` (a node) if given.
+pub fn spawn_guarded_in(cmd: Command, ids: Option<(u32, u32)>, netns: Option<&str>) -> std::io::Result<Child> {
+    let Some(netns) = netns else { return spawn_guarded_as(cmd, ids) };
+    // Opened here, entered in the child between fork and exec (close-on-exec).
+    let ns = std::fs::File::open(format!("/run/netns/{netns}"))?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&ns);
+    let mut cmd = cmd;
+    // SAFETY: setns is async-signal-safe; it moves only the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = spawn_guarded_as(cmd, ids);
+    drop(ns);
+    child
 }
 
 /// A guarded child has exited and been waited for.
@@ -294,13 +330,26 @@ impl LocalCluster {
     /// etcd cluster are all started before any is waited for: none answers alone.
     pub fn start(kind: ServerKind, n: usize, opts: ServerOptions) -> Result<LocalCluster> {
         let base = tempdirs::server(kind, free_port()?).map_err(|e| BackendError::Config(e.to_string()))?;
+        let nodes = match (opts.nodes, kind) {
+            (false, _) => None,
+            (true, ServerKind::Etcd) => Some(super::nodes::Nodes::create(n)?),
+            (true, k) => {
+                return Err(BackendError::Config(format!("{k}: network nodes are only built for etcd so far")));
+            }
+        };
         let mut procs = Vec::new();
         for i in 0..n {
             let dir = base.path().join(format!("{i}"));
             std::fs::create_dir_all(&dir).map_err(|e| BackendError::Config(format!("{}: {e}", dir.display())))?;
             let skewed = opts.skewed.as_ref().is_none_or(|v| v.contains(&i));
             let faketime = opts.faketime.clone().filter(|_| skewed);
+            let (host, netns) = match &nodes {
+                Some(nodes) => (nodes.addr(i), Some(nodes.netns(i))),
+                None => (Ipv4Addr::LOCALHOST, None),
+            };
             procs.push(Proc {
+                host,
+                netns,
                 port: free_port()?,
                 dir,
                 child: None,
@@ -312,12 +361,12 @@ impl LocalCluster {
         let peers = procs
             .iter()
             .enumerate()
-            .map(|(i, p)| format!("m{i}=http://127.0.0.1:{}", p.aux[0]))
+            .map(|(i, p)| format!("m{i}=http://{}:{}", p.host, p.aux[0]))
             .collect::<Vec<_>>()
             .join(",");
         // From here on, a failure drops `c`: servers started so far are stopped and
         // the folder removed.
-        let c = LocalCluster { kind, opts, base, procs: Mutex::new(Vec::new()), peers };
+        let c = LocalCluster { kind, opts, base, procs: Mutex::new(Vec::new()), peers, nodes };
         if kind == ServerKind::Etcd {
             for mut p in procs {
                 c.spawn_server(&mut p)?;
@@ -325,7 +374,7 @@ impl LocalCluster {
             }
             let mut all = c.procs();
             for p in all.iter_mut() {
-                wait_ready(kind, &mut p.child, p.port, &p.dir.join("server.log"))?;
+                wait_ready(kind, &mut p.child, p.host, p.port, &p.dir.join("server.log"))?;
             }
         } else {
             for mut p in procs {
@@ -392,7 +441,8 @@ impl LocalCluster {
             }
             ServerKind::Etcd => {
                 let name = p.dir.file_name().and_then(|n| n.to_str()).unwrap_or("0");
-                let (client, peer) = (format!("http://127.0.0.1:{}", p.port), format!("http://127.0.0.1:{}", p.aux[0]));
+                let (client, peer) =
+                    (format!("http://{}:{}", p.host, p.port), format!("http://{}:{}", p.host, p.aux[0]));
                 cmd.args(["--name", &format!("m{name}")])
                     .arg("--data-dir")
                     .arg(p.dir.join("data"))
@@ -427,7 +477,7 @@ impl LocalCluster {
     /// Start the server's process (without waiting for it to answer).
     fn spawn_server(&self, p: &mut Proc) -> Result<Option<(u32, u32)>> {
         let ids = if self.kind.is_postgres() { super::postgres::prepare(&p.dir)? } else { None };
-        let child = spawn_guarded_as(self.command(p)?, ids)
+        let child = spawn_guarded_in(self.command(p)?, ids, p.netns.as_deref())
             .map_err(|e| BackendError::Config(format!("starting {}: {e}", self.kind.program().0)))?;
         p.child = Some(child);
         Ok(ids)
@@ -437,13 +487,13 @@ impl LocalCluster {
         let log = p.dir.join("server.log");
         let ids = self.spawn_server(p)?;
         let port = self.pg_port(p);
-        wait_ready(self.kind, &mut p.child, port, &log)?;
+        wait_ready(self.kind, &mut p.child, p.host, port, &log)?;
         if self.kind == ServerKind::Pgbouncer && p.front.is_none() {
             let cmd = super::postgres::pgbouncer_command(&p.dir, p.port, port)?;
             let front =
                 spawn_guarded_as(cmd, ids).map_err(|e| BackendError::Config(format!("starting pgbouncer: {e}")))?;
             p.front = Some(front);
-            wait_ready(self.kind, &mut p.front, p.port, &p.dir.join("pgbouncer.log"))?;
+            wait_ready(self.kind, &mut p.front, p.host, p.port, &p.dir.join("pgbouncer.log"))?;
         }
         Ok(())
     }
@@ -456,14 +506,14 @@ impl LocalCluster {
 
 /// Wait until the program in `child` answers on `port`; stop it and say why when
 /// it exits, takes too long, or the harness is interrupted.
-fn wait_ready(kind: ServerKind, child: &mut Option<Child>, port: u16, log: &Path) -> Result<()> {
+fn wait_ready(kind: ServerKind, child: &mut Option<Child>, host: Ipv4Addr, port: u16, log: &Path) -> Result<()> {
     let t0 = Instant::now();
     loop {
         if CANCEL.load(Ordering::Relaxed) {
             stop_child(child);
             return Err(BackendError::Config(format!("{kind} on port {port}: interrupted while starting")));
         }
-        if ping(kind, port) {
+        if ping(kind, host, port) {
             return Ok(());
         }
         if let Some(Ok(Some(status))) = child.as_mut().map(|c| c.try_wait()) {
@@ -513,8 +563,8 @@ fn stop_child(child: &mut Option<Child>) {
 }
 
 /// Does a server answer on this port?
-fn ping(kind: ServerKind, port: u16) -> bool {
-    let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into();
+fn ping(kind: ServerKind, host: Ipv4Addr, port: u16) -> bool {
+    let addr = SocketAddrV4::new(host, port).into();
     let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else { return false };
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
     match kind {
@@ -525,7 +575,7 @@ fn ping(kind: ServerKind, port: u16) -> bool {
         ServerKind::Postgres | ServerKind::Pgbouncer => super::postgres::probe(&mut s),
         // etcd's /health says true once the member sees a leader.
         ServerKind::Etcd => {
-            let req = format!("GET /health HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+            let req = format!("GET /health HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n");
             let mut body = String::new();
             s.write_all(req.as_bytes()).is_ok()
                 && s.read_to_string(&mut body).is_ok()
@@ -544,12 +594,12 @@ fn ping(kind: ServerKind, port: u16) -> bool {
 
 /// An etcd member's status (`Maintenance.Status` through its JSON gateway), or None
 /// when it does not answer within half a second.
-fn etcd_status(port: u16) -> Option<String> {
-    let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into();
+fn etcd_status(host: Ipv4Addr, port: u16) -> Option<String> {
+    let addr = SocketAddrV4::new(host, port).into();
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
     let req = format!(
-        "POST /v3/maintenance/status HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+        "POST /v3/maintenance/status HTTP/1.0\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
     );
     s.write_all(req.as_bytes()).ok()?;
     let mut body = String::new();
@@ -688,7 +738,7 @@ paxos_variant: {paxos}
 
 impl Servers for LocalCluster {
     fn endpoints(&self) -> Vec<String> {
-        self.procs().iter().map(|p| format!("127.0.0.1:{}", p.port)).collect()
+        self.procs().iter().map(|p| format!("{}:{}", p.host, p.port)).collect()
     }
     fn can_fault(&self) -> bool {
         true
@@ -710,6 +760,15 @@ impl Servers for LocalCluster {
             }
         }
     }
+    fn partition(&self, g: &super::nodes::Grudge) -> Result<()> {
+        self.nodes.as_ref().ok_or_else(no_nodes)?.apply(g)
+    }
+    fn heal(&self) -> Result<()> {
+        match &self.nodes {
+            Some(n) => n.heal(),
+            None => Ok(()),
+        }
+    }
     fn leader(&self) -> Option<usize> {
         if self.kind != ServerKind::Etcd {
             return None;
@@ -718,7 +777,7 @@ impl Servers for LocalCluster {
         // Each member says who it is and whom it follows; the leader is the member
         // that names itself. A member that is down or stopped does not answer.
         procs.iter().enumerate().filter(|(_, p)| p.child.is_some()).find_map(|(i, p)| {
-            let status = etcd_status(p.port)?;
+            let status = etcd_status(p.host, p.port)?;
             (field(&status, "member_id")? == field(&status, "leader")?).then_some(i)
         })
     }

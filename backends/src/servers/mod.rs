@@ -132,6 +132,16 @@ pub trait Servers: Send + Sync {
     }
     /// The server program's version, for the report.
     fn version(&self) -> Option<String>;
+    /// Cut members apart: node `i` drops every packet from the nodes in `g[i]`.
+    /// Only servers on network nodes can.
+    fn partition(&self, g: &nodes::Grudge) -> Result<()> {
+        let _ = g;
+        Err(BackendError::Config("these servers are not on network nodes: no peer partition".into()))
+    }
+    /// Undo every cut.
+    fn heal(&self) -> Result<()> {
+        Ok(())
+    }
     /// Which server leads now, for clusters that elect one (etcd); None for the
     /// others, or when no member answers with a leader. Blocks for a moment.
     fn leader(&self) -> Option<usize> {

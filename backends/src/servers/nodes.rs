@@ -56,9 +56,14 @@ fn run(ns: Option<&str>, program: &str, args: &[&str]) -> Result<String> {
 
 /// This process's start time in clock ticks after boot (field 22 of
 /// /proc/self/stat), which with the pid names one process for good.
+/// None for a process that is gone or a zombie (dead, not yet reaped).
 fn start_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+    let fields = stat.rsplit_once(')')?.1;
+    if fields.split_whitespace().next() == Some("Z") {
+        return None;
+    }
+    fields.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Three base-36 characters of a start time.

@@ -135,6 +135,9 @@ async fn apply(f: &FaultSpec, w: &World, rng: &mut StdRng) -> Applied {
         FaultSpec::ServerKill { server, down, .. } => server::kill(&w.servers, name, *server, down.map(|d| d.0)),
         FaultSpec::ServerPause { server, pause, .. } => server::pause(&w.servers, name, *server, pause.0),
         FaultSpec::ServerRestart { server, .. } => server::restart(&w.servers, name, *server),
+        FaultSpec::PeerPartition { duration, shape, server: target, .. } => {
+            server::peer_partition(&w.servers, name, *shape, *target, duration.0, rng)
+        }
         FaultSpec::Partition { duration, clients, servers: on, direction, .. } => {
             let who = process::pick(clients, crew, rng).await;
             let direction = *direction;

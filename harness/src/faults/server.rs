@@ -9,7 +9,11 @@ use std::time::Duration;
 use lockbench_backends::clock::mono_ns;
 use lockbench_backends::servers::{ServerFault, Servers};
 
-use super::spec::ServerRef;
+use lockbench_backends::servers::nodes::{self, Shape};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+use super::spec::{PeerShape, ServerRef};
 use super::{Applied, SignedDur, faketime_value};
 
 type Cluster = Option<Arc<dyn Servers>>;
@@ -124,4 +128,50 @@ pub(super) fn skew(
         window: duration.unwrap_or(Duration::MAX),
         hit: true,
     }
+}
+
+/// Cut the cluster's members apart in `shape` for `duration` (iptables rules in
+/// their network nodes), then heal. The members are taken in an order shuffled by
+/// the run's seeded RNG, as Jepsen shuffles its nodes; `isolate` cuts `target`.
+pub(super) fn peer_partition(
+    servers: &Cluster,
+    name: &str,
+    shape: PeerShape,
+    target: ServerRef,
+    duration: Duration,
+    rng: &mut StdRng,
+) -> Applied {
+    let t0 = mono_ns();
+    let Some(s) = servers else {
+        return Applied::missed(format!("{name}: no servers to act on"), t0);
+    };
+    let n = s.endpoints().len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(rng);
+    let (shape, who) = match shape {
+        PeerShape::Isolate => match resolve(s.as_ref(), target) {
+            Ok((i, who)) => (Shape::Isolate(i), format!("{who} cut off from the other members")),
+            Err(why) => return Applied::missed(format!("{name}: {why}"), t0),
+        },
+        PeerShape::Halves => (Shape::Halves, "halves".to_owned()),
+        PeerShape::Bridge => (Shape::Bridge, "two halves bridged by one member".to_owned()),
+        PeerShape::Ring => (Shape::Ring, "a ring of overlapping majorities".to_owned()),
+    };
+    let g = nodes::grudge(shape, &order);
+    let cuts: Vec<String> = g
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| !d.is_empty())
+        .map(|(i, d)| format!("{i} drops {}", d.iter().map(|j| j.to_string()).collect::<Vec<_>>().join(",")))
+        .collect();
+    if let Err(e) = tokio::task::block_in_place(|| s.partition(&g)) {
+        let _ = s.heal();
+        return Applied::missed(format!("{name}: {e}"), t0);
+    }
+    let s = s.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(duration).await;
+        let _ = tokio::task::block_in_place(|| s.heal());
+    });
+    Applied { desc: format!("{name}: {who} ({})", cuts.join("; ")), t0, window: duration, hit: true }
 }

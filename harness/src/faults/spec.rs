@@ -180,6 +180,36 @@ pub enum FaultSpec {
         rate: Option<f64>,
         jump: Option<SignedDur>,
     },
+    /// Cut cluster members off from each other for `duration`, in one of Jepsen's
+    /// shapes, as iptables rules inside the members' network nodes (the clients
+    /// still reach every member). `isolate` cuts `server` (a number, "leader" or
+    /// "follower") from all others; `halves` a majority from a minority; `bridge`
+    /// two halves that share one member; `ring` leaves each member a majority, no
+    /// two the same. Needs servers on network nodes (root).
+    PeerPartition {
+        at: Dur,
+        every: Option<Dur>,
+        duration: Dur,
+        #[serde(default)]
+        shape: PeerShape,
+        #[serde(default)]
+        server: ServerRef,
+    },
+}
+
+/// The shape of a `peer-partition` (Jepsen's names in the doc of each).
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeerShape {
+    /// One member from all others (`partition-random-node`, here a chosen one).
+    #[default]
+    Isolate,
+    /// `partition-halves`.
+    Halves,
+    /// `bridge`.
+    Bridge,
+    /// `partition-majorities-ring`.
+    Ring,
 }
 
 /// Which clients a fault hits: `"all"`, `"holder"` (one client that holds a lock
@@ -276,6 +306,7 @@ impl FaultSpec {
             FaultSpec::NetDelay { .. } => "net-delay",
             FaultSpec::NetReset { .. } => "net-reset",
             FaultSpec::ClockSkew { .. } => "clock-skew",
+            FaultSpec::PeerPartition { .. } => "peer-partition",
         }
     }
 
@@ -287,6 +318,8 @@ impl FaultSpec {
             | FaultSpec::ServerPause { server, .. }
             | FaultSpec::ServerRestart { server, .. } => Some(server.min_servers() - 1),
             FaultSpec::ClockSkew { server, .. } => *server,
+            // A cut between members needs at least three of them to mean anything.
+            FaultSpec::PeerPartition { server, .. } => Some(server.min_servers().max(3) - 1),
             _ => None,
         }
     }
@@ -312,7 +345,8 @@ impl FaultSpec {
             | FaultSpec::Partition { at, .. }
             | FaultSpec::NetDelay { at, .. }
             | FaultSpec::NetReset { at, .. }
-            | FaultSpec::ClockSkew { at, .. } => at.0,
+            | FaultSpec::ClockSkew { at, .. }
+            | FaultSpec::PeerPartition { at, .. } => at.0,
         }
     }
 
@@ -326,7 +360,8 @@ impl FaultSpec {
             | FaultSpec::Partition { every, .. }
             | FaultSpec::NetDelay { every, .. }
             | FaultSpec::NetReset { every, .. }
-            | FaultSpec::ClockSkew { every, .. } => every.map(|d| d.0),
+            | FaultSpec::ClockSkew { every, .. }
+            | FaultSpec::PeerPartition { every, .. } => every.map(|d| d.0),
         }
     }
 
@@ -358,7 +393,11 @@ impl FaultSpec {
             FaultSpec::PauseHolder { pause, .. } | FaultSpec::ServerPause { pause, .. } if pause.0.is_zero() => {
                 Err(format!("{}: `pause` must be above zero", self.name()))
             }
-            FaultSpec::Partition { duration, .. } | FaultSpec::NetDelay { duration, .. } if duration.0.is_zero() => {
+            FaultSpec::Partition { duration, .. }
+            | FaultSpec::NetDelay { duration, .. }
+            | FaultSpec::PeerPartition { duration, .. }
+                if duration.0.is_zero() =>
+            {
                 Err(format!("{}: `duration` must be above zero", self.name()))
             }
             FaultSpec::Partition { clients, .. }

@@ -406,6 +406,8 @@ impl Scenario {
             persist: self.servers.persist,
             faketime: self.servers.faketime.as_ref().map(|f| f.get_ref().clone()),
             skewed: self.servers.skewed.clone(),
+            // Members cut apart need nodes of their own.
+            nodes: self.faults.iter().any(|f| matches!(f.get_ref(), crate::faults::FaultSpec::PeerPartition { .. })),
         }
     }
     /// Does any fault act on servers or on the network to them (so embedded

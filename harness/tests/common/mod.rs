@@ -37,6 +37,14 @@ pub fn can_run(s: &Scenario, backend: &str) -> bool {
     if embedded && s.needs_servers().is_some() {
         return false;
     }
+    // Peer partitions need the members on network nodes: etcd, as root.
+    if s.server_options().nodes {
+        let etcd = info.needs == Needs::Servers { kind: lockbench_backends::servers::ServerKind::Etcd, n: 3 };
+        if let Some(why) = lockbench_backends::servers::nodes::unavailable().filter(|_| etcd) {
+            eprintln!("{}: {backend} not run here: {why}", s.name);
+        }
+        return etcd && lockbench_backends::servers::nodes::unavailable().is_none();
+    }
     // inprocess is the only backend that lives in one process's memory.
     !(s.client_mode == lockbench::scenario::ClientMode::Process && backend == "inprocess")
 }
