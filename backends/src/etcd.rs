@@ -17,9 +17,11 @@
 //!   same recipe as one transaction (put the waiter key, read the lowest), and the
 //!   key is deleted again when it is not the lowest (etcd 3.5's `TryLock`). Release
 //!   deletes the lock key, which is what the server's `Unlock` does. The fencing
-//!   token is a revision: the create revision of the key for a try, the revision of
-//!   the `Lock` answer for a wait (at least the revision that deleted the previous
-//!   holder's key, so it grows with every grant). Jepsen's recommended fix: the
+//!   token is the revision of the answer that granted the lock (the try's
+//!   transaction, or `Lock`): at least the revision that deleted the previous
+//!   holder's key, so it grows with every grant. A request whose outcome is
+//!   unknown may leave a waiter key behind: the session then stops renewing its
+//!   lease, so that the key expires. Jepsen's recommended fix: the
 //!   guarded resource refuses a token lower than one it has seen.
 //! - `etcd-unfenced`: the same lock, and the guarded write carries no token: what
 //!   most applications do, and what Jepsen measured (lost updates under pauses).
@@ -367,6 +369,17 @@ impl Session {
         format!("{}{:x}", self.variant.lock_prefix(key), lease)
     }
 
+    /// A lock-changing request whose outcome is unknown may have left a key of
+    /// ours bound to the session's lease (a waiter key put after we gave up on
+    /// it): stop keeping that lease alive, so that whatever it holds expires, and
+    /// the next acquire takes a new lease (and a new key name).
+    fn in_doubt(&mut self, e: BackendError) -> BackendError {
+        if e.is_indeterminate() {
+            self.lease = None;
+        }
+        e
+    }
+
     /// etcd 3.5's `TryLock`, in one transaction: put the waiter key, read the
     /// lowest; not the lowest means held by another, and the key is taken back.
     async fn try_lock(&mut self, key: &str, want: Duration) -> Result<Option<Lease>> {
@@ -389,20 +402,24 @@ impl Session {
                 self.lease = None;
                 return Err(BackendError::Rejected(m));
             }
-            r => r?,
+            Err(e) => return Err(self.in_doubt(e)),
+            Ok(r) => r,
         };
         let rev = r.header().map_or(0, |h| h.revision());
-        let owner_rev = r.op_responses().into_iter().find_map(|o| match o {
-            TxnOpResponse::Get(g) => g.kvs().first().map(|kv| (kv.key().to_vec(), kv.create_revision())),
+        // The lowest waiter is the second answer in both branches (etcd's own
+        // TryLock reads Responses[1]); the first is our put, or our key's get.
+        let lowest_key = match r.op_responses().get(1) {
+            Some(TxnOpResponse::Get(g)) => g.kvs().first().map(|kv| kv.key().to_vec()),
             _ => None,
-        });
-        match owner_rev {
-            Some((k, create)) if k == mine.as_bytes() => {
-                // Ours is the lowest: held. Its create revision is the token.
-                let my_rev = if r.succeeded() { rev } else { create };
+        };
+        match lowest_key {
+            Some(k) if k == mine.as_bytes() => {
+                // Ours is the lowest: held. The token is the answer's revision (as
+                // etcd's Mutex keeps its header's): at least the revision that
+                // deleted the previous holder's key, so it grows with every grant.
                 let owner = new_owner();
                 self.held.insert(owner, (mine, id));
-                Ok(Some(self.granted(key, owner, my_rev, now, refreshed_at, ttl)))
+                Ok(Some(self.granted(key, owner, rev, now, refreshed_at, ttl)))
             }
             _ => {
                 self.call(RESPONSE_TIMEOUT, c.delete(mine, None)).await?;
@@ -453,7 +470,8 @@ impl LockSession for Session {
                         self.lease = None;
                         return Err(BackendError::Rejected(m));
                     }
-                    r => r?,
+                    Err(e) => return Err(self.in_doubt(e)),
+                    Ok(r) => r,
                 };
                 if !r.succeeded() {
                     return Ok(None);
@@ -492,8 +510,12 @@ impl LockSession for Session {
                 r = &mut lock => break Ok(r),
                 _ = &mut give_up => break Err(()),
                 _ = tokio::time::sleep(ttl / 3) => {
-                    if let Ok(false) = self.keep_alive().await {
-                        break Ok(Err(etcd_client::Error::LeaseKeepAliveError("lease not found while waiting".into())));
+                    // The wait's end still bounds a keep-alive that takes long.
+                    tokio::select! {
+                        k = self.keep_alive() => if let Ok(false) = k {
+                            break Ok(Err(etcd_client::Error::LeaseKeepAliveError("lease not found while waiting".into())));
+                        },
+                        _ = &mut give_up => break Err(()),
                     }
                 }
             }
@@ -512,13 +534,20 @@ impl LockSession for Session {
                 self.lease = None;
                 Err(classify(&self.at, e))
             }
-            Ok(Err(e)) => Err(classify(&self.at, e)),
+            Ok(Err(e)) => {
+                let e = classify(&self.at, e);
+                Err(self.in_doubt(e))
+            }
             Err(()) => {
                 // The wait is over. The server may have granted the lock just as
                 // the request was cancelled: take the waiter key back (the lock
                 // service deletes it too when it sees the cancel).
                 let mine = self.waiter_key(key, id);
-                match self.call(RESPONSE_TIMEOUT, c.delete(mine, None)).await {
+                let taken_back = self.call(RESPONSE_TIMEOUT, c.delete(mine, None)).await;
+                // The cancelled request's put may still land after this delete:
+                // stop renewing the lease that would keep such a key alive.
+                self.lease = None;
+                match taken_back {
                     Ok(_) => Ok(None),
                     Err(e) => Err(BackendError::Unknown(format!(
                         "etcd at {}: a timed-out wait could not take its waiter key back: {e}",

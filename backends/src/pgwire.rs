@@ -351,7 +351,9 @@ impl Conn {
                 Ok(Some(Message::ErrorResponse(b))) => {
                     return ServerError::parse(&b).map_or(true, |e| e.ends_session());
                 }
-                Ok(Some(Message::NoticeResponse(_) | Message::ParameterStatus(_))) => {}
+                Ok(Some(
+                    Message::NoticeResponse(_) | Message::ParameterStatus(_) | Message::NotificationResponse(_),
+                )) => {}
                 Ok(Some(_)) | Err(_) => return true,
             }
         }

@@ -16,6 +16,17 @@ use lockbench_backends::servers::nodes::{Nodes, Shape, enter_netns, grudge, reac
 
 const PORT: u16 = 7400;
 
+/// Five base-36 characters of a pid, as node names carry it.
+fn base36(mut v: u32) -> String {
+    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut s = [b'0'; 5];
+    for c in s.iter_mut().rev() {
+        *c = digits[(v % 36) as usize];
+        v /= 36;
+    }
+    String::from_utf8_lossy(&s).into_owned()
+}
+
 /// A listener on node `i`'s address, in its namespace, answering forever. (It
 /// keeps the namespace's name, not the nodes: they drop at the test's end.)
 fn listen(nodes: &Nodes, i: usize) {
@@ -59,7 +70,7 @@ fn names() -> (String, String) {
 fn each_partition_shape_cuts_exactly_the_pairs_jepsen_defines() {
     // What a killed run left (its pid is not running): the next create removes it.
     let dead = (4_194_000..4_194_300).find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()).unwrap();
-    let stale = format!("lb{dead:x}abc");
+    let stale = format!("lb{}abc0", base36(dead));
     let ip = |args: &[&str]| assert!(Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
     ip(&["link", "add", &format!("{stale}br"), "type", "bridge"]);
     ip(&["netns", "add", &format!("{stale}n0")]);

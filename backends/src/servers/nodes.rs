@@ -7,13 +7,15 @@
 //! a thread entering a node ([`Nodes::enter`], for a listener or a probe), and
 //! Jepsen's partition shapes as *grudges* (node → the nodes whose packets it
 //! drops), computed by pure functions and applied as iptables rules inside the
-//! nodes' namespaces, healed by flushing them. Starting cluster members on nodes,
-//! and the `peer-partition` fault, are not built yet (see the README's notes).
+//! nodes' namespaces, healed by flushing them. The local provider starts etcd
+//! members on nodes for the `peer-partition` fault.
 //!
-//! Names carry the owning process's pid and start time and fit IFNAMSIZ (15
-//! characters): `lb<pid hex><start>` then `br` (the bridge), `v<i>` (a node's
-//! veth end on the bridge) or `n<i>` (its namespace). [`remove_stale`] removes the
-//! ones whose owner is gone, never a live process's.
+//! Names carry the owning process's pid and start time in fixed-width fields and
+//! fit IFNAMSIZ (15 characters): `lb`, the pid (5 base-36 characters), its start
+//! tag (3), the cluster's number in the process (1), then `br` (the bridge),
+//! `v<i>` (a node's veth end on the bridge) or `n<i>` (its namespace).
+//! [`remove_stale`] removes the ones whose owner is gone, never a live process's
+//! nor a name of any other form.
 //!
 //! Needs CAP_NET_ADMIN (root), `ip` (iproute2) and `iptables`; without them
 //! [`Nodes::create`] says which is missing.
@@ -66,36 +68,49 @@ fn start_ticks(pid: u32) -> Option<u64> {
     fields.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// Three base-36 characters of a start time.
-fn start_tag(ticks: u64) -> String {
+/// `n` base-36 characters of `v` (its low digits).
+fn base36(mut v: u64, n: usize) -> String {
     let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut t = ticks % (36 * 36 * 36);
-    let mut s = [0u8; 3];
+    let mut s = vec![b'0'; n];
     for c in s.iter_mut().rev() {
-        *c = digits[(t % 36) as usize];
-        t /= 36;
+        *c = digits[(v % 36) as usize];
+        v /= 36;
     }
     String::from_utf8_lossy(&s).into_owned()
 }
 
-/// The name prefix of process `pid`'s nodes.
-fn prefix_of(pid: u32) -> Option<String> {
-    Some(format!("lb{pid:x}{}", start_tag(start_ticks(pid)?)))
+/// Three base-36 characters of a start time.
+fn start_tag(ticks: u64) -> String {
+    base36(ticks, 3)
 }
 
-/// `(pid, start tag)` of a name made here, or None for any other name.
+/// The name prefix of process `pid`'s `k`-th cluster of nodes: `lb`, the pid (5
+/// base-36 characters: pid_max is at most 2^22), its start tag (3) and `k` (1),
+/// 11 characters in all, so that `<prefix>v249` fits IFNAMSIZ.
+fn prefix_of(pid: u32, k: u32) -> Option<String> {
+    Some(format!("lb{}{}{}", base36(pid as u64, 5), start_tag(start_ticks(pid)?), base36(k as u64, 1)))
+}
+
+/// `(pid, start tag)` of a name made here (`<prefix>br`, `<prefix>v<i>`,
+/// `<prefix>n<i>`), or None for any other name.
 fn owner_of(name: &str) -> Option<(u32, String)> {
     let rest = name.strip_prefix("lb")?;
-    // The suffix is `br`, or `v`/`n` and a node number.
-    let body = rest.strip_suffix("br").or_else(|| {
-        let cut = rest.rfind(['v', 'n'])?;
-        rest[cut + 1..].parse::<usize>().ok().map(|_| &rest[..cut])
-    })?;
-    if body.len() < 4 {
+    if rest.len() < 11 || !rest.is_char_boundary(9) {
         return None;
     }
-    let (pid, tag) = body.split_at(body.len() - 3);
-    Some((u32::from_str_radix(pid, 16).ok()?, tag.to_owned()))
+    let (body, suffix) = rest.split_at(9);
+    if !body.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()) {
+        return None;
+    }
+    let ok_suffix = suffix == "br"
+        || suffix
+            .strip_prefix(['v', 'n'])
+            .is_some_and(|i| !i.is_empty() && i.len() <= 3 && i.bytes().all(|b| b.is_ascii_digit()));
+    if !ok_suffix {
+        return None;
+    }
+    let pid = u32::from_str_radix(&body[..5], 36).ok()?;
+    Some((pid, body[5..8].to_owned()))
 }
 
 /// Remove the bridges and namespaces of runs that are gone (their pid is dead or
@@ -169,12 +184,13 @@ impl Nodes {
         }
         remove_stale();
         let pid = std::process::id();
-        let prefix = prefix_of(pid).ok_or_else(|| BackendError::Config("cannot read /proc/self/stat".into()))?;
-        // Several clusters of one process: the prefix also counts them.
+        // Several clusters of one process: the prefix counts them (the count wraps
+        // at 36; clusters of one run never live that long together).
         static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let k = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let prefix = if k == 0 { prefix } else { format!("{prefix}{}", start_tag(k as u64)) };
+        let k = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 36;
+        let prefix = prefix_of(pid, k).ok_or_else(|| BackendError::Config("cannot read /proc/self/stat".into()))?;
         let nodes = Nodes { net: free_net(pid ^ k.rotate_left(16))?, prefix, n };
+        live(&nodes.prefix, n, true);
         // From here on a failure drops `nodes`, which removes what was made.
         nodes.build()?;
         Ok(nodes)
@@ -250,12 +266,49 @@ impl Nodes {
         Ok(())
     }
 
-    /// Remove every cut (flush INPUT in every node).
+    /// Remove every cut (flush INPUT in every node; every node is tried, and the
+    /// first failure is returned).
     pub fn heal(&self) -> Result<()> {
+        let mut first = Ok(());
         for i in 0..self.n {
-            run(Some(&self.netns(i)), "iptables", &["-F", "INPUT"])?;
+            if let Err(e) = run(Some(&self.netns(i)), "iptables", &["-F", "INPUT"])
+                && first.is_ok()
+            {
+                first = Err(e);
+            }
         }
-        Ok(())
+        first
+    }
+}
+
+/// Prefixes (and node counts) of the nodes this process has made and not removed.
+static LIVE: std::sync::Mutex<Vec<(String, usize)>> = std::sync::Mutex::new(Vec::new());
+
+fn live(prefix: &str, n: usize, add: bool) {
+    let mut l = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+    if add {
+        l.push((prefix.to_owned(), n));
+    } else {
+        l.retain(|(p, _)| p != prefix);
+    }
+}
+
+fn remove(prefix: &str, n: usize) {
+    // A namespace takes its iptables rules with it, and its veth end once no
+    // process is left in it; deleting our end removes the pair at once.
+    for i in 0..n {
+        let _ = run(None, "ip", &["link", "del", &format!("{prefix}v{i}")]);
+        let _ = run(None, "ip", &["netns", "del", &format!("{prefix}n{i}")]);
+    }
+    let _ = run(None, "ip", &["link", "del", &format!("{prefix}br")]);
+}
+
+/// Remove every node this process made, for exits that skip destructors (a
+/// second signal, a panic): what [`super::local::kill_all`] is for processes.
+pub fn remove_all() {
+    let all = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|p| p.into_inner()));
+    for (prefix, n) in all {
+        remove(&prefix, n);
     }
 }
 
@@ -271,13 +324,8 @@ pub fn enter_netns(name: &str) -> std::io::Result<()> {
 
 impl Drop for Nodes {
     fn drop(&mut self) {
-        // A namespace takes its iptables rules with it, and its veth end once no
-        // process is left in it; deleting our end removes the pair at once.
-        for i in 0..self.n {
-            let _ = run(None, "ip", &["link", "del", &format!("{}v{i}", self.prefix)]);
-            let _ = run(None, "ip", &["netns", "del", &self.netns(i)]);
-        }
-        let _ = run(None, "ip", &["link", "del", &self.bridge()]);
+        remove(&self.prefix, self.n);
+        live(&self.prefix, self.n, false);
     }
 }
 
@@ -295,7 +343,8 @@ pub enum Shape {
     /// Two halves that share one node, which sees everyone (Jepsen's `bridge`).
     Bridge,
     /// Every node sees a majority (itself and its ⌊n/2⌋ nearest ring neighbours),
-    /// and no two see the same one (Jepsen's `majorities-ring`).
+    /// and no two see the same one (Jepsen's `majorities-ring`). Needs 5 nodes or
+    /// more: on 3, each node drops its successor and no pair can talk both ways.
     Ring,
 }
 
@@ -357,17 +406,21 @@ mod tests {
 
     #[test]
     fn names_fit_ifnamsiz_and_name_their_owner() {
-        let p = prefix_of(std::process::id()).unwrap();
-        for suffix in ["br", "v0", "n9", "v249"] {
-            let name = format!("{p}{suffix}");
-            assert!(name.len() <= 15, "{name} is longer than IFNAMSIZ - 1");
-            let (pid, tag) = owner_of(&name).unwrap();
-            assert_eq!(pid, std::process::id());
-            assert_eq!(tag, p[p.len() - 3..]);
+        for k in [0, 1, 35] {
+            let p = prefix_of(std::process::id(), k).unwrap();
+            for suffix in ["br", "v0", "n9", "v249"] {
+                let name = format!("{p}{suffix}");
+                assert!(name.len() <= 15, "{name} is longer than IFNAMSIZ - 1");
+                let (pid, tag) = owner_of(&name).unwrap();
+                assert_eq!(pid, std::process::id());
+                assert_eq!(tag, p[7..10]);
+            }
         }
-        assert_eq!(owner_of("eth0"), None);
-        assert_eq!(owner_of("lbxyz"), None);
-        assert_eq!(owner_of("docker0"), None);
+        // The largest pid Linux allows (2^22) still fits five characters.
+        assert_eq!(owner_of(&format!("lb{}abc0br", base36(4_194_304, 5))).unwrap().0, 4_194_304);
+        for other in ["eth0", "lbxyz", "docker0", "lbcache0br", "lbaas-br", "lb12345abc0vx", "lbABCDEabc0br"] {
+            assert_eq!(owner_of(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -155,6 +155,9 @@ pub(super) fn peer_partition(
         },
         PeerShape::Halves => (Shape::Halves, "halves".to_owned()),
         PeerShape::Bridge => (Shape::Bridge, "two halves bridged by one member".to_owned()),
+        PeerShape::Ring if n < 5 => {
+            return Applied::missed(format!("{name}: a ring needs 5 members or more, there are {n}"), t0);
+        }
         PeerShape::Ring => (Shape::Ring, "a ring of overlapping majorities".to_owned()),
     };
     let g = nodes::grudge(shape, &order);
@@ -171,7 +174,11 @@ pub(super) fn peer_partition(
     let s = s.clone();
     tokio::spawn(async move {
         tokio::time::sleep(duration).await;
-        let _ = tokio::task::block_in_place(|| s.heal());
+        if let Err(e) = tokio::task::block_in_place(|| s.heal()) {
+            // The cluster is dropped (and its nodes with their rules) at the run's
+            // end whatever happens; say it now, as nothing else will.
+            eprintln!("warning: healing a peer partition failed: {e}");
+        }
     });
     Applied { desc: format!("{name}: {who} ({})", cuts.join("; ")), t0, window: duration, hit: true }
 }

@@ -400,6 +400,11 @@ impl FaultSpec {
             {
                 Err(format!("{}: `duration` must be above zero", self.name()))
             }
+            // A heal flushes every cut of the cluster: a second firing inside the
+            // first one's window would be ended by the first one's heal.
+            FaultSpec::PeerPartition { duration, every: Some(e), .. } if e.0 < duration.0 => {
+                Err(format!("peer-partition: `every` ({}) must be at least `duration` ({})", Dur(e.0), Dur(duration.0)))
+            }
             FaultSpec::Partition { clients, .. }
             | FaultSpec::NetDelay { clients, .. }
             | FaultSpec::NetReset { clients, .. } => check_clients(self, clients, s),

@@ -145,6 +145,7 @@ fn abort(sig: i32) -> ! {
         }
     }
     tempdirs::remove_all();
+    lockbench_backends::servers::nodes::remove_all();
     if marked.is_empty() {
         eprintln!("\naborted by a second {}: servers stopped, temp folders removed", name(sig));
     } else {
@@ -167,6 +168,7 @@ pub fn install_panic_hook() {
         if std::thread::current().name() == Some("main") {
             kill_all();
             tempdirs::remove_all();
+            lockbench_backends::servers::nodes::remove_all();
         }
     }));
 }
