@@ -35,7 +35,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, LeaseKeepAliveStream, LeaseKeeper, LockOptions, PutOptions,
-    SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
+    SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, TxnResponse,
 };
 
 use crate::servers::{Endpoint, redact};
@@ -380,6 +380,20 @@ impl Session {
         e
     }
 
+    /// Send a transaction that puts a key under the session's lease. A lease the
+    /// server no longer knows is forgotten (the next acquire takes a new one); an
+    /// outcome in doubt stops the lease's renewal (see `in_doubt`).
+    async fn lease_txn(&mut self, c: &mut Client, txn: Txn) -> Result<TxnResponse> {
+        match self.call(RESPONSE_TIMEOUT, c.txn(txn)).await {
+            Err(BackendError::Rejected(m)) if m.contains("lease not found") => {
+                self.lease = None;
+                Err(BackendError::Rejected(m))
+            }
+            Err(e) => Err(self.in_doubt(e)),
+            Ok(r) => Ok(r),
+        }
+    }
+
     /// etcd 3.5's `TryLock`, in one transaction: put the waiter key, read the
     /// lowest; not the lowest means held by another, and the key is taken back.
     async fn try_lock(&mut self, key: &str, want: Duration) -> Result<Option<Lease>> {
@@ -397,14 +411,7 @@ impl Session {
             .when([Compare::create_revision(mine.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(mine.clone(), "", Some(PutOptions::new().with_lease(id))), lowest()])
             .or_else([TxnOp::get(mine.clone(), None), lowest()]);
-        let r = match self.call(RESPONSE_TIMEOUT, c.txn(txn)).await {
-            Err(BackendError::Rejected(m)) if m.contains("lease not found") => {
-                self.lease = None;
-                return Err(BackendError::Rejected(m));
-            }
-            Err(e) => return Err(self.in_doubt(e)),
-            Ok(r) => r,
-        };
+        let r = self.lease_txn(&mut c, txn).await?;
         let rev = r.header().map_or(0, |h| h.revision());
         // The lowest waiter is the second answer in both branches (etcd's own
         // TryLock reads Responses[1]); the first is our put, or our key's get.
@@ -465,14 +472,7 @@ impl LockSession for Session {
                 let txn = Txn::new()
                     .when([Compare::create_revision(k.clone(), CompareOp::Equal, 0)])
                     .and_then([TxnOp::put(k.clone(), owner.to_string(), Some(PutOptions::new().with_lease(id)))]);
-                let r = match self.call(RESPONSE_TIMEOUT, c.txn(txn)).await {
-                    Err(BackendError::Rejected(m)) if m.contains("lease not found") => {
-                        self.lease = None;
-                        return Err(BackendError::Rejected(m));
-                    }
-                    Err(e) => return Err(self.in_doubt(e)),
-                    Ok(r) => r,
-                };
+                let r = self.lease_txn(&mut c, txn).await?;
                 if !r.succeeded() {
                     return Ok(None);
                 }
