@@ -17,6 +17,22 @@ fn alive(pid: u32) -> bool {
     }
 }
 
+/// Run `test` of this binary again as a child with `env` set (the child starts
+/// servers, prints `PIDS [..]` and panics); the line it printed and the pids.
+fn panicking_child(test: &str, env: &str) -> (String, Vec<u32>) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
+        .env(env, "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "the child was meant to panic:\n{text}");
+    let line =
+        text.lines().find_map(|l| l.split_once("PIDS ").map(|x| x.1)).unwrap_or_else(|| panic!("no pids in:\n{text}"));
+    let pids = line.trim_matches(|c| c == '[' || c == ']').split(',').filter_map(|p| p.trim().parse().ok()).collect();
+    (line.to_owned(), pids)
+}
+
 #[test]
 fn servers_die_with_a_panicking_test() {
     if std::env::var(CHILD_ENV).is_ok() {
@@ -27,17 +43,7 @@ fn servers_die_with_a_panicking_test() {
         std::mem::forget(c);
         panic!("deliberate panic with servers running");
     }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "servers_die_with_a_panicking_test", "--nocapture", "--test-threads", "1"])
-        .env(CHILD_ENV, "1")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "the child was meant to panic:\n{text}");
-    let line =
-        text.lines().find_map(|l| l.split_once("PIDS ").map(|x| x.1)).unwrap_or_else(|| panic!("no pids in:\n{text}"));
-    let pids: Vec<u32> =
-        line.trim_matches(|c| c == '[' || c == ']').split(',').filter_map(|p| p.trim().parse().ok()).collect();
+    let (line, pids) = panicking_child("servers_die_with_a_panicking_test", CHILD_ENV);
     assert_eq!(pids.len(), 3, "{line}");
     let t0 = Instant::now();
     while pids.iter().any(|p| alive(*p)) && t0.elapsed() < Duration::from_secs(5) {
@@ -84,17 +90,7 @@ fn postgres_its_backends_and_pgbouncer_die_with_a_panicking_test() {
         std::mem::forget(held);
         panic!("deliberate panic with servers running");
     }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "postgres_its_backends_and_pgbouncer_die_with_a_panicking_test", "--nocapture"])
-        .env(CHILD, "1")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "the child was meant to panic:\n{text}");
-    let line =
-        text.lines().find_map(|l| l.split_once("PIDS ").map(|x| x.1)).unwrap_or_else(|| panic!("no pids in:\n{text}"));
-    let pids: Vec<u32> =
-        line.trim_matches(|c| c == '[' || c == ']').split(',').filter_map(|p| p.trim().parse().ok()).collect();
+    let (line, pids) = panicking_child("postgres_its_backends_and_pgbouncer_die_with_a_panicking_test", CHILD);
     let names: Vec<String> = pids
         .iter()
         .map(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default().trim().to_owned())
