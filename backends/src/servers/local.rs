@@ -181,10 +181,6 @@ pub fn spawn_guarded_as(mut cmd: Command, ids: Option<(u32, u32)>) -> std::io::R
     Ok(child)
 }
 
-fn no_nodes() -> BackendError {
-    BackendError::Config("these servers are not on network nodes: no peer partition".into())
-}
-
 /// [`spawn_guarded_as`], inside the network namespace `netns` (a node) if given.
 pub fn spawn_guarded_in(cmd: Command, ids: Option<(u32, u32)>, netns: Option<&str>) -> std::io::Result<Child> {
     let Some(netns) = netns else { return spawn_guarded_as(cmd, ids) };
@@ -761,7 +757,7 @@ impl Servers for LocalCluster {
         }
     }
     fn partition(&self, g: &super::nodes::Grudge) -> Result<()> {
-        self.nodes.as_ref().ok_or_else(no_nodes)?.apply(g)
+        self.nodes.as_ref().ok_or_else(super::nodes::not_on_nodes)?.apply(g)
     }
     fn heal(&self) -> Result<()> {
         match &self.nodes {

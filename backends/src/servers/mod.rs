@@ -136,7 +136,7 @@ pub trait Servers: Send + Sync {
     /// Only servers on network nodes can.
     fn partition(&self, g: &nodes::Grudge) -> Result<()> {
         let _ = g;
-        Err(BackendError::Config("these servers are not on network nodes: no peer partition".into()))
+        Err(nodes::not_on_nodes())
     }
     /// Undo every cut.
     fn heal(&self) -> Result<()> {

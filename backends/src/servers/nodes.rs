@@ -136,6 +136,11 @@ pub fn remove_stale() {
     }
 }
 
+/// The error of a peer partition asked of servers that are not on nodes.
+pub fn not_on_nodes() -> BackendError {
+    BackendError::Config("these servers are not on network nodes: no peer partition".into())
+}
+
 /// Can this process make nodes? (Root, `ip` and `iptables`.) The reason if not.
 pub fn unavailable() -> Option<String> {
     // SAFETY: geteuid has no preconditions.

@@ -40,10 +40,11 @@ pub fn can_run(s: &Scenario, backend: &str) -> bool {
     // Peer partitions need the members on network nodes: etcd, as root.
     if s.server_options().nodes {
         let etcd = info.needs == Needs::Servers { kind: lockbench_backends::servers::ServerKind::Etcd, n: 3 };
-        if let Some(why) = lockbench_backends::servers::nodes::unavailable().filter(|_| etcd) {
+        let missing = lockbench_backends::servers::nodes::unavailable();
+        if let (true, Some(why)) = (etcd, &missing) {
             eprintln!("{}: {backend} not run here: {why}", s.name);
         }
-        return etcd && lockbench_backends::servers::nodes::unavailable().is_none();
+        return etcd && missing.is_none();
     }
     // inprocess is the only backend that lives in one process's memory.
     !(s.client_mode == lockbench::scenario::ClientMode::Process && backend == "inprocess")
