@@ -34,6 +34,8 @@ pub mod redlock;
 pub mod resp;
 pub mod servers;
 pub mod sqlite;
+#[cfg(feature = "zookeeper")]
+pub mod zookeeper;
 
 pub use clock::Clock;
 
@@ -350,7 +352,9 @@ pub fn registry() -> Vec<BackendInfo> {
     let (etcd_on, etcd_lock) = feature_open!("etcd", etcd::open_lock);
     let (_, etcd_unfenced) = feature_open!("etcd", etcd::open_unfenced);
     let (_, etcd_txn) = feature_open!("etcd", etcd::open_txn);
-    use servers::ServerKind::{Cassandra, CassandraPaxosV1, Etcd, Pgbouncer, Postgres, Redis};
+    let (zk_on, zk_mutex) = feature_open!("zookeeper", zookeeper::open_mutex);
+    let (_, zk_semaphore) = feature_open!("zookeeper", zookeeper::open_semaphore);
+    use servers::ServerKind::{Cassandra, CassandraPaxosV1, Etcd, Pgbouncer, Postgres, Redis, Zookeeper};
     vec![
         BackendInfo {
             name: "inprocess",
@@ -470,6 +474,20 @@ pub fn registry() -> Vec<BackendInfo> {
             about: "etcd lease + txn If(CreateRevision(key) == 0) Then(Put(key, owner, lease)), polling",
             compiled: etcd_on,
             open: etcd_txn,
+        },
+        BackendInfo {
+            name: "zookeeper",
+            needs: Needs::Servers { kind: Zookeeper, n: 3 },
+            about: "Curator's InterProcessMutex: ephemeral sequential node, watch the predecessor; session = lease, czxid as fencing token",
+            compiled: zk_on,
+            open: zk_mutex,
+        },
+        BackendInfo {
+            name: "zookeeper-semaphore",
+            needs: Needs::Servers { kind: Zookeeper, n: 3 },
+            about: "Curator's InterProcessSemaphoreMutex: internal mutex, then one lease node; no fencing",
+            compiled: zk_on,
+            open: zk_semaphore,
         },
     ]
 }

@@ -259,8 +259,11 @@ fn prepare(info: &BackendInfo, s: &Scenario, p: &Providers) -> Result<std::resul
                 (Some(Arc::new(ext) as Arc<dyn Servers>), e)
             } else {
                 if s.server_options().nodes {
-                    if kind != lockbench_backends::servers::ServerKind::Etcd {
-                        return Ok(Err("peer-partition needs members on network nodes (built for etcd so far)".into()));
+                    if !kind.elects_leader() {
+                        return Ok(Err(
+                            "peer-partition needs members on network nodes (built for etcd and zookeeper so far)"
+                                .into(),
+                        ));
                     }
                     if let Some(why) = lockbench_backends::servers::nodes::unavailable() {
                         return Ok(Err(format!("peer-partition: {why}")));
@@ -322,7 +325,9 @@ async fn server_version(p: &Prepared) -> Option<String> {
     .ok()
     .flatten();
     match (own, &p.version) {
-        (Some(v), Some(pv)) => Some(match pv.find(" (clocks:") {
+        // The provider's notes (skewed clocks, where the data lives) follow the
+        // program's version in parentheses.
+        (Some(v), Some(pv)) => Some(match [" (data ", " (clocks:"].iter().filter_map(|m| pv.find(m)).min() {
             Some(i) => format!("{v}{}", &pv[i..]),
             None => v,
         }),
@@ -596,7 +601,7 @@ fn list() -> Result<()> {
 fn availability(b: &BackendInfo) -> String {
     if !b.compiled {
         // Each client crate is a cargo feature named after its server.
-        let feature = ["redis", "cassandra", "postgres", "etcd"]
+        let feature = ["redis", "cassandra", "postgres", "etcd", "zookeeper"]
             .into_iter()
             .find(|f| b.name.starts_with(f) || (b.name == "redlock" && *f == "redis"))
             .unwrap_or("?");

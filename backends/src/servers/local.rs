@@ -44,6 +44,8 @@ fn ready_timeout(kind: ServerKind) -> Duration {
         ServerKind::Postgres | ServerKind::Pgbouncer => Duration::from_secs(30),
         // A member answers once the cluster has elected a leader (< 3 s here).
         ServerKind::Etcd => Duration::from_secs(30),
+        // Three JVMs at once on two cores, then an election (~2 s idle here).
+        ServerKind::Zookeeper => Duration::from_secs(60),
     }
 }
 
@@ -90,7 +92,8 @@ pub struct LocalCluster {
     opts: ServerOptions,
     base: TempDir,
     procs: Mutex<Vec<Proc>>,
-    /// etcd's `--initial-cluster` (every member's name and peer URL), fixed at start.
+    /// etcd's `--initial-cluster` (every member's name and peer URL), or ZooKeeper's
+    /// `server.N=` lines, fixed at start.
     peers: String,
     /// The members' network nodes, if they run on nodes (dropped after the
     /// members are stopped: fields drop after `Drop::drop`).
@@ -328,9 +331,11 @@ impl LocalCluster {
         let base = tempdirs::server(kind, free_port()?).map_err(|e| BackendError::Config(e.to_string()))?;
         let nodes = match (opts.nodes, kind) {
             (false, _) => None,
-            (true, ServerKind::Etcd) => Some(super::nodes::Nodes::create(n)?),
+            (true, k) if k.elects_leader() => Some(super::nodes::Nodes::create(n)?),
             (true, k) => {
-                return Err(BackendError::Config(format!("{k}: network nodes are only built for etcd so far")));
+                return Err(BackendError::Config(format!(
+                    "{k}: network nodes are only built for etcd and zookeeper so far"
+                )));
             }
         };
         let mut procs = Vec::new();
@@ -354,16 +359,24 @@ impl LocalCluster {
                 front: None,
             });
         }
-        let peers = procs
-            .iter()
-            .enumerate()
-            .map(|(i, p)| format!("m{i}=http://{}:{}", p.host, p.aux[0]))
-            .collect::<Vec<_>>()
-            .join(",");
+        let peers = match kind {
+            // zoo.cfg's member list: quorum port, election port.
+            ServerKind::Zookeeper => procs
+                .iter()
+                .enumerate()
+                .map(|(i, p)| format!("server.{}={}:{}:{}\n", i + 1, p.host, p.aux[0], p.aux[1]))
+                .collect::<String>(),
+            _ => procs
+                .iter()
+                .enumerate()
+                .map(|(i, p)| format!("m{i}=http://{}:{}", p.host, p.aux[0]))
+                .collect::<Vec<_>>()
+                .join(","),
+        };
         // From here on, a failure drops `c`: servers started so far are stopped and
         // the folder removed.
         let c = LocalCluster { kind, opts, base, procs: Mutex::new(Vec::new()), peers, nodes };
-        if kind == ServerKind::Etcd {
+        if kind.elects_leader() {
             for mut p in procs {
                 c.spawn_server(&mut p)?;
                 c.procs().push(p);
@@ -450,6 +463,7 @@ impl LocalCluster {
                     .args(["--enable-pprof=false", "--logger", "zap", "--log-outputs"])
                     .arg(p.dir.join("server.log"));
             }
+            ServerKind::Zookeeper => zookeeper_command(&mut cmd, p, &self.peers)?,
             ServerKind::Postgres | ServerKind::Pgbouncer => {
                 super::postgres::server_args(&mut cmd, &p.dir, self.pg_port(p));
                 cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(super::postgres::log_file(&p.dir)?);
@@ -577,6 +591,9 @@ fn ping(kind: ServerKind, host: Ipv4Addr, port: u16) -> bool {
                 && s.read_to_string(&mut body).is_ok()
                 && body.replace(' ', "").contains("\"health\":\"true\"")
         }
+        // A member serves once it leads or follows (before that `srvr` says it is
+        // not currently serving requests).
+        ServerKind::Zookeeper => four_letter(host, port, "srvr").is_some_and(|r| r.contains("Mode: ")),
         ServerKind::Cassandra | ServerKind::CassandraPaxosV1 => {
             // A CQL v4 OPTIONS frame (stream 0); the answer is SUPPORTED (opcode 6).
             let mut buf = [0u8; 9];
@@ -586,6 +603,26 @@ fn ping(kind: ServerKind, host: Ipv4Addr, port: u16) -> bool {
                 && buf[4] == 0x06
         }
     }
+}
+
+/// Is `dir` on a tmpfs (where an fsync costs nothing)?
+fn on_tmpfs(dir: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else { return false };
+    // SAFETY: statfs(2) writes into the zeroed struct we own; the path is a valid C string.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type == libc::TMPFS_MAGIC }
+}
+
+/// A ZooKeeper four-letter word's answer (the server closes the connection after
+/// it), or None when the member does not answer within half a second.
+fn four_letter(host: Ipv4Addr, port: u16, word: &str) -> Option<String> {
+    let addr = SocketAddrV4::new(host, port).into();
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    s.write_all(word.as_bytes()).ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
 }
 
 /// An etcd member's status (`Maintenance.Status` through its JSON gateway), or None
@@ -608,6 +645,78 @@ fn etcd_status(host: Ipv4Addr, port: u16) -> Option<String> {
 fn field<'a>(json: &'a str, name: &str) -> Option<&'a str> {
     let at = json.find(&format!("\"{name}\":\""))? + name.len() + 4;
     json[at..].split('"').next()
+}
+
+/// The jars a ZooKeeper server needs, from Debian's `zookeeper` package (or the
+/// folder LOCKBENCH_ZOOKEEPER_LIB names): the server, its wire records, and slf4j
+/// with the log4j 1.2 binding it logs through.
+pub fn zookeeper_classpath() -> Result<String> {
+    let dir = std::env::var_os("LOCKBENCH_ZOOKEEPER_LIB").map(PathBuf::from).unwrap_or("/usr/share/java".into());
+    let jars = ["zookeeper.jar", "zookeeper-jute.jar", "slf4j-api.jar", "slf4j-log4j12.jar", "log4j-1.2.jar"];
+    let mut cp = Vec::new();
+    for j in jars {
+        let p = dir.join(j);
+        if !p.is_file() {
+            return Err(BackendError::Config(format!(
+                "ZooKeeper is not installed ({} is missing): run scripts/setup (Debian package zookeeper)",
+                p.display()
+            )));
+        }
+        cp.push(p.display().to_string());
+    }
+    Ok(cp.join(":"))
+}
+
+/// One ensemble member in `p.dir`: writes its zoo.cfg, myid and log4j.properties
+/// there and fills in the java command line. `peers` is every member's
+/// `server.N=host:quorum:election` line.
+///
+/// Timing: a 200 ms tick (ZooKeeper's default is 2 s) so that sessions as short
+/// as the scenarios' leases can be negotiated (400 ms up to 60 s); a follower
+/// must answer the leader within 10 ticks (2 s) and sync within 50 (10 s).
+fn zookeeper_command(cmd: &mut Command, p: &Proc, peers: &str) -> Result<()> {
+    let cp = zookeeper_classpath()?;
+    let d = p.dir.display();
+    let id = p.dir.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<usize>().ok()).unwrap_or(0) + 1;
+    let cfg = format!(
+        "tickTime=200
+initLimit=50
+syncLimit=10
+minSessionTimeout=400
+maxSessionTimeout=60000
+dataDir={d}/data
+clientPort={port}
+clientPortAddress={host}
+quorumListenOnAllIPs=false
+maxClientCnxns=0
+admin.enableServer=false
+4lw.commands.whitelist=ruok,srvr,mntr
+{peers}",
+        port = p.port,
+        host = p.host,
+    );
+    let log4j = format!(
+        "log4j.rootLogger=INFO, F
+log4j.appender.F=org.apache.log4j.FileAppender
+log4j.appender.F.File={d}/server.log
+log4j.appender.F.layout=org.apache.log4j.PatternLayout
+log4j.appender.F.layout.ConversionPattern=%d{{ISO8601}} %-5p [%t] %c{{1}}: %m%n
+"
+    );
+    let io = |e: std::io::Error| BackendError::Config(format!("{d}: {e}"));
+    std::fs::create_dir_all(p.dir.join("data")).map_err(io)?;
+    std::fs::write(p.dir.join("data/myid"), format!("{id}\n")).map_err(io)?;
+    std::fs::write(p.dir.join("zoo.cfg"), cfg).map_err(io)?;
+    std::fs::write(p.dir.join("log4j.properties"), log4j).map_err(io)?;
+    cmd.args(["-Xms64m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:+ExitOnOutOfMemoryError"])
+        .args(["-Djava.net.preferIPv4Stack=true", "-Dzookeeper.jmx.log4j.disable=true"])
+        .arg(format!("-Dlog4j.configuration=file:{d}/log4j.properties"))
+        .arg(format!("-Djava.io.tmpdir={d}"))
+        .arg("-cp")
+        .arg(cp)
+        .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+        .arg(p.dir.join("zoo.cfg"));
+    Ok(())
 }
 
 /// The folder of Cassandra's jars that scripts/setup fills from Maven Central
@@ -766,10 +875,17 @@ impl Servers for LocalCluster {
         }
     }
     fn leader(&self) -> Option<usize> {
+        let procs = self.procs();
+        if self.kind == ServerKind::Zookeeper {
+            return procs
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.child.is_some())
+                .find_map(|(i, p)| four_letter(p.host, p.port, "srvr")?.contains("Mode: leader").then_some(i));
+        }
         if self.kind != ServerKind::Etcd {
             return None;
         }
-        let procs = self.procs();
         // Each member says who it is and whom it follows; the leader is the member
         // that names itself. A member that is down or stopped does not answer.
         procs.iter().enumerate().filter(|(_, p)| p.child.is_some()).find_map(|(i, p)| {
@@ -787,6 +903,17 @@ impl Servers for LocalCluster {
         self.launch(p)
     }
     fn version(&self) -> Option<String> {
+        if self.kind == ServerKind::Zookeeper {
+            // `java --version` would name the JVM: ask a member (`Zookeeper
+            // version: 3.8.0-<git>, built on ...`).
+            let v = self.procs().iter().filter(|p| p.child.is_some()).find_map(|p| {
+                let r = four_letter(p.host, p.port, "srvr")?;
+                let line = r.lines().find_map(|l| l.strip_prefix("Zookeeper version: "))?;
+                Some(line.split(['-', ',']).next()?.trim().to_owned())
+            })?;
+            let on = if on_tmpfs(self.base.path()) { "data in memory (tmpfs)" } else { "data on disk, fsync on" };
+            return Some(format!("ZooKeeper {v} ({on})"));
+        }
         let (program, _) = self.program(None).ok()?;
         let out = Command::new(program).arg("--version").output().ok()?;
         // The first line (etcd adds its Git SHA and Go version on more).

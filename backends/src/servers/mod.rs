@@ -36,17 +36,22 @@ pub enum ServerKind {
     /// An etcd cluster (Debian's `etcd-server`, 3.4): the members find each other
     /// on their peer ports; a member is ready once the cluster has a leader.
     Etcd,
+    /// A ZooKeeper ensemble (Debian's `zookeeper`, 3.8, on Java): the members find
+    /// each other on their quorum and election ports; a member is ready once it
+    /// serves as leader or follower.
+    Zookeeper,
 }
 
 impl ServerKind {
     /// Every kind, for `--endpoints` and `LOCKBENCH_<KIND>`.
-    pub const ALL: [ServerKind; 6] = [
+    pub const ALL: [ServerKind; 7] = [
         ServerKind::Redis,
         ServerKind::Cassandra,
         ServerKind::CassandraPaxosV1,
         ServerKind::Postgres,
         ServerKind::Pgbouncer,
         ServerKind::Etcd,
+        ServerKind::Zookeeper,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,7 +62,15 @@ impl ServerKind {
             ServerKind::Postgres => "postgres",
             ServerKind::Pgbouncer => "pgbouncer",
             ServerKind::Etcd => "etcd",
+            ServerKind::Zookeeper => "zookeeper",
         }
+    }
+
+    /// A consensus cluster: its members elect a leader (faults may name "leader"
+    /// and "follower"), are started together (none answers alone), and can be put
+    /// on network nodes for peer partitions.
+    pub fn elects_leader(self) -> bool {
+        matches!(self, ServerKind::Etcd | ServerKind::Zookeeper)
     }
 
     /// Spoken to with PostgreSQL's protocol (PostgreSQL itself, or PgBouncer).
@@ -81,6 +94,7 @@ impl ServerKind {
             ServerKind::Postgres => ("postgres", "scripts/setup (Debian package postgresql)"),
             ServerKind::Pgbouncer => ("pgbouncer", "scripts/setup (Debian packages postgresql and pgbouncer)"),
             ServerKind::Etcd => ("etcd", "scripts/setup (Debian package etcd-server)"),
+            ServerKind::Zookeeper => ("java", "scripts/setup (Debian package zookeeper)"),
         }
     }
 
@@ -93,6 +107,7 @@ impl ServerKind {
             }
             ServerKind::Postgres => local::postgres_bin("postgres").is_some(),
             ServerKind::Pgbouncer => local::postgres_bin("postgres").is_some() && local::which("pgbouncer").is_some(),
+            ServerKind::Zookeeper => local::which("java").is_some() && local::zookeeper_classpath().is_ok(),
         }
     }
 }
@@ -142,7 +157,7 @@ pub trait Servers: Send + Sync {
     fn heal(&self) -> Result<()> {
         Ok(())
     }
-    /// Which server leads now, for clusters that elect one (etcd); None for the
+    /// Which server leads now, for clusters that elect one (etcd, ZooKeeper); None for the
     /// others, or when no member answers with a leader. Blocks for a moment.
     fn leader(&self) -> Option<usize> {
         None
