@@ -185,6 +185,12 @@ pub struct RunArgs {
     /// ping), e.g. 2s. Without an answer the command stops with status 5.
     #[arg(long, value_parser = parse_dur, default_value = "10s")]
     pub connect_timeout: Duration,
+    /// Run each scenario once per value of one field, each point on fresh
+    /// servers, and chart the figures against it: FIELD=V1,V2,... where FIELD is
+    /// keys.held, keys.count or clients (e.g. keys.held=1000,10000,100000).
+    /// Replaces a scenario's own [sweep].
+    #[arg(long, value_name = "FIELD=V1,V2,...")]
+    pub sweep: Option<String>,
 }
 
 /// Where each server kind's servers come from.
@@ -665,10 +671,15 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
         bail!("no scenario files found in {}", scenarios_dir().display());
     }
     let overrides = Overrides { clients: args.clients, duration: args.duration, seed: args.seed, drain: args.drain };
+    let sweep =
+        args.sweep.as_deref().map(crate::scenario::Sweep::parse_flag).transpose().map_err(anyhow::Error::msg)?;
     let mut scenarios = Vec::new();
     for p in &paths {
         let mut s = Scenario::load(p)?;
         s.apply_overrides(&overrides).map_err(anyhow::Error::msg)?;
+        if let Some(sw) = &sweep {
+            s.set_sweep(sw).map_err(|e| anyhow::anyhow!("--sweep: {e}"))?;
+        }
         scenarios.push(s);
     }
     // 2. Every backend exists and can run here.
@@ -746,109 +757,141 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
             break;
         }
         let mut runs: Vec<BackendRun> = Vec::new();
-        let mut skipped = Vec::new();
+        let mut skipped: Vec<report::Skipped> = Vec::new();
         let mut versions = Vec::new();
         let mut rtts = Vec::new();
+        // Per run: the servers' memory after the load, and the sweep point.
+        let mut rss = Vec::new();
+        let mut at_point = Vec::new();
+        // A sweep runs every backend once per value, each on fresh servers.
+        let sw = s.sweep();
+        let points: Vec<(Option<u64>, Scenario)> = match &sw {
+            Some(sw) => sw
+                .values
+                .iter()
+                .map(|v| Ok((Some(*v), s.at_point(sw, *v).map_err(anyhow::Error::msg)?)))
+                .collect::<Result<_>>()?,
+            None => vec![(None, s.clone())],
+        };
         // --repeat: the figures of each backend's further runs.
         let mut repeats: Vec<Vec<report::BackendSummary>> = Vec::new();
         // Every backend of the scenario ran its load to the end.
         let mut all_ran = true;
-        for info in &backends {
-            if INTERRUPTED.load(Ordering::Relaxed) {
-                all_ran = false;
-                break;
-            }
-            let prepared = match prepare(info, s, &providers) {
-                // A server start cut short by the signal is no error.
-                Err(e) if INTERRUPTED.load(Ordering::Relaxed) => {
-                    eprintln!("{}: {}", s.name, lockbench_backends::servers::redact(&format!("{e:#}")));
-                    all_ran = false;
-                    break;
-                }
-                Err(e) => return Err(e),
-                Ok(Ok(p)) => p,
-                Ok(Err(reason)) => {
-                    println!("{}: not run on {}: {reason}", s.name, info.name);
-                    skipped.push(report::Skipped { backend: info.name.to_owned(), reason });
-                    continue;
-                }
+        'points: for (point, ps) in &points {
+            let label = |name: &str| match (point, &sw) {
+                (Some(v), Some(sw)) => format!("{name}@{}", sw.label(*v)),
+                _ => name.to_owned(),
             };
-            // A local server answered its provider's readiness check; now it must
-            // answer a client too. (External ones were probed before any scenario.)
-            let local = matches!(info.needs, Needs::Servers { kind, .. } if !providers.external.contains_key(&kind));
-            if local {
-                let probe = tokio::select! {
-                    r = run::preflight::probe(&prepared.backend, &prepared.env.endpoints, args.connect_timeout) => Some(r),
-                    _ = signals::interrupted() => None,
-                };
-                match probe {
-                    Some(Err(e)) => {
-                        eprintln!("preflight failed: {e}");
-                        eprintln!("stopping here: results of earlier scenarios are kept");
-                        return Ok(exit::PREFLIGHT);
-                    }
-                    // Interrupted: the loop below sees it and stops.
-                    None => break,
-                    Some(Ok(())) => {}
-                }
-            }
-            // The round-trip floor, before the load (servers only).
-            let rtt = match info.needs {
-                Needs::Servers { .. } => tokio::select! {
-                    r = run::calibrate::floor(&prepared.backend) => r,
-                    _ = signals::interrupted() => None,
-                },
-                Needs::Embedded => None,
-            };
-            rtts.push(rtt);
-            let bar = progress_bar(s, info.name);
-            let r = run::run_backend(s, prepared.backend.clone(), &prepared.env, prepared.servers.clone(), &bar)
-                .await
-                .with_context(|| format!("{} on {}: recording the history", s.name, info.name))?;
-            bar.0.finish_and_clear();
-            if r.interrupted && !r.history.has_invoke() {
-                eprintln!("{} on {}: interrupted before any operation: nothing to check or write", s.name, info.name);
-                all_ran = false;
-                break;
-            }
-            let version = if INTERRUPTED.load(Ordering::Relaxed) {
-                // After a signal, ask briefly: the server may be the one that does not answer.
-                tokio::time::timeout(Duration::from_secs(1), server_version(&prepared))
-                    .await
-                    .unwrap_or_else(|_| prepared.version.clone())
-            } else {
-                server_version(&prepared).await
-            };
-            drop(prepared);
-            versions.push(version);
-            runs.push(r);
-            // --repeat: the same scenario and seed again on fresh servers, for the
-            // spread of each figure; only the figures are kept.
-            let mut again = Vec::new();
-            for n in 2..=args.repeat {
+            for info in &backends {
                 if INTERRUPTED.load(Ordering::Relaxed) {
-                    break;
+                    all_ran = false;
+                    break 'points;
                 }
-                let Ok(Ok(p)) = prepare(info, s, &providers) else { break };
-                let bar = progress_bar(s, &format!("{} (run {n} of {})", info.name, args.repeat));
-                let r = run::run_backend(s, p.backend.clone(), &p.env, p.servers.clone(), &bar)
-                    .await
-                    .with_context(|| format!("{} on {}: recording the history", s.name, info.name))?;
+                let s = ps;
+                let prepared = match prepare(info, s, &providers) {
+                    // A server start cut short by the signal is no error.
+                    Err(e) if INTERRUPTED.load(Ordering::Relaxed) => {
+                        eprintln!("{}: {}", s.name, lockbench_backends::servers::redact(&format!("{e:#}")));
+                        all_ran = false;
+                        break 'points;
+                    }
+                    Err(e) => return Err(e),
+                    Ok(Ok(p)) => p,
+                    Ok(Err(reason)) => {
+                        // Said once, not once per sweep point.
+                        if !skipped.iter().any(|k| k.backend == info.name) {
+                            println!("{}: not run on {}: {reason}", s.name, info.name);
+                            skipped.push(report::Skipped { backend: info.name.to_owned(), reason });
+                        }
+                        continue;
+                    }
+                };
+                // A local server answered its provider's readiness check; now it must
+                // answer a client too. (External ones were probed before any scenario.)
+                let local =
+                    matches!(info.needs, Needs::Servers { kind, .. } if !providers.external.contains_key(&kind));
+                if local {
+                    let probe = tokio::select! {
+                        r = run::preflight::probe(&prepared.backend, &prepared.env.endpoints, args.connect_timeout) => Some(r),
+                        _ = signals::interrupted() => None,
+                    };
+                    match probe {
+                        Some(Err(e)) => {
+                            eprintln!("preflight failed: {e}");
+                            eprintln!("stopping here: results of earlier scenarios are kept");
+                            return Ok(exit::PREFLIGHT);
+                        }
+                        // Interrupted: the loop below sees it and stops.
+                        None => break 'points,
+                        Some(Ok(())) => {}
+                    }
+                }
+                // The round-trip floor, before the load (servers only).
+                let rtt = match info.needs {
+                    Needs::Servers { .. } => tokio::select! {
+                        r = run::calibrate::floor(&prepared.backend) => r,
+                        _ = signals::interrupted() => None,
+                    },
+                    Needs::Embedded => None,
+                };
+                rtts.push(rtt);
+                let bar = progress_bar(s, &label(info.name));
+                let mut r =
+                    run::run_backend(s, prepared.backend.clone(), &prepared.env, prepared.servers.clone(), &bar)
+                        .await
+                        .with_context(|| format!("{} on {}", s.name, label(info.name)))?;
                 bar.0.finish_and_clear();
-                if r.interrupted {
-                    break;
+                if r.interrupted && !r.history.has_invoke() {
+                    eprintln!(
+                        "{} on {}: interrupted before any operation: nothing to check or write",
+                        s.name, info.name
+                    );
+                    all_ran = false;
+                    break 'points;
                 }
-                let f = report::summary::figures_of(&r)
-                    .with_context(|| format!("{} on {}: reading back the history", s.name, info.name))?;
-                // The harness's own failure in a repeat is as much an error as in
-                // the kept run (exit 6), and said here: that run is not kept.
-                for e in &f.harness_errors {
-                    eprintln!("{} on {} (run {n} of {}): {e}", s.name, info.name, args.repeat);
-                    harness_failed = true;
+                // A sweep's runs are told apart by their point.
+                r.backend = label(info.name);
+                rss.push(prepared.servers.as_ref().and_then(|sv| sv.rss_bytes()));
+                at_point.push(*point);
+                let version = if INTERRUPTED.load(Ordering::Relaxed) {
+                    // After a signal, ask briefly: the server may be the one that does not answer.
+                    tokio::time::timeout(Duration::from_secs(1), server_version(&prepared))
+                        .await
+                        .unwrap_or_else(|_| prepared.version.clone())
+                } else {
+                    server_version(&prepared).await
+                };
+                drop(prepared);
+                versions.push(version);
+                runs.push(r);
+                // --repeat: the same scenario and seed again on fresh servers, for the
+                // spread of each figure; only the figures are kept.
+                let mut again = Vec::new();
+                for n in 2..=args.repeat {
+                    if INTERRUPTED.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let Ok(Ok(p)) = prepare(info, s, &providers) else { break };
+                    let bar = progress_bar(s, &format!("{} (run {n} of {})", label(info.name), args.repeat));
+                    let r = run::run_backend(s, p.backend.clone(), &p.env, p.servers.clone(), &bar)
+                        .await
+                        .with_context(|| format!("{} on {}: recording the history", s.name, info.name))?;
+                    bar.0.finish_and_clear();
+                    if r.interrupted {
+                        break;
+                    }
+                    let f = report::summary::figures_of(&r)
+                        .with_context(|| format!("{} on {}: reading back the history", s.name, info.name))?;
+                    // The harness's own failure in a repeat is as much an error as in
+                    // the kept run (exit 6), and said here: that run is not kept.
+                    for e in &f.harness_errors {
+                        eprintln!("{} on {} (run {n} of {}): {e}", s.name, info.name, args.repeat);
+                        harness_failed = true;
+                    }
+                    again.push(f);
                 }
-                again.push(f);
+                repeats.push(again);
             }
-            repeats.push(again);
         }
         if runs.is_empty() {
             if INTERRUPTED.load(Ordering::Relaxed) {
@@ -875,6 +918,9 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
             skipped,
             history_events: None,
             history: args.history,
+            sweep: sw
+                .as_ref()
+                .map(|sw| report::summary::SweepInfo { field: sw.field.clone(), values: sw.values.clone() }),
         };
         // Test hook (harness/tests/signals.rs): a pause between the load and the
         // checking, so that a signal can land there.
@@ -888,8 +934,12 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
         checked.summary.history_events = Some(report::history_events(args.history, &runs, &checked.evidence));
         let summary = &mut checked.summary;
         let expected = expected_for(s);
-        for (((b, v), rtt), again) in summary.backends.iter_mut().zip(versions).zip(rtts).zip(&repeats) {
+        for (((((b, v), rtt), again), mem), point) in
+            summary.backends.iter_mut().zip(versions).zip(rtts).zip(&repeats).zip(rss).zip(at_point)
+        {
             b.server_version = v;
+            b.server_rss_bytes = mem;
+            b.sweep_value = point;
             if !again.is_empty() {
                 let all: Vec<&report::BackendSummary> = std::iter::once(&*b).chain(again).collect();
                 b.repeats = Some(report::noise::Repeats::of(&all));
@@ -1047,6 +1097,12 @@ fn notes(s: &Scenario, b: &report::BackendSummary) -> Vec<String> {
     if let Some(first) = b.harness_errors.first() {
         v.push(format!("HARNESS ERROR ×{}: {first}", b.harness_errors.len()));
     }
+    if let (Some(n), Some(t)) = (b.held_locks, b.held_fill_s) {
+        v.push(format!("{n} locks held beside the load (keys.held), taken in {t:.1} s before it"));
+    }
+    if let Some(r) = b.server_rss_bytes {
+        v.push(format!("servers' memory after the load: {:.0} MB (resident, every member)", r as f64 / 1e6));
+    }
     if b.faults_missed > 0 {
         v.push(format!(
             "{} of {} fault(s) hit nothing (no holder at the time, or not applied): see the report",
@@ -1168,6 +1224,9 @@ fn progress_bar(s: &Scenario, backend: &str) -> Bar {
 /// stay in it, each password replaced by its variable for a shell to expand.
 fn reproduce(s: &Scenario, backends: &[String], a: &RunArgs, p: &Providers) -> String {
     let mut c = format!("lockbench run {} --backend {} --seed {}", s.path.display(), backends.join(","), s.seed);
+    if let Some(sw) = &a.sweep {
+        c.push_str(&format!(" --sweep {sw}"));
+    }
     if let Some(d) = a.duration {
         c.push_str(&format!(" --duration {}", Dur(d)));
     }

@@ -372,3 +372,55 @@ fn history_violations_keeps_only_the_evidence_and_none_keeps_nothing() {
     }
     assert!(lockbench(&["report", full.to_str().unwrap()], dir.path()).status.success());
 }
+
+#[test]
+fn a_sweep_runs_every_backend_at_every_point_and_charts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    let many = scenarios().join("many-locks.toml");
+    let args = [
+        "run",
+        many.to_str().unwrap(),
+        "--backend",
+        "inprocess,sqlite",
+        "--sweep",
+        "keys.held=10,300",
+        "--duration",
+        "300ms",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = lockbench(&args, dir.path());
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("300 locks held beside the load (keys.held)"), "{t}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["sweep"], serde_json::json!({"field": "keys.held", "values": [10, 300]}));
+    let names: Vec<&str> = s["backends"].as_array().unwrap().iter().map(|b| b["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["inprocess@keys.held=10", "sqlite@keys.held=10", "inprocess@keys.held=300", "sqlite@keys.held=300"]
+    );
+    for b in s["backends"].as_array().unwrap() {
+        assert_eq!(b["sweep_value"], b["held_locks"], "{b}");
+        assert!(b["grants"].as_u64().unwrap() > 0 && b["verdict"] == "safe", "{b}");
+    }
+    assert!(s["command"].as_str().unwrap().contains("--sweep keys.held=10,300"), "{}", s["command"]);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for id in ["id=\"sweep\"", "id=\"sweep-p50\"", "id=\"sweep-p99\"", "id=\"sweep-rate\"", "<table class=\"sweep\">"] {
+        assert!(html.contains(id), "the report lacks {id}");
+    }
+    // A re-check keeps the points and what was measured beside the history.
+    let o = lockbench(&["check", out.to_str().unwrap()], dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["backends"][3]["sweep_value"], 300);
+    assert_eq!(s["backends"][3]["held_locks"], 300);
+    // A bad sweep is refused before anything runs, naming the flag.
+    let o =
+        lockbench(&["run", many.to_str().unwrap(), "--backend", "inprocess", "--sweep", "lock.lease=1,2"], dir.path());
+    assert!(!o.status.success() && text(&o).contains("--sweep `lock.lease=1,2`: cannot sweep over"), "{}", text(&o));
+    assert!(!dir.path().join("results").exists());
+}

@@ -893,6 +893,19 @@ impl Servers for LocalCluster {
             (field(&status, "member_id")? == field(&status, "leader")?).then_some(i)
         })
     }
+    fn rss_bytes(&self) -> Option<u64> {
+        let pids: Vec<u32> = self.pids().into_iter().flat_map(|p| std::iter::once(p).chain(descendants(p))).collect();
+        let kb: u64 = pids
+            .iter()
+            .filter_map(|p| {
+                let status = std::fs::read_to_string(format!("/proc/{p}/status")).ok()?;
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+            })
+            .sum();
+        (kb > 0).then_some(kb * 1024)
+    }
     fn set_clock(&self, i: usize, faketime: Option<&str>) -> Result<()> {
         let mut procs = self.procs();
         let n = procs.len();

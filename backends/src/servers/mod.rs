@@ -162,6 +162,11 @@ pub trait Servers: Send + Sync {
     fn leader(&self) -> Option<usize> {
         None
     }
+    /// The servers' resident memory, summed over every member and the processes
+    /// it forked (bytes), where the provider can see their processes.
+    fn rss_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Endpoints the user gave: a real cluster. No faults.

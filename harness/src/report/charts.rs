@@ -443,6 +443,45 @@ pub fn time_chart(
     out
 }
 
+/// A figure against a swept value (`[sweep]`): one line per backend, a dot at
+/// each point. x on a log scale when the values span two decades or more (1 000 to
+/// 100 000 held locks), else linear; y on a log scale, so that every backend's
+/// growth reads as its slope however far apart the backends are. `yfmt`: `us`
+/// (microseconds) or `n` (plain numbers).
+pub fn sweep_chart(id: &str, title: &str, x_label: &str, y_label: &str, series: &[Series<'_>], yfmt: &str) -> String {
+    let xv = || series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
+    let (lo, hi) = (xv().fold(f64::MAX, f64::min), xv().fold(0.0f64, f64::max));
+    let xs = if lo > 0.0 && hi / lo >= 100.0 {
+        Scale::log_over(xv())
+    } else {
+        Scale::Linear { min: 0.0, max: if hi > 0.0 { hi * 1.05 } else { 1.0 } }
+    };
+    let ys = Scale::log_over(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).filter(|v| v.is_finite()));
+    let mut out = String::new();
+    frame(&mut out, id, title, x_label, y_label);
+    let y_label_of = |v: f64| if yfmt == "us" { us_label(v) } else { trim(v) };
+    axes(&mut out, &xs, &ys, &trim, &y_label_of);
+    for (i, s) in series.iter().enumerate() {
+        polyline(&mut out, i, s.name, &s.points, &xs, &ys);
+        for (x, y) in s.points.iter().filter(|p| p.1.is_finite()) {
+            let _ = write!(
+                out,
+                "<circle data-backend=\"{n}\" cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"4\" fill=\"{c}\"><title>{n}: {xl} = {xv}: {yv}</title></circle>",
+                n = esc(s.name),
+                cx = xs.x(*x),
+                cy = ys.y(*y),
+                c = color(i),
+                xl = esc(x_label),
+                xv = trim(*x),
+                yv = esc(&y_label_of(*y)),
+            );
+        }
+    }
+    legend(&mut out, &legend_names(series));
+    out.push_str("</svg>");
+    out
+}
+
 /// Safety against speed: one point per backend, x = p99 acquire latency (µs, log),
 /// y = violations per million grants (log(1 + y), so that zero sits on the axis).
 pub fn safety_speed(id: &str, points: &[(&str, f64, f64)]) -> String {

@@ -149,11 +149,85 @@ pub fn render(s: &Summary, extras: &[Extras]) -> String {
         .replace("{{verdict}}", &verdict)
         .replace("{{toggles}}", &toggles)
         .replace("{{table}}", &(open_load(&s.backends) + &table(&s.backends)))
-        .replace("{{charts}}", &charts_of(s, extras))
+        .replace("{{charts}}", &(sweep_section(s) + &charts_of(s, extras)))
         .replace("{{fairness}}", &fairness(s))
         .replace("{{timelines}}", &timelines(s, extras))
         .replace("{{violations}}", &violations(&s.backends))
         .replace("{{scenario}}", &esc(&s.scenario_toml))
+}
+
+/// A sweep's figures against the swept value: acquire p50 and p99, grants per
+/// second, and the servers' memory where it was measured, one line per backend,
+/// then the same figures as a table.
+fn sweep_section(s: &Summary) -> String {
+    let Some(sw) = &s.sweep else { return String::new() };
+    // Backends in their first appearance's order; each point's run is named
+    // `<backend>@<field>=<value>`.
+    let base = |b: &BackendSummary| b.name.split('@').next().unwrap_or_default().to_owned();
+    let mut names: Vec<String> = Vec::new();
+    for b in &s.backends {
+        if !names.contains(&base(b)) {
+            names.push(base(b));
+        }
+    }
+    let chart = |id: &str, title: &str, y: &str, fmt: &str, f: &dyn Fn(&BackendSummary) -> Option<f64>| {
+        let series: Vec<Series<'_>> = names
+            .iter()
+            .map(|n| Series {
+                name: n,
+                points: s
+                    .backends
+                    .iter()
+                    .filter(|b| base(b) == *n)
+                    .filter_map(|b| Some((b.sweep_value? as f64, f(b)?)))
+                    .collect(),
+                count: None,
+            })
+            .collect();
+        if series.iter().all(|s| s.points.is_empty()) {
+            return String::new();
+        }
+        charts::sweep_chart(id, title, &sw.field, y, &series, fmt)
+    };
+    let mut o = format!(
+        "<h2 id=\"sweep\">How the cost grows with {f}</h2><p class=\"meta\">The scenario ran once per value of \
+         <code>{f}</code> ({v}), each backend on fresh servers. Every point is a full run below, named \
+         <code>backend@{f}=value</code>.</p>",
+        f = esc(&sw.field),
+        v = sw.values.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+    );
+    let lat = |b: &BackendSummary, q: fn(&crate::record::hist::Percentiles) -> u64| {
+        (b.acquire_latency_us.count > 0).then(|| q(&b.acquire_latency_us) as f64)
+    };
+    o += &chart("sweep-p50", "Acquire latency p50", "latency (log)", "us", &|b| lat(b, |l| l.p50));
+    o += &chart("sweep-p99", "Acquire latency p99", "latency (log)", "us", &|b| lat(b, |l| l.p99));
+    o += &chart("sweep-rate", "Grants per second", "grants/s (log)", "n", &|b| Some(b.grants_per_s));
+    o += &chart("sweep-rss", "Servers' memory after the load (all members)", "MB (log)", "n", &|b| {
+        b.server_rss_bytes.map(|r| r as f64 / 1e6)
+    });
+    o.push_str(
+        "<table class=\"sweep\"><tr><th>backend</th><th>value</th><th>verdict</th><th>acquire p50</th><th>p99</th>\
+         <th>grants/s</th><th>held locks (taken in)</th><th>servers' memory</th></tr>",
+    );
+    for b in s.backends.iter().filter(|b| b.sweep_value.is_some()) {
+        let _ = write!(
+            o,
+            "<tr><td>{n}</td><td>{v}</td><td>{verdict}</td><td>{p50}</td><td>{p99}</td><td>{r:.0}</td><td>{held}</td><td>{rss}</td></tr>",
+            n = esc(&base(b)),
+            v = b.sweep_value.unwrap_or(0),
+            verdict = b.verdict,
+            p50 = us(b.acquire_latency_us.p50),
+            p99 = us(b.acquire_latency_us.p99),
+            r = b.grants_per_s,
+            held = match (b.held_locks, b.held_fill_s) {
+                (Some(n), Some(t)) => format!("{n} ({t:.1} s)"),
+                _ => "–".into(),
+            },
+            rss = b.server_rss_bytes.map_or("–".into(), |r| format!("{:.0} MB", r as f64 / 1e6)),
+        );
+    }
+    o.push_str("</table>");
+    o
 }
 
 /// Below this Jain index a backend is flagged as starving its clients.

@@ -51,6 +51,7 @@ fn runs_of(events: Vec<(String, Event)>, old: Option<&Summary>) -> Vec<BackendRu
             history: Recorded::Memory(History { events, start, end }),
             interrupted: old.is_some_and(|s| s.interrupted),
             warm_up_ns: known.map_or(0, |b| (b.warm_up_s * 1e9) as u64),
+            held: None,
         });
     }
     runs
@@ -139,6 +140,7 @@ pub fn folder(dir: &Path) -> Result<(Summary, Vec<String>)> {
             history,
             interrupted: old.interrupted,
             warm_up_ns: known.map_or(0, |b| (b.warm_up_s * 1e9) as u64),
+            held: None,
         });
     }
     let mut meta = old.clone();
@@ -160,6 +162,12 @@ pub fn folder(dir: &Path) -> Result<(Summary, Vec<String>)> {
         b.set_rtt(was.and_then(|o| o.rtt_us));
         b.offered_per_s = was.and_then(|o| o.offered_per_s);
         b.expected = was.and_then(|o| o.expected.clone());
+        // And the set-up beside the load: held locks, the servers' memory, the
+        // sweep point.
+        b.held_locks = was.and_then(|o| o.held_locks);
+        b.held_fill_s = was.and_then(|o| o.held_fill_s);
+        b.server_rss_bytes = was.and_then(|o| o.server_rss_bytes);
+        b.sweep_value = was.and_then(|o| o.sweep_value);
     }
     let changes = differences(&old, &new);
     // Keep the summary the run wrote (a later check keeps that one too, never the
@@ -217,6 +225,7 @@ pub fn foreign(path: &Path, format: Format) -> Result<Summary> {
         skipped: Vec::new(),
         history_events: Some(n),
         history: super::HistoryMode::Full,
+        sweep: None,
     };
     Ok(super::summarize(meta, &runs)?.summary)
 }

@@ -43,6 +43,16 @@ pub struct Summary {
     /// (the events shown as evidence), none.
     #[serde(default)]
     pub history: super::HistoryMode,
+    /// A sweep (`[sweep]`, `--sweep`): the field and its values; `backends` has
+    /// one entry per backend and value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepInfo>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SweepInfo {
+    pub field: String,
+    pub values: Vec<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -213,6 +223,20 @@ pub struct BackendSummary {
     /// first), whose spread `compare` takes as its noise threshold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeats: Option<super::noise::Repeats>,
+    /// Locks held beside the load (`keys.held`), not part of the history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_locks: Option<u32>,
+    /// Seconds it took to take them, before the load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_fill_s: Option<f64>,
+    /// The servers' resident memory after the load, summed over every member
+    /// (bytes; local servers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_rss_bytes: Option<u64>,
+    /// In a sweep: the value of the swept field this run had (its `name` is
+    /// `<backend>@<field>=<value>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_value: Option<u64>,
     /// The first violations of each sort, each with the events that prove it.
     pub overlaps: Vec<OverlapReport>,
     pub regressions: Vec<RegressionReport>,
@@ -402,6 +426,10 @@ impl BackendSummary {
             warm_up_s: run.warm_up_ns as f64 / 1e9,
             offered_per_s: None,
             repeats: None,
+            held_locks: run.held.map(|h| h.0),
+            held_fill_s: run.held.map(|h| h.1.as_secs_f64()),
+            server_rss_bytes: None,
+            sweep_value: None,
             attempts_per_s: v.acquire_attempts as f64 / duration_s,
             grants_per_client: v.grants_per_client.clone(),
             overlaps: v

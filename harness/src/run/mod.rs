@@ -6,6 +6,7 @@
 
 pub mod calibrate;
 pub mod client;
+pub mod held;
 pub mod keys;
 pub mod preflight;
 pub mod register;
@@ -42,11 +43,15 @@ pub struct BackendRun {
     /// Open load: the time the sessions took to be ready before the schedule
     /// started (ns); excluded from the history's load window.
     pub warm_up_ns: u64,
+    /// Locks held beside the load (`keys.held`) and how long taking them took.
+    pub held: Option<(u32, Duration)>,
 }
 
 /// What the progress display is told while a run goes on.
 pub trait Observer: Send + Sync {
     fn tick(&self, _elapsed: Duration, _progress: &Progress) {}
+    /// What the run is doing before its load starts (taking held locks).
+    fn note(&self, _what: &str) {}
 }
 
 impl Observer for () {}
@@ -90,6 +95,17 @@ pub async fn run_backend(
     observer: &dyn Observer,
 ) -> std::io::Result<BackendRun> {
     let spill = Spill::start(&format!("{}-{}-history", s.name, backend.name()))?;
+    // Locks held beside the load are taken before its clock starts; a signal
+    // ends the filling (and the load below then stops at once).
+    let held = if s.held() > 0 {
+        observer.note(&format!("taking {} locks held beside the load", s.held()));
+        tokio::select! {
+            r = held::take(&backend, s.held(), s.lease()) => Some(r.map_err(std::io::Error::other)?),
+            _ = signals::interrupted() => None,
+        }
+    } else {
+        None
+    };
     // Give tasks a moment to be spawned before the clock starts, so that client 0
     // does not get a head start over client 63.
     let start = mono_ns() + 5_000_000;
@@ -304,6 +320,7 @@ pub async fn run_backend(
         history: Recorded::Disk(history),
         interrupted,
         warm_up_ns: load_start - start,
+        held: held.map(|h| (h.count, h.took)),
     })
 }
 

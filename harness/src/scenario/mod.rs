@@ -64,6 +64,90 @@ pub struct Scenario {
     pub faults: Vec<Spanned<FaultSpec>>,
     #[serde(default)]
     pub servers: ServerSettings,
+    /// Run the scenario once per value of one field (`keys.held`, `keys.count`,
+    /// `clients`), each point on fresh servers: `{ "keys.held" = [1000, 10000] }`
+    /// (or the dotted form `keys.held = [...]`). `--sweep` overrides it.
+    #[serde(default, serialize_with = "sweep_as_table", skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<Spanned<toml::Value>>,
+}
+
+/// The sweep as its plain table (toml's serializer leaves a spanned table out).
+fn sweep_as_table<S: serde::Serializer>(v: &Option<Spanned<toml::Value>>, s: S) -> Result<S::Ok, S::Error> {
+    v.as_ref().map(|v| v.get_ref()).serialize(s)
+}
+
+/// The fields a sweep may vary.
+pub const SWEEP_FIELDS: [&str; 3] = ["keys.held", "keys.count", "clients"];
+
+/// A sweep: the field and its values, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sweep {
+    pub field: String,
+    pub values: Vec<u64>,
+}
+
+impl Sweep {
+    /// `FIELD=V1,V2,...` (the `--sweep` flag).
+    pub fn parse_flag(text: &str) -> Result<Sweep, String> {
+        let bad = |why: &str| format!("--sweep `{text}`: {why} (e.g. --sweep keys.held=1000,10000,100000)");
+        let (field, values) = text.split_once('=').ok_or_else(|| bad("no `=`"))?;
+        let values = values
+            .split(',')
+            .map(|v| v.trim().replace('_', "").parse::<u64>().map_err(|_| bad(&format!("`{v}` is not a whole number"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let sw = Sweep { field: field.trim().to_owned(), values };
+        sw.check().map_err(|why| bad(&why))?;
+        Ok(sw)
+    }
+
+    /// From the `[sweep]` table: exactly one field, an array of whole numbers.
+    fn from_value(v: &toml::Value) -> Result<Sweep, String> {
+        // `"keys.held" = [...]` and `keys.held = [...]` (a nested table) alike.
+        fn leaves(prefix: &str, v: &toml::Value, out: &mut Vec<(String, toml::Value)>) {
+            match v {
+                toml::Value::Table(t) => {
+                    for (k, v) in t {
+                        let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                        leaves(&name, v, out);
+                    }
+                }
+                other => out.push((prefix.to_owned(), other.clone())),
+            }
+        }
+        let mut found = Vec::new();
+        leaves("", v, &mut found);
+        let [(field, values)] = found.as_slice() else {
+            return Err(format!("give exactly one field to sweep over (one of {})", SWEEP_FIELDS.join(", ")));
+        };
+        let values = values
+            .as_array()
+            .ok_or_else(|| format!("`{field}`: a list of values, e.g. [1000, 10000]"))?
+            .iter()
+            .map(|x| {
+                x.as_integer()
+                    .and_then(|i| u64::try_from(i).ok())
+                    .ok_or_else(|| format!("`{field}`: `{x}` is not a whole number"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let sw = Sweep { field: field.clone(), values };
+        sw.check()?;
+        Ok(sw)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if !SWEEP_FIELDS.contains(&self.field.as_str()) {
+            return Err(format!("cannot sweep over `{}` (one of {})", self.field, SWEEP_FIELDS.join(", ")));
+        }
+        if self.values.is_empty() || self.values.len() > 20 {
+            return Err(format!("`{}`: give 1 to 20 values", self.field));
+        }
+        Ok(())
+    }
+
+    /// `keys.held=1000`: how a point is named (backends' result names carry it).
+    pub fn label(&self, value: u64) -> String {
+        format!("{}={value}", self.field)
+    }
 }
 
 /// How the local provider runs a backend's servers for this scenario.
@@ -113,6 +197,10 @@ pub struct Keys {
     pub hot_share: Option<Spanned<f64>>,
     /// ... and how many keys are hot (the first ones).
     pub hot_count: Option<Spanned<u32>>,
+    /// Locks taken before the load and held through it, on keys of their own
+    /// (`held0` ...): the load's cost beside that many held locks (many-locks).
+    /// They are not part of the history.
+    pub held: Option<Spanned<u32>>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -342,6 +430,36 @@ impl Scenario {
             (None, KeyDist::Hot) => p.at(k.distribution.span(), "keys.hot_count", "hot needs hot_share and hot_count"),
             _ => {}
         }
+        if let Some(h) = &k.held
+            && *h.get_ref() > 1_000_000
+        {
+            p.at(h.span(), "keys.held", "at most 1000000");
+        }
+        if let Some(sw) = &self.sweep {
+            match Sweep::from_value(sw.get_ref()) {
+                Err(msg) => p.at(sw.span(), "sweep", msg),
+                Ok(sw) => {
+                    for v in &sw.values {
+                        let mut one = self.clone();
+                        one.sweep = None;
+                        if let Err(msg) = one.set(&sw.field, *v) {
+                            p.at(self.sweep.as_ref().map_or(0..0, |s| s.span()), "sweep", msg);
+                            break;
+                        }
+                        let mut q = Problems { src: p.src, path: p.path, first: None };
+                        one.validate(&mut q);
+                        if let Some(e) = q.first {
+                            p.at(
+                                self.sweep.as_ref().map_or(0..0, |s| s.span()),
+                                "sweep",
+                                format!("at {}: {}", sw.label(*v), e.message),
+                            );
+                            break;
+                        }
+                    }
+                }
+            }
+        }
         let l = &self.lock;
         if l.lease.get_ref().0.is_zero() {
             p.at(l.lease.span(), "lock.lease", "must be above zero");
@@ -424,6 +542,51 @@ impl Scenario {
     }
     pub fn key_count(&self) -> u32 {
         *self.keys.count.get_ref()
+    }
+    /// Locks held beside the load (`keys.held`; 0: none).
+    pub fn held(&self) -> u32 {
+        self.keys.held.as_ref().map_or(0, |h| *h.get_ref())
+    }
+    /// The scenario's sweep, if it has one (validated at load).
+    pub fn sweep(&self) -> Option<Sweep> {
+        self.sweep.as_ref().and_then(|s| Sweep::from_value(s.get_ref()).ok())
+    }
+    /// Set a sweepable field (see [`SWEEP_FIELDS`]).
+    fn set(&mut self, field: &str, v: u64) -> Result<(), String> {
+        let v32 = u32::try_from(v).map_err(|_| format!("{field} = {v} is too large"))?;
+        match field {
+            "keys.held" => self.keys.held = Some(Spanned::new(0..0, v32)),
+            "keys.count" => self.keys.count = Spanned::new(0..0, v32),
+            "clients" => self.clients = Spanned::new(0..0, v32),
+            _ => return Err(format!("cannot sweep over `{field}`")),
+        }
+        Ok(())
+    }
+    /// The scenario at one point of a sweep: the field set, no sweep left.
+    pub fn at_point(&self, sw: &Sweep, v: u64) -> Result<Scenario, String> {
+        let mut one = self.clone();
+        one.sweep = None;
+        one.set(&sw.field, v)?;
+        let mut p = Problems { src: "", path: &self.path, first: None };
+        one.validate(&mut p);
+        match p.first {
+            Some(e) => Err(format!("{}: at {}: {}", self.path.display(), sw.label(v), e.message)),
+            None => Ok(one),
+        }
+    }
+    /// Replace the sweep (`--sweep`).
+    pub fn set_sweep(&mut self, sw: &Sweep) -> Result<(), String> {
+        let mut t = toml::Table::new();
+        t.insert(
+            sw.field.clone(),
+            toml::Value::Array(sw.values.iter().map(|v| toml::Value::Integer(*v as i64)).collect()),
+        );
+        // Every point is checked before the scenario changes.
+        for v in &sw.values {
+            self.at_point(sw, *v)?;
+        }
+        self.sweep = Some(Spanned::new(0..0, toml::Value::Table(t)));
+        Ok(())
     }
 
     /// Apply command-line overrides; errors name the flag.

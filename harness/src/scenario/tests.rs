@@ -136,3 +136,53 @@ fn network_and_clock_faults_are_checked_with_their_line() {
     assert_eq!(crate::faults::faketime_value(Some(3.0), None), "+0 x3");
     assert_eq!(crate::faults::faketime_value(Some(1.5), Some(crate::faults::SignedDur(10_000_000_000))), "+10 x1.5");
 }
+
+#[test]
+fn a_sweep_names_one_field_and_every_point_is_a_valid_scenario() {
+    // The quoted and the dotted form are one sweep.
+    for table in [
+        "[sweep]\n\"keys.held\" = [10, 20]\n",
+        "[sweep]\nkeys.held = [10, 20]\n",
+        "sweep = { \"keys.held\" = [10, 20] }\n",
+    ] {
+        let src = if table.starts_with('[') { format!("{GOOD}{table}") } else { format!("{table}{GOOD}") };
+        let s = parse(&src).unwrap_or_else(|e| panic!("{table}: {e}"));
+        let sw = s.sweep().unwrap();
+        assert_eq!((sw.field.as_str(), sw.values.as_slice()), ("keys.held", &[10u64, 20][..]));
+        let p = s.at_point(&sw, 20).unwrap();
+        assert_eq!((p.held(), p.sweep.is_none()), (20, true));
+        assert_eq!(s.held(), 0, "the scenario itself is left as it was");
+    }
+    let e = parse(&format!("{GOOD}[sweep]\n\"lock.lease\" = [1, 2]\n")).unwrap_err().to_string();
+    assert!(e.contains(":8:") && e.contains("field `sweep`: cannot sweep over `lock.lease`"), "{e}");
+    let e = parse(&format!("{GOOD}[sweep]\nclients = [1, 2]\n\"keys.count\" = [3]\n")).unwrap_err().to_string();
+    assert!(e.contains("exactly one field"), "{e}");
+    let e = parse(&format!("{GOOD}[sweep]\nclients = [1, \"many\"]\n")).unwrap_err().to_string();
+    assert!(e.contains("`clients`: `\"many\"` is not a whole number"), "{e}");
+    // Each point is validated as the scenario it will run.
+    let e = parse(&format!("{GOOD}[sweep]\nclients = [4, 0]\n")).unwrap_err().to_string();
+    assert!(e.contains("at clients=0: field `clients`: must be at least 1"), "{e}");
+    let e = parse(&format!("{GOOD}[sweep]\n\"keys.held\" = [2000000]\n")).unwrap_err().to_string();
+    assert!(e.contains("keys.held") && e.contains("at most 1000000"), "{e}");
+}
+
+#[test]
+fn the_sweep_flag_replaces_the_files_sweep_and_names_itself_in_errors() {
+    let sw = Sweep::parse_flag("keys.count=1_000,10000").unwrap();
+    assert_eq!(sw, Sweep { field: "keys.count".into(), values: vec![1000, 10000] });
+    for (bad, says) in [
+        ("keys.count", "no `=`"),
+        ("keys.count=1,x", "`x` is not a whole number"),
+        ("lease=1", "cannot sweep over `lease`"),
+        ("clients=", "is not a whole number"),
+    ] {
+        let e = Sweep::parse_flag(bad).unwrap_err();
+        assert!(e.starts_with(&format!("--sweep `{bad}`")) && e.contains(says), "{bad}: {e}");
+    }
+    let mut s = parse(GOOD).unwrap();
+    s.set_sweep(&Sweep::parse_flag("clients=1,8").unwrap()).unwrap();
+    assert_eq!(s.sweep().unwrap().values, vec![1, 8]);
+    assert!(s.set_sweep(&Sweep::parse_flag("clients=1,0").unwrap()).unwrap_err().contains("at clients=0"));
+    // The scenario written into a result folder keeps the sweep.
+    assert!(s.to_toml().contains("clients = [1, 8]"), "{}", s.to_toml());
+}
