@@ -170,6 +170,21 @@ async fn timed<T>(f: impl std::future::Future<Output = Result<T, ZkError>>) -> R
     }
 }
 
+/// `; h:p: why` for each member that does not accept a connection (empty when
+/// every member does).
+async fn unreachable(connect: &str) -> String {
+    let mut out = String::new();
+    for m in connect.split(',') {
+        let r = tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(m)).await;
+        match r {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => out.push_str(&format!("; member {m}: {e}")),
+            Err(_) => out.push_str(&format!("; member {m}: no connection within 500 ms")),
+        }
+    }
+    out
+}
+
 /// A node name's sequence number (the ten or nineteen digits the server appends).
 fn sequence(name: &str) -> u64 {
     let digits = name.len() - name.bytes().rev().take_while(u8::is_ascii_digit).count();
@@ -240,9 +255,14 @@ impl Session {
         let c = match tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(1), conn.connect(&self.connect)).await
         {
             Ok(Ok(c)) => c,
-            // Nothing happened at the server: no session, no node.
+            // Nothing happened at the server: no session, no node. Which members
+            // could not even be reached is said, each with why.
             Ok(Err(e)) => {
-                return Err(BackendError::Unavailable(format!("zookeeper at {at}: {}", redact(&e.to_string()))));
+                return Err(BackendError::Unavailable(format!(
+                    "zookeeper at {at}: {}{}",
+                    redact(&e.to_string()),
+                    unreachable(&self.connect).await
+                )));
             }
             Err(_) => {
                 return Err(BackendError::Unavailable(format!(

@@ -89,7 +89,9 @@ fn a_closed_port_fails_preflight_naming_the_endpoint() {
 
 #[test]
 fn a_listener_that_never_answers_fails_preflight_within_the_connect_timeout() {
-    for (kind, backend) in [("redis", "redis"), ("cassandra", "cassandra-lwt"), ("postgres", "postgres-advisory")] {
+    for (kind, backend) in
+        [("redis", "redis"), ("cassandra", "cassandra-lwt"), ("postgres", "postgres-advisory"), ("zookeeper", "zookeeper")]
+    {
         silent_endpoint_fails_preflight(kind, backend);
     }
 }
@@ -256,4 +258,28 @@ async fn a_client_whose_requests_fail_backs_off_and_records_little() {
     assert!(h.events.iter().all(|e| e.kind != Kind::Info), "a refused connection is no unknown outcome");
     assert_eq!(v.level(), lockbench::check::Level::Inconclusive);
     assert_eq!(v.availability.errors.refused as usize, fails);
+}
+
+#[test]
+fn an_ensemble_member_that_cannot_start_is_named_with_its_log_and_nothing_is_written() {
+    // A ZooKeeper "installation" whose jars are empty: every member's JVM exits at
+    // once, saying why in its log.
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    std::fs::create_dir(&lib).unwrap();
+    for j in ["zookeeper", "zookeeper-jute", "slf4j-api", "slf4j-log4j12", "log4j-1.2"] {
+        std::fs::write(lib.join(format!("{j}.jar")), b"").unwrap();
+    }
+    let out = dir.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_lockbench"))
+        .args(["run", storm().to_str().unwrap(), "-b", "zookeeper", "--duration", "1s", "--out", out.to_str().unwrap()])
+        .env("LOCKBENCH_ZOOKEEPER_LIB", &lib)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("zookeeper member 0 of 3 (127.0.0.1:") && t.contains("exited at start"), "{t}");
+    assert!(t.contains("Could not find or load main class org.apache.zookeeper"), "the member's log tail: {t}");
+    assert!(!out.exists(), "nothing half-written");
 }

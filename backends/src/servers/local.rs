@@ -98,6 +98,8 @@ pub struct LocalCluster {
     /// The members' network nodes, if they run on nodes (dropped after the
     /// members are stopped: fields drop after `Drop::drop`).
     nodes: Option<super::nodes::Nodes>,
+    /// How many servers the cluster has.
+    members: usize,
 }
 
 /// Pids of every server this process started and has not stopped.
@@ -375,7 +377,7 @@ impl LocalCluster {
         };
         // From here on, a failure drops `c`: servers started so far are stopped and
         // the folder removed.
-        let c = LocalCluster { kind, opts, base, procs: Mutex::new(Vec::new()), peers, nodes };
+        let c = LocalCluster { kind, opts, base, procs: Mutex::new(Vec::new()), peers, nodes, members: n };
         if kind.elects_leader() {
             for mut p in procs {
                 c.spawn_server(&mut p)?;
@@ -383,7 +385,8 @@ impl LocalCluster {
             }
             let mut all = c.procs();
             for p in all.iter_mut() {
-                wait_ready(kind, &mut p.child, p.host, p.port, &p.dir.join("server.log"))?;
+                let who = c.who(p, n);
+                wait_ready(kind, &who, &mut p.child, p.host, p.port, &p.dir.join("server.log"))?;
             }
         } else {
             for mut p in procs {
@@ -463,7 +466,19 @@ impl LocalCluster {
                     .args(["--enable-pprof=false", "--logger", "zap", "--log-outputs"])
                     .arg(p.dir.join("server.log"));
             }
-            ServerKind::Zookeeper => zookeeper_command(&mut cmd, p, &self.peers)?,
+            ServerKind::Zookeeper => {
+                zookeeper_command(&mut cmd, p, &self.peers)?;
+                // What the JVM itself says (a missing class, a bad flag) lands in
+                // the member's log too, where a failed start's message quotes it.
+                let log = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p.dir.join("server.log"))
+                    .map_err(|e| BackendError::Config(format!("{}: {e}", p.dir.display())))?;
+                let err = log.try_clone().map_err(|e| BackendError::Config(e.to_string()))?;
+                cmd.stdin(Stdio::null()).stdout(log).stderr(err);
+                return Ok(cmd);
+            }
             ServerKind::Postgres | ServerKind::Pgbouncer => {
                 super::postgres::server_args(&mut cmd, &p.dir, self.pg_port(p));
                 cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(super::postgres::log_file(&p.dir)?);
@@ -493,17 +508,29 @@ impl LocalCluster {
         Ok(ids)
     }
 
+    /// How messages name a server: an ensemble's member by its number and
+    /// address, the rest by port.
+    fn who(&self, p: &Proc, members: usize) -> String {
+        if self.kind.elects_leader() {
+            let i = p.dir.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+            format!("{} member {i} of {members} ({}:{})", self.kind, p.host, p.port)
+        } else {
+            format!("{} on port {}", self.kind, self.pg_port(p))
+        }
+    }
+
     fn launch(&self, p: &mut Proc) -> Result<()> {
         let log = p.dir.join("server.log");
         let ids = self.spawn_server(p)?;
         let port = self.pg_port(p);
-        wait_ready(self.kind, &mut p.child, p.host, port, &log)?;
+        wait_ready(self.kind, &self.who(p, self.members), &mut p.child, p.host, port, &log)?;
         if self.kind == ServerKind::Pgbouncer && p.front.is_none() {
             let cmd = super::postgres::pgbouncer_command(&p.dir, p.port, port)?;
             let front =
                 spawn_guarded_as(cmd, ids).map_err(|e| BackendError::Config(format!("starting pgbouncer: {e}")))?;
             p.front = Some(front);
-            wait_ready(self.kind, &mut p.front, p.host, p.port, &p.dir.join("pgbouncer.log"))?;
+            let who = format!("pgbouncer on port {}", p.port);
+            wait_ready(self.kind, &who, &mut p.front, p.host, p.port, &p.dir.join("pgbouncer.log"))?;
         }
         Ok(())
     }
@@ -516,12 +543,19 @@ impl LocalCluster {
 
 /// Wait until the program in `child` answers on `port`; stop it and say why when
 /// it exits, takes too long, or the harness is interrupted.
-fn wait_ready(kind: ServerKind, child: &mut Option<Child>, host: Ipv4Addr, port: u16, log: &Path) -> Result<()> {
+fn wait_ready(
+    kind: ServerKind,
+    who: &str,
+    child: &mut Option<Child>,
+    host: Ipv4Addr,
+    port: u16,
+    log: &Path,
+) -> Result<()> {
     let t0 = Instant::now();
     loop {
         if CANCEL.load(Ordering::Relaxed) {
             stop_child(child);
-            return Err(BackendError::Config(format!("{kind} on port {port}: interrupted while starting")));
+            return Err(BackendError::Config(format!("{who}: interrupted while starting")));
         }
         if ping(kind, host, port) {
             return Ok(());
@@ -531,14 +565,14 @@ fn wait_ready(kind: ServerKind, child: &mut Option<Child>, host: Ipv4Addr, port:
                 forget(c.id());
             }
             return Err(BackendError::Config(format!(
-                "{kind} on port {port} exited at start ({status}); its log ends:\n{}",
+                "{who} exited at start ({status}); its log ends:\n{}",
                 tail(log, 15)
             )));
         }
         if t0.elapsed() > ready_timeout(kind) {
             stop_child(child);
             return Err(BackendError::Config(format!(
-                "{kind} on port {port} did not answer within {:?}; its log ends:\n{}",
+                "{who} did not answer within {:?}; its log ends:\n{}",
                 ready_timeout(kind),
                 tail(log, 15)
             )));
