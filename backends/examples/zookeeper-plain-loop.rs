@@ -17,7 +17,8 @@ async fn main() {
         eprintln!("usage: zookeeper-plain-loop HOST:PORT[,HOST:PORT...] SECONDS");
         std::process::exit(2);
     };
-    let c = Client::connector().with_session_timeout(Duration::from_secs(30)).connect(endpoints).await.expect("connect");
+    let c =
+        Client::connector().with_session_timeout(Duration::from_secs(30)).connect(endpoints).await.expect("connect");
     let dir = "/plain/k0";
     c.mkdir(dir, &CreateMode::Container.with_acls(Acls::anyone_all())).await.expect("mkdir");
     let node = CreateMode::EphemeralSequential.with_acls(Acls::anyone_all());

@@ -1100,7 +1100,7 @@ fn notes(s: &Scenario, b: &report::BackendSummary) -> Vec<String> {
     if let (Some(n), Some(t)) = (b.held_locks, b.held_fill_s) {
         v.push(format!("{n} locks held beside the load (keys.held), taken in {t:.1} s before it"));
     }
-    if let Some(r) = b.server_rss_bytes {
+    if let (Some(r), Some(_)) = (b.server_rss_bytes, b.held_locks) {
         v.push(format!("servers' memory after the load: {:.0} MB (resident, every member)", r as f64 / 1e6));
     }
     if b.faults_missed > 0 {

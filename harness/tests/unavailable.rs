@@ -89,9 +89,12 @@ fn a_closed_port_fails_preflight_naming_the_endpoint() {
 
 #[test]
 fn a_listener_that_never_answers_fails_preflight_within_the_connect_timeout() {
-    for (kind, backend) in
-        [("redis", "redis"), ("cassandra", "cassandra-lwt"), ("postgres", "postgres-advisory"), ("zookeeper", "zookeeper")]
-    {
+    for (kind, backend) in [
+        ("redis", "redis"),
+        ("cassandra", "cassandra-lwt"),
+        ("postgres", "postgres-advisory"),
+        ("zookeeper", "zookeeper"),
+    ] {
         silent_endpoint_fails_preflight(kind, backend);
     }
 }

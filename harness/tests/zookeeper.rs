@@ -26,11 +26,15 @@ fn a_leader_kill_hits_the_leader_and_the_report_names_it() {
     let o = lockbench(&["run", &kill, "-b", "zookeeper", "--out", out.to_str().unwrap()], dir.path());
     let t = text(&o);
     assert!(o.status.success(), "{t}");
-    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let b = &s["backends"][0];
     let faults: Vec<&str> = b["faults"].as_array().unwrap().iter().map(|f| f["what"].as_str().unwrap()).collect();
     assert!(faults.iter().any(|f| f.starts_with("server-kill: server") && f.ends_with("(the leader)")), "{faults:?}");
-    assert!(faults.iter().any(|f| f.starts_with("server-restart: server") && f.ends_with("(a follower)")), "{faults:?}");
+    assert!(
+        faults.iter().any(|f| f.starts_with("server-restart: server") && f.ends_with("(a follower)")),
+        "{faults:?}"
+    );
     assert_eq!(b["faults_missed"], 0, "{b}");
     assert_eq!(b["verdict"], "safe", "{t}");
     let v = b["server_version"].as_str().unwrap();
