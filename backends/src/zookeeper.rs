@@ -332,7 +332,13 @@ impl Session {
                                     Err(e) => Err(self.failed(e)),
                                 }
                             }
-                            None => Err(err),
+                            // Not there: the create did not happen. Should it still
+                            // land, it would sit in the queue of a live session, so
+                            // the session goes (and any such node with it).
+                            None => {
+                                self.drop_session();
+                                Err(err)
+                            }
                         },
                         Err(e) => Err(self.failed(e)),
                     };

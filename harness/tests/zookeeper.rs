@@ -40,3 +40,22 @@ fn a_leader_kill_hits_the_leader_and_the_report_names_it() {
     let v = b["server_version"].as_str().unwrap();
     assert!(v.starts_with("ZooKeeper 3.") && v.contains("fsync on"), "{v}");
 }
+
+#[test]
+fn the_mutex_queue_is_fair_under_a_contention_storm() {
+    // Curator's recipe hands the lock down the queue of sequence nodes: 64 clients
+    // on one key each get their turn (Jain's fairness near 1).
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let storm = common::scenario("contention-storm");
+    let o = lockbench(&["run", &storm, "-b", "zookeeper", "--out", out.to_str().unwrap()], dir.path());
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let b = &s["backends"][0];
+    assert_eq!(b["verdict"], "safe", "{t}");
+    let fairness = b["fairness"].as_f64().unwrap();
+    assert!(fairness >= 0.9, "Jain's fairness {fairness} over {} grants: {t}", b["grants"]);
+    assert!(b["grants"].as_u64().unwrap() >= 64, "every client had a turn or more: {t}");
+}
