@@ -17,6 +17,16 @@
 //! - `cassandra-write`: NOT A LOCK: acquire is one plain INSERT with a TTL, which
 //!   always "succeeds". It exists to put the cost of an LWT beside the cost of the
 //!   plain write it replaces (`scenarios/lwt-cost.toml`).
+//! - `cassandra-seed`: UNSAFE on purpose, the final code of the blog post this
+//!   project started from, step for step: the table `lock_requests(resource_id text
+//!   primary key, lock_status text, created_on timestamp)` whose
+//!   `default_time_to_live` is the only lease (set here from the scenario's lease,
+//!   whole seconds, at least 2); acquire `INSERT ... VALUES (?, 'LOCKED', ?) IF NOT
+//!   EXISTS`; release `DELETE ... WHERE resource_id = ? IF EXISTS`, with no owner
+//!   check; no renew. Its `tryLock(timeout, unit)` retries the INSERT with no pause
+//!   while the elapsed time *in seconds* is below `timeout`, whatever `unit` says:
+//!   a wait is taken as `tryLock(n, MILLISECONDS)` when it is not whole seconds
+//!   (so "10ms" spins for 10 s) and `tryLock(n, SECONDS)` when it is.
 //!
 //! TTLs are whole seconds, and a cell written at second S + f with TTL t expires at
 //! second S + t: it may live only t - f. So a lease of L asks for a TTL of
@@ -55,6 +65,7 @@ enum Flavor {
     LwtFenced,
     Naive,
     Write,
+    Seed,
 }
 
 pub struct Cassandra {
@@ -75,6 +86,9 @@ struct Inner {
     fence_read: PreparedStatement,
     fence_init: PreparedStatement,
     fence_next: PreparedStatement,
+    /// cassandra-seed: its table's TTL (seconds) and its acquire and release,
+    /// made on the first acquire (the TTL comes from the scenario's lease).
+    seed: OnceCell<(i32, PreparedStatement, PreparedStatement)>,
 }
 
 fn open(env: &BackendEnv, flavor: Flavor, name: &'static str) -> Result<Arc<dyn LockBackend>> {
@@ -105,6 +119,22 @@ pub(crate) fn open_naive(env: &BackendEnv) -> Result<Arc<dyn LockBackend>> {
 }
 pub(crate) fn open_write(env: &BackendEnv) -> Result<Arc<dyn LockBackend>> {
     open(env, Flavor::Write, "cassandra-write")
+}
+pub(crate) fn open_seed(env: &BackendEnv) -> Result<Arc<dyn LockBackend>> {
+    open(env, Flavor::Seed, "cassandra-seed")
+}
+
+/// cassandra-seed's table TTL for a lease: whole seconds, at least 2 (a cell lives
+/// at least TTL - 1 s, which the lease it reports must cover).
+fn seed_ttl(lease: Duration) -> i32 {
+    (lease.as_secs_f64().ceil() as i32).max(2)
+}
+
+/// How long the post's `tryLock(timeout, unit)` spins for a scenario's wait: it
+/// compares the elapsed *seconds* with `timeout` whatever the unit, and a wait
+/// that is not whole seconds is written in milliseconds.
+fn seed_spin(wait: Duration) -> Duration {
+    if wait.subsec_nanos() == 0 { wait } else { Duration::from_secs(wait.as_millis() as u64) }
 }
 
 /// The driver's error, sorted the way the harness records it.
@@ -198,6 +228,13 @@ impl Cassandra {
                 "DELETE FROM lockbench.naive_locks WHERE key = ?",
                 "INSERT INTO lockbench.naive_locks (key, owner) VALUES (?, ?)",
             ),
+            // Its own statements are made on the first acquire (seed_statements).
+            Flavor::Seed => plain(
+                "naive_locks",
+                "SELECT owner FROM lockbench.naive_locks WHERE key = ?",
+                "SELECT owner FROM lockbench.naive_locks WHERE key = ?",
+                "SELECT owner FROM lockbench.naive_locks WHERE key = ?",
+            ),
             Flavor::Write => plain(
                 "writes",
                 "INSERT INTO lockbench.writes (key, owner) VALUES (?, ?) USING TTL ?",
@@ -233,6 +270,7 @@ impl Cassandra {
             fence_read: prep("SELECT n FROM lockbench.fence WHERE key = ?".into(), true).await?,
             fence_init: prep("INSERT INTO lockbench.fence (key, n) VALUES (?, 1) IF NOT EXISTS".into(), false).await?,
             fence_next: prep("UPDATE lockbench.fence SET n = ? WHERE key = ? IF n = ?".into(), false).await?,
+            seed: OnceCell::new(),
             db,
         };
         Ok(Arc::new(inner))
@@ -245,10 +283,11 @@ impl LockBackend for Cassandra {
         self.name
     }
     fn capabilities(&self) -> Capabilities {
-        let unsafe_ = matches!(self.flavor, Flavor::Naive | Flavor::Write);
+        let unsafe_ = matches!(self.flavor, Flavor::Naive | Flavor::Write | Flavor::Seed);
         Capabilities {
             lease: true,
-            renew: true,
+            // The post's lock has no renew.
+            renew: self.flavor != Flavor::Seed,
             fencing: self.flavor == Flavor::LwtFenced,
             multi_process: true,
             naive: unsafe_,
@@ -300,6 +339,64 @@ impl Session {
     ) -> std::result::Result<scylla::response::query_result::QueryResult, ExecutionError> {
         self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.inner.db.execute_unpaged(stmt, values).await
+    }
+
+    /// cassandra-seed's table for this lease's TTL, and its acquire and release.
+    async fn seed_statements(&self, lease: Duration) -> Result<&(i32, PreparedStatement, PreparedStatement)> {
+        let ttl = seed_ttl(lease);
+        let got = self
+            .inner
+            .seed
+            .get_or_try_init(|| async {
+                let t = format!("lockbench.lock_requests_ttl{ttl}");
+                let ddl = format!(
+                    "CREATE TABLE IF NOT EXISTS {t} (resource_id text PRIMARY KEY, lock_status text, created_on timestamp) \
+                     WITH default_time_to_live = {ttl}"
+                );
+                self.inner.db.query_unpaged(ddl.as_str(), &[]).await.map_err(|e| BackendError::Config(format!("{ddl}: {e}")))?;
+                let prep = |q: String| async move {
+                    let mut p = self.inner.db.prepare(q.as_str()).await.map_err(|e| BackendError::Config(format!("{q}: {e}")))?;
+                    p.set_consistency(Consistency::Quorum);
+                    p.set_serial_consistency(Some(Cassandra::serial()));
+                    p.set_request_timeout(Some(REQUEST_TIMEOUT));
+                    Ok::<_, BackendError>(p)
+                };
+                let acquire = prep(format!(
+                    "INSERT INTO {t} (resource_id, lock_status, created_on) VALUES (?, 'LOCKED', ?) IF NOT EXISTS"
+                ))
+                .await?;
+                let release = prep(format!("DELETE FROM {t} WHERE resource_id = ? IF EXISTS")).await?;
+                Ok::<_, BackendError>((ttl, acquire, release))
+            })
+            .await?;
+        if got.0 != ttl {
+            return Err(BackendError::Config(format!(
+                "cassandra-seed: its table's TTL is {} s; a lease of {lease:?} asks for {ttl} s (one lease per run)",
+                got.0
+            )));
+        }
+        Ok(got)
+    }
+
+    /// The post's acquire: one INSERT IF NOT EXISTS. The lease it can promise is
+    /// the table's TTL less the second a cell may lose to whole-second expiry.
+    async fn seed_insert(&self, key: &str, lease: Duration) -> Result<Option<Lease>> {
+        let (ttl, acquire, _) = self.seed_statements(lease).await?;
+        let now = self.clock.now_ns();
+        let created_on = scylla::value::CqlTimestamp(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),
+        );
+        if !applied(self.exec(acquire, (key, created_on)).await.map_err(classify)?)? {
+            return Ok(None);
+        }
+        let credited = Duration::from_secs((*ttl - 1) as u64);
+        Ok(Some(Lease {
+            key: key.to_owned(),
+            owner: new_owner(),
+            fencing_token: None,
+            granted_at: now,
+            expires_at: now + credited.as_nanos() as u64,
+        }))
     }
 
     async fn owner_now(&self, key: &str) -> Result<Option<i64>> {
@@ -362,6 +459,7 @@ impl LockSession for Session {
         };
         let ttl = ttl_for(lease);
         match self.flavor {
+            Flavor::Seed => self.seed_insert(key, lease).await,
             Flavor::Lwt | Flavor::LwtFenced => {
                 let got = match self.exec(&self.inner.acquire, (key, owner as i64, ttl)).await {
                     Ok(r) => applied(r)?,
@@ -400,9 +498,28 @@ impl LockSession for Session {
         }
     }
 
+    /// The post's `tryLock`: the INSERT again and again, no pause, while the
+    /// elapsed whole seconds are below its timeout (see [`seed_spin`]).
+    async fn acquire(&mut self, key: &str, lease: Duration, wait: &crate::Wait) -> Result<Option<Lease>> {
+        if self.flavor != Flavor::Seed {
+            return crate::poll_acquire(self, key, lease, wait).await;
+        }
+        let spin = seed_spin(wait.max);
+        let t0 = std::time::Instant::now();
+        loop {
+            if let Some(l) = self.seed_insert(key, lease).await? {
+                return Ok(Some(l));
+            }
+            if t0.elapsed().as_secs() >= spin.as_secs().max(1) {
+                return Ok(None);
+            }
+        }
+    }
+
     async fn renew(&mut self, lease: &Lease, extend: Duration) -> Result<bool> {
         let (key, owner) = (lease.key.as_str(), lease.owner as i64);
         match self.flavor {
+            Flavor::Seed => Err(BackendError::Rejected("cassandra-seed has no renew".into())),
             Flavor::Lwt | Flavor::LwtFenced => {
                 applied(self.exec(&self.inner.renew, (ttl_for(extend), owner, key, owner)).await.map_err(classify)?)
             }
@@ -426,6 +543,16 @@ impl LockSession for Session {
                 self.exec(&self.inner.release, (lease.key.as_str(),)).await.map_err(classify)?;
                 Ok(true)
             }
+            // Whoever's row it is: the post checks no owner.
+            Flavor::Seed => {
+                // The statements exist: this lease came from an acquire.
+                let (_, _, release) = self
+                    .inner
+                    .seed
+                    .get()
+                    .ok_or_else(|| BackendError::Config("cassandra-seed: a release before any acquire".into()))?;
+                applied(self.exec(release, (lease.key.as_str(),)).await.map_err(classify)?)
+            }
         }
     }
 }
@@ -433,6 +560,16 @@ impl LockSession for Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_seed_lock_keeps_the_posts_units_and_ttls() {
+        // tryLock(10, MILLISECONDS) spins for 10 s; whole seconds stay seconds.
+        assert_eq!(seed_spin(Duration::from_millis(10)), Duration::from_secs(10));
+        assert_eq!(seed_spin(Duration::from_secs(2)), Duration::from_secs(2));
+        assert_eq!(seed_spin(Duration::from_millis(1500)), Duration::from_secs(1500));
+        assert_eq!(seed_ttl(Duration::from_millis(300)), 2);
+        assert_eq!(seed_ttl(Duration::from_millis(2500)), 3);
+    }
 
     #[test]
     fn ttl_covers_the_lease_despite_whole_second_expiry() {

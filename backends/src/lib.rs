@@ -346,6 +346,7 @@ pub fn registry() -> Vec<BackendInfo> {
     let (_, cass_fenced) = feature_open!("cassandra", cassandra::open_lwt_fenced);
     let (_, cass_naive) = feature_open!("cassandra", cassandra::open_naive);
     let (_, cass_write) = feature_open!("cassandra", cassandra::open_write);
+    let (_, cass_seed) = feature_open!("cassandra", cassandra::open_seed);
     let (pg_on, pg_advisory) = feature_open!("postgres", postgres::open_advisory);
     let (_, pg_lease) = feature_open!("postgres", postgres::open_lease);
     let (_, pg_pooled) = feature_open!("postgres", postgres::open_pooled);
@@ -432,6 +433,13 @@ pub fn registry() -> Vec<BackendInfo> {
             about: "NOT A LOCK: one plain INSERT USING TTL, always granted: the cost an LWT is compared with",
             compiled: cass_on,
             open: cass_write,
+        },
+        BackendInfo {
+            name: "cassandra-seed",
+            needs: Needs::Servers { kind: Cassandra, n: 1 },
+            about: "UNSAFE on purpose: the blog post's own code: INSERT IF NOT EXISTS, table TTL, DELETE IF EXISTS with no owner check, tryLock spinning",
+            compiled: cass_on,
+            open: cass_seed,
         },
         BackendInfo {
             name: "postgres-advisory",

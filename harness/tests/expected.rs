@@ -14,13 +14,17 @@ use lockbench_backends::registry;
 
 type Table = BTreeMap<String, BTreeMap<String, String>>;
 
-/// `expect` is a verdict word (broken, data-lost, fenced, safe, inconclusive) or
-/// "any".
+/// `expect` is a verdict word (broken, data-lost, fenced, safe, inconclusive),
+/// several joined by `|` (any of them), or "any".
 fn matches(expect: &str, v: &Verdict) -> Result<bool, String> {
     if expect == "any" {
         return Ok(true);
     }
-    Ok(expect.parse::<Level>()? == v.level())
+    let mut any = false;
+    for w in expect.split('|') {
+        any |= w.trim().parse::<Level>()? == v.level();
+    }
+    Ok(any)
 }
 
 #[tokio::test(flavor = "multi_thread")]

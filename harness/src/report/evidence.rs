@@ -27,7 +27,15 @@ pub struct Evidence {
     pub timelines: Vec<(u32, usize, Vec<Hold>)>,
     /// The fault events (every one: they are few).
     pub faults: Vec<Event>,
+    /// Per example overlap (first owner, second owner): releases of its key by
+    /// other clients between the two grants. What freed the key when the first
+    /// holder did not (a late holder's release that checks no owner deletes
+    /// whoever's lock is there).
+    pub others: HashMap<(u64, u64), Vec<Event>>,
 }
+
+/// Other clients' release events kept per example overlap, at most.
+const OTHER_EVENTS: usize = 8;
 
 impl Evidence {
     /// The events around the violations, in time order: what `--history
@@ -35,7 +43,8 @@ impl Evidence {
     pub fn around_violations(&self) -> Vec<Event> {
         let mut seen = HashSet::new();
         let mut out: Vec<Event> = Vec::new();
-        for e in self.holds.values().flatten().chain(self.events.values()).chain(&self.faults) {
+        let others = self.others.values().flatten();
+        for e in self.holds.values().flatten().chain(self.events.values()).chain(&self.faults).chain(others) {
             if seen.insert((e.t, e.client, e.kind as u8, e.op as u8, e.owner)) {
                 out.push(e.clone());
             }
@@ -73,6 +82,16 @@ pub fn gather(h: &(impl Source + ?Sized), v: &Verdict) -> io::Result<Evidence> {
         }
     }
     let by_index: HashSet<usize> = v.lost.iter().flat_map(|l| l.events.iter().copied()).collect();
+    // Per key: the window between each example overlap's two grants, and who held.
+    let mut windows: HashMap<u32, Vec<(u64, u64, [u32; 2], (u64, u64))>> = HashMap::new();
+    for o in &v.overlaps {
+        windows.entry(o.key).or_default().push((
+            o.first.start.min(o.second.start),
+            o.first.start.max(o.second.start),
+            [o.first.client, o.second.client],
+            (o.first.owner, o.second.owner),
+        ));
+    }
 
     // Timelines: keys with violations first, then the busiest.
     let marked: HashSet<u64> = v.overlaps.iter().flat_map(|o| [o.first.owner, o.second.owner]).collect();
@@ -123,6 +142,18 @@ pub fn gather(h: &(impl Source + ?Sized), v: &Verdict) -> io::Result<Evidence> {
         }
         if by_index.contains(&i) {
             ev.events.insert(i, e.clone());
+        }
+        if e.op == Op::Release
+            && let Some(ws) = windows.get(&e.key)
+        {
+            for (from, to, holders, id) in ws {
+                if e.t >= *from && e.t <= *to && !holders.contains(&e.client) {
+                    let v = ev.others.entry(*id).or_default();
+                    if v.len() < OTHER_EVENTS {
+                        v.push(e.clone());
+                    }
+                }
+            }
         }
         let Some(ws) = wants.get_mut(&e.client) else { return };
         for w in ws.iter_mut().filter(|w| !w.done && e.t >= w.invoked) {

@@ -15,7 +15,7 @@ use super::noise;
 use super::summary::{BackendSummary, HoldReport, Summary};
 use crate::check::{Level, OverlapClass};
 use crate::record::hist::{Latencies, Metric};
-use crate::record::{Kind, Op};
+use crate::record::{Event, Kind, Op};
 
 const TEMPLATE: &str = include_str!("report.html.tt");
 
@@ -624,8 +624,17 @@ fn hold(h: &HoldReport, start_ns: u64) -> String {
         h.held_until_s,
         esc(&h.ended_by)
     );
-    s.push_str("<table class=\"events\"><thead><tr><th>t (s)</th><th>client</th><th>event</th><th>detail</th></tr></thead><tbody>");
-    for e in &h.events {
+    s.push_str(&events_table(&h.events, start_ns));
+    s
+}
+
+/// Events as a table: time since the run's start (raw ns on hover), client,
+/// operation and outcome, and what the event carries.
+fn events_table(events: &[Event], start_ns: u64) -> String {
+    let mut s = String::from(
+        "<table class=\"events\"><thead><tr><th>t (s)</th><th>client</th><th>event</th><th>detail</th></tr></thead><tbody>",
+    );
+    for e in events {
         let rel = (e.t as f64 - start_ns as f64) / 1e9;
         let kind = match e.kind {
             Kind::Invoke => "invoke",
@@ -831,11 +840,19 @@ fn violations(bs: &[BackendSummary]) -> String {
             let _ = write!(
                 o,
                 "<details{open}><summary>key {k}: overlap {class} from {:.6} s to {:.6} s{faults} · <a class=\"tl\" href=\"#{a}\">timeline</a></summary>\
-                 {lanes}<p>First holder: {}</p><p>Second holder: {}</p></details>",
+                 {lanes}<p>First holder: {}</p><p>Second holder: {}</p>{others}</details>",
                 v.from_s,
                 v.to_s,
                 hold(&v.first, b.start_ns),
                 hold(&v.second, b.start_ns),
+                others = if v.others.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "<p>Between the two grants, other clients released this key (what freed it):</p>{}",
+                        events_table(&v.others, b.start_ns)
+                    )
+                },
                 k = esc(&v.key),
                 a = anchor(&b.name, v.second.owner),
                 open = if i == 0 { " open" } else { "" },
