@@ -82,6 +82,9 @@ pub struct Capabilities {
     /// How long past its lease an abandoned key may stay blocked: expiry in whole
     /// seconds (Cassandra TTLs) rounds up. Zero for exact expiry.
     pub expiry_slack: std::time::Duration,
+    /// A live session keeps its locks by itself (ZooKeeper: the session's own
+    /// pings): only a stopped or dead holder's lease runs out.
+    pub live_session_holds: bool,
 }
 
 /// Why an operation did not succeed. The difference between `Unknown` and the rest

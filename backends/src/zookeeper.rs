@@ -35,6 +35,14 @@
 //!   deletes the lease node. No fencing token: Curator's lease has none, and the
 //!   comparison this project starts from used it without one.
 //!
+//! The hold's lease is counted from the request that showed our node first in
+//! line, for the timeout the ensemble granted: the session lived at least that
+//! long after it. A follower cut off from the leader may still answer reads for
+//! up to `syncLimit` (2 s here) after the leader expired the session, a window this
+//! count does not cover: a peer partition of a follower could then read as an
+//! overlap inside both leases although the ensemble did as designed. A renewal
+//! first syncs with the leader, which such a follower cannot.
+//!
 //! An operation whose outcome is unknown (no answer within [`RESPONSE_TIMEOUT`],
 //! the connection lost) may leave a node behind: the session is then dropped, so
 //! that the ensemble expires it and its nodes with it, and the next operation
@@ -113,6 +121,7 @@ impl LockBackend for Zookeeper {
             // The leader checks for expired sessions every tick (200 ms) and rounds
             // each expiry up to the next tick; deleting the nodes is one more write.
             expiry_slack: Duration::from_millis(600),
+            live_session_holds: true,
             ..Default::default()
         }
     }
@@ -306,10 +315,8 @@ impl Session {
                 // The parent is missing (first use of the key, or an empty container
                 // the server just removed).
                 Err(ZkError::NoNode) => {
-                    self.sent += 1;
-                    match timed(c.mkdir(dir, &container())).await {
-                        Ok(()) | Err(ZkError::NodeExists) => {}
-                        Err(e) => return Err(self.failed(e)),
+                    if let Err(e) = self.mkdir(c, dir).await {
+                        return Err(self.failed(e));
                     }
                 }
                 Err(e) => {
@@ -346,6 +353,26 @@ impl Session {
             }
         }
         Err(BackendError::Unavailable(format!("zookeeper at {at}: {dir} keeps disappearing")))
+    }
+
+    /// Create `dir` and its missing parents as containers (Curator's
+    /// `creatingParentContainersIfNeeded`), deepest first, each request counted.
+    async fn mkdir(&mut self, c: &Client, dir: &str) -> Result<(), ZkError> {
+        let mut missing = vec![dir.to_owned()];
+        while let Some(p) = missing.last().cloned() {
+            self.sent += 1;
+            match timed(c.create(&p, b"", &container())).await {
+                Ok(_) | Err(ZkError::NodeExists) => {
+                    missing.pop();
+                }
+                Err(ZkError::NoNode) => match p.rsplit_once('/') {
+                    Some((parent, _)) if !parent.is_empty() && missing.len() < 16 => missing.push(parent.to_owned()),
+                    _ => return Err(ZkError::NoNode),
+                },
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Delete a node of ours: Ok(false) when it is gone already (the session
@@ -434,9 +461,18 @@ impl Session {
         };
         let r = self.lease_node(c, base, deadline).await;
         // The internal mutex is released whatever happened (Curator's `finally`);
-        // if that fails, the session (and the lease with it) is dropped.
-        if self.client.is_some() {
-            self.leave(c, &inner.path).await?;
+        // if that fails, the session (and the lease with it) is dropped. A lease
+        // node that existed until then makes the outcome unknown, never "did not
+        // happen".
+        if self.client.is_some()
+            && let Err(e) = self.leave(c, &inner.path).await
+        {
+            return Err(match r {
+                Ok(Waited::Granted { .. }) => BackendError::Unknown(format!(
+                    "the lease node was created, then releasing the internal lock failed: {e}"
+                )),
+                _ => e,
+            });
         }
         r
     }
@@ -518,15 +554,36 @@ impl LockSession for Session {
         }
     }
 
-    async fn renew(&mut self, lease: &Lease, _extend: Duration) -> Result<bool> {
+    async fn renew(&mut self, lease: &Lease, extend: Duration) -> Result<bool> {
         // The session's own pings keep it alive; a renewal asks whether our node
-        // is still there, in our session (the ensemble answering proves the session
-        // alive now, so it lasts at least one more timeout).
+        // is still there, in our session, after a sync with the leader (a member
+        // cut off from the leader cannot answer it), so that the session lasts at
+        // least one more timeout from now. It cannot promise more than that.
         let Some(path) = self.held.get(&lease.owner).cloned() else { return Ok(false) };
         let Some(c) = self.client.clone() else { return Ok(false) };
         if c.state() == SessionState::Expired {
             self.drop_session();
             return Ok(false);
+        }
+        // The session outlives the client's last ping by its timeout, so a longer
+        // renewal holds only while the client runs. Where the ensemble cut the
+        // timeout below the lease asked for (its maxSessionTimeout), the renewal
+        // such a lease asks for cannot be promised at all.
+        if extend > c.session_timeout() && c.session_timeout() < self.asked {
+            return Err(BackendError::Rejected(format!(
+                "a renewal of {extend:?}: the ensemble cut the session's timeout to {:?} (its maxSessionTimeout)",
+                c.session_timeout()
+            )));
+        }
+        self.sent += 1;
+        if let Err(e) = timed(c.sync(&path)).await {
+            return match e {
+                ZkError::NoNode | ZkError::SessionExpired => {
+                    self.held.remove(&lease.owner);
+                    Ok(false)
+                }
+                e => Err(classify(self.at(), e)),
+            };
         }
         self.sent += 1;
         match timed(c.check_stat(&path)).await {

@@ -834,13 +834,23 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
                     },
                     Needs::Embedded => None,
                 };
-                rtts.push(rtt);
                 let bar = progress_bar(s, &label(info.name));
-                let mut r =
-                    run::run_backend(s, prepared.backend.clone(), &prepared.env, prepared.servers.clone(), &bar)
-                        .await
-                        .with_context(|| format!("{} on {}", s.name, label(info.name)))?;
+                let r =
+                    run::run_backend(s, prepared.backend.clone(), &prepared.env, prepared.servers.clone(), &bar).await;
                 bar.0.finish_and_clear();
+                // Locks that could not be taken to hold beside the load: this pair
+                // did not run (said, and in the summary), the others go on.
+                let mut r = match r {
+                    Err(e) if let Some(why) = run::held::is_fill_failure(&e) => {
+                        println!("{}: not run on {}: {why}", s.name, label(info.name));
+                        skipped.push(report::Skipped { backend: label(info.name), reason: why });
+                        continue;
+                    }
+                    r => r.with_context(|| format!("{} on {}", s.name, label(info.name)))?,
+                };
+                // Pushed with the run it belongs to (every per-run list stays in
+                // step with `runs`).
+                rtts.push(rtt);
                 if r.interrupted && !r.history.has_invoke() {
                     eprintln!(
                         "{} on {}: interrupted before any operation: nothing to check or write",
@@ -945,7 +955,8 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
                 b.repeats = Some(report::noise::Repeats::of(&all));
             }
             b.set_rtt(rtt);
-            b.expected = expected.get(&b.name).cloned();
+            // A sweep's runs are held to their backend's row.
+            b.expected = expected.get(b.name.split('@').next().unwrap_or(&b.name)).cloned();
             if *s.load.model.get_ref() == crate::scenario::LoadModel::Open {
                 b.offered_per_s = s.load.rate.as_ref().map(|r| *r.get_ref());
             }

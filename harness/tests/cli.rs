@@ -404,6 +404,8 @@ fn a_sweep_runs_every_backend_at_every_point_and_charts_them() {
     );
     for b in s["backends"].as_array().unwrap() {
         assert_eq!(b["sweep_value"], b["held_locks"], "{b}");
+        // Held to its backend's row of scenarios/expected.toml.
+        assert_eq!(b["expected"], "safe", "{b}");
         assert!(b["grants"].as_u64().unwrap() > 0 && b["verdict"] == "safe", "{b}");
     }
     assert!(s["command"].as_str().unwrap().contains("--sweep keys.held=10,300"), "{}", s["command"]);

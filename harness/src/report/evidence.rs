@@ -83,7 +83,9 @@ pub fn gather(h: &(impl Source + ?Sized), v: &Verdict) -> io::Result<Evidence> {
     }
     let by_index: HashSet<usize> = v.lost.iter().flat_map(|l| l.events.iter().copied()).collect();
     // Per key: the window between each example overlap's two grants, and who held.
-    let mut windows: HashMap<u32, Vec<(u64, u64, [u32; 2], (u64, u64))>> = HashMap::new();
+    // (from, to, the two holders' clients, their owners)
+    type Window = (u64, u64, [u32; 2], (u64, u64));
+    let mut windows: HashMap<u32, Vec<Window>> = HashMap::new();
     for o in &v.overlaps {
         windows.entry(o.key).or_default().push((
             o.first.start.min(o.second.start),

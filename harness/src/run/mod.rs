@@ -309,6 +309,16 @@ pub async fn run_backend(
     let mut faults = std::mem::take(&mut *fault_events.lock().unwrap_or_else(|p| p.into_inner()));
     faults.sort_by_key(|e| e.t);
     spill.sink(spill::FAULTS).send(faults);
+    // Held locks on servers the user runs go back; local servers and embedded
+    // backends go with the run.
+    let held = match held {
+        Some(h) if _servers.as_ref().is_some_and(|s| !s.can_fault()) => {
+            let figures = (h.count, h.took);
+            h.release().await;
+            Some(figures)
+        }
+        h => h.map(|h| (h.count, h.took)),
+    };
     let mut history = spill.finish(start, end)?;
     // Open load: the load window starts with the schedule, after the sessions'
     // set-up (warm-up, excluded and said).
@@ -320,7 +330,7 @@ pub async fn run_backend(
         history: Recorded::Disk(history),
         interrupted,
         warm_up_ns: load_start - start,
-        held: held.map(|h| (h.count, h.took)),
+        held,
     })
 }
 

@@ -141,6 +141,10 @@ impl Sweep {
         if self.values.is_empty() || self.values.len() > 20 {
             return Err(format!("`{}`: give 1 to 20 values", self.field));
         }
+        // Each point's runs are named by their value: two alike would be one.
+        if let Some(v) = self.values.iter().enumerate().find_map(|(i, v)| self.values[..i].contains(v).then_some(v)) {
+            return Err(format!("`{}`: {v} is given twice", self.field));
+        }
         Ok(())
     }
 

@@ -171,6 +171,7 @@ fn the_sweep_flag_replaces_the_files_sweep_and_names_itself_in_errors() {
     let sw = Sweep::parse_flag("keys.count=1_000,10000").unwrap();
     assert_eq!(sw, Sweep { field: "keys.count".into(), values: vec![1000, 10000] });
     for (bad, says) in [
+        ("clients=1,8,1", "1 is given twice"),
         ("keys.count", "no `=`"),
         ("keys.count=1,x", "`x` is not a whole number"),
         ("lease=1", "cannot sweep over `lease`"),
