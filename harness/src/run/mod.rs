@@ -106,6 +106,19 @@ pub async fn run_backend(
     } else {
         None
     };
+    if s.held() > 0 && held.is_none() {
+        // Interrupted while taking the held locks: no load runs beside fewer of
+        // them, and nothing is recorded.
+        let now = mono_ns();
+        return Ok(BackendRun {
+            backend: backend.name().to_owned(),
+            capabilities: backend.capabilities(),
+            history: Recorded::Disk(spill.finish(now, now)?),
+            interrupted: true,
+            warm_up_ns: 0,
+            held: None,
+        });
+    }
     // Give tasks a moment to be spawned before the clock starts, so that client 0
     // does not get a head start over client 63.
     let start = mono_ns() + 5_000_000;
