@@ -55,7 +55,12 @@ pub enum Command {
     #[command(after_help = EXIT_STATUSES)]
     Run(RunArgs),
     /// List the shipped scenarios and the backends, with whether each can run here.
-    List,
+    List {
+        /// As `run --no-nodes` would: scenarios that need network nodes are marked
+        /// not runnable.
+        #[arg(long)]
+        no_nodes: bool,
+    },
     /// (internal) Run one client in this process for a parent `lockbench run`.
     #[command(hide = true)]
     Worker,
@@ -191,6 +196,11 @@ pub struct RunArgs {
     /// Replaces a scenario's own [sweep].
     #[arg(long, value_name = "FIELD=V1,V2,...")]
     pub sweep: Option<String>,
+    /// Never make network nodes (namespaces, a bridge, iptables rules), even as
+    /// root: every server stays on loopback, and scenarios that need nodes
+    /// (peer-partition faults) are not run, with that reason.
+    #[arg(long)]
+    pub no_nodes: bool,
 }
 
 /// Where each server kind's servers come from.
@@ -440,7 +450,12 @@ pub fn main() -> i32 {
     let result = rt.block_on(async {
         match cli.command.unwrap_or_else(|| Command::Run(default_run())) {
             Command::Run(args) => run_cmd(args).await,
-            Command::List => list().map(|_| 0),
+            Command::List { no_nodes } => {
+                if no_nodes {
+                    lockbench_backends::servers::nodes::turn_off();
+                }
+                list().map(|_| 0)
+            }
             Command::Worker => run::worker::worker_main().await.map(|_| 0),
             Command::Report { dir } => {
                 let p = report::rebuild(&dir)?;
@@ -649,6 +664,9 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
     // 0. From here a signal stops the run in order; and what earlier runs left in
     //    the temp folder (killed, or crashed) goes.
     signals::install().context("watching SIGINT and SIGTERM")?;
+    if args.no_nodes {
+        lockbench_backends::servers::nodes::turn_off();
+    }
     let stale = tempdirs::remove_stale();
     for (p, why) in stale.iter().take(5) {
         eprintln!("note: removed {}, left by an earlier run ({why})", p.display());
@@ -1237,6 +1255,9 @@ fn reproduce(s: &Scenario, backends: &[String], a: &RunArgs, p: &Providers) -> S
     let mut c = format!("lockbench run {} --backend {} --seed {}", s.path.display(), backends.join(","), s.seed);
     if let Some(sw) = &a.sweep {
         c.push_str(&format!(" --sweep {sw}"));
+    }
+    if a.no_nodes {
+        c.push_str(" --no-nodes");
     }
     if let Some(d) = a.duration {
         c.push_str(&format!(" --duration {}", Dur(d)));

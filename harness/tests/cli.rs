@@ -426,3 +426,26 @@ fn a_sweep_runs_every_backend_at_every_point_and_charts_them() {
     assert!(!o.status.success() && text(&o).contains("--sweep `lock.lease=1,2`: cannot sweep over"), "{}", text(&o));
     assert!(!dir.path().join("results").exists());
 }
+
+#[test]
+fn no_nodes_keeps_every_server_on_loopback_and_says_which_scenarios_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let netns =
+        || std::process::Command::new("ip").args(["netns", "list"]).output().map(|o| o.stdout).unwrap_or_default();
+    let before = netns();
+    // A peer partition needs nodes: with --no-nodes the pair is not run (never
+    // run without its cut), and a command in which nothing ran fails.
+    let pp = scenarios().join("peer-partition.toml");
+    let o = lockbench(&["run", pp.to_str().unwrap(), "-b", "zookeeper", "--no-nodes"], dir.path());
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("not run on zookeeper: peer-partition: network nodes are turned off (--no-nodes)"), "{t}");
+    assert!(t.contains("error: nothing ran for peer-partition"), "{t}");
+    assert_eq!(netns(), before, "no namespace was made");
+    let o = lockbench(&["list", "--no-nodes"], dir.path());
+    let t = text(&o);
+    let line = t.lines().find(|l| l.trim_start().starts_with("peer-partition")).unwrap_or_default();
+    assert!(line.contains("[NOT RUNNABLE HERE: network nodes are turned off (--no-nodes)]"), "{t}");
+    let line = t.lines().find(|l| l.trim_start().starts_with("leader-kill")).unwrap_or_default();
+    assert!(!line.contains("NOT RUNNABLE"), "leader-kill needs no nodes: {t}");
+}

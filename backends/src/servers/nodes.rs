@@ -141,8 +141,20 @@ pub fn not_on_nodes() -> BackendError {
     BackendError::Config("these servers are not on network nodes: no peer partition".into())
 }
 
+/// Set by `--no-nodes`: no namespace, link or rule is made or touched; scenarios
+/// that need nodes are not run, and say why.
+pub static TURNED_OFF: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turn network nodes off for this process (`--no-nodes`).
+pub fn turn_off() {
+    TURNED_OFF.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Can this process make nodes? (Root, `ip` and `iptables`.) The reason if not.
 pub fn unavailable() -> Option<String> {
+    if TURNED_OFF.load(std::sync::atomic::Ordering::Relaxed) {
+        return Some("network nodes are turned off (--no-nodes)".into());
+    }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Some("network nodes need CAP_NET_ADMIN: run as root".into());
