@@ -101,6 +101,9 @@ fn each_partition_shape_cuts_exactly_the_pairs_jepsen_defines() {
         assert!(!cut.is_empty() && cut.len() < 20, "{shape:?}: {cut:?}");
         nodes.heal().unwrap();
         assert_eq!(matrix(&nodes), all, "{shape:?} healed");
+        // The check `apply` makes sees a cut that is not in force.
+        let e = nodes.check_cut(&g).unwrap_err().to_string();
+        assert!(e.contains("the peer partition is not in force"), "{shape:?}: {e}");
     }
     drop(nodes);
     let (ns, links) = names();

@@ -267,7 +267,9 @@ impl Nodes {
     }
 
     /// Apply a grudge: node `i` drops every packet from the nodes in `g[i]`
-    /// (iptables INPUT rules in its namespace, tagged with this run's prefix).
+    /// (iptables INPUT rules in its namespace, tagged with this run's prefix), then
+    /// check that the cut is in force: a TCP probe per cut pair, from the dropped
+    /// node to a listener on the dropping one, must not connect.
     pub fn apply(&self, g: &Grudge) -> Result<()> {
         for (i, drops) in g.iter().enumerate() {
             for &j in drops {
@@ -280,6 +282,54 @@ impl Nodes {
                 )?;
             }
         }
+        self.check_cut(g)
+    }
+
+    /// The probes of [`Nodes::apply`], all at once (each waits out its 150 ms).
+    pub fn check_cut(&self, g: &Grudge) -> Result<()> {
+        let io = |e: std::io::Error| BackendError::Config(format!("probing a peer partition: {e}"));
+        let mut probes = Vec::new();
+        // A listener on each dropping node's address, made in its namespace (a
+        // socket stays in the namespace it was made in; the kernel completes a
+        // handshake on it without an accept).
+        let mut listeners = Vec::new();
+        for (i, drops) in g.iter().enumerate().filter(|(_, d)| !d.is_empty()) {
+            let (ns, addr) = (self.netns(i), self.addr(i));
+            let l = std::thread::spawn(move || {
+                enter_netns(&ns)?;
+                std::net::TcpListener::bind((addr, 0))
+            })
+            .join()
+            .map_err(|_| BackendError::Config("probing a peer partition: a listener thread panicked".into()))?
+            .map_err(io)?;
+            let to = l.local_addr().map_err(io)?;
+            listeners.push(l);
+            for &j in drops {
+                let ns = self.netns(j);
+                probes.push((
+                    i,
+                    j,
+                    std::thread::spawn(move || {
+                        enter_netns(&ns)?;
+                        Ok::<_, std::io::Error>(
+                            std::net::TcpStream::connect_timeout(&to, std::time::Duration::from_millis(150)).is_ok(),
+                        )
+                    }),
+                ));
+            }
+        }
+        for (i, j, p) in probes {
+            let through = p
+                .join()
+                .map_err(|_| BackendError::Config("probing a peer partition: a probe thread panicked".into()))?
+                .map_err(io)?;
+            if through {
+                return Err(BackendError::Config(format!(
+                    "the peer partition is not in force: node {j} still reaches node {i} after the rules"
+                )));
+            }
+        }
+        drop(listeners);
         Ok(())
     }
 

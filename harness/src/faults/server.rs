@@ -171,6 +171,8 @@ pub(super) fn peer_partition(
         let _ = s.heal();
         return Applied::missed(format!("{name}: {e}"), t0);
     }
+    // The window starts once the cut is in force (the rules applied and probed).
+    let t0 = mono_ns();
     let s = s.clone();
     tokio::spawn(async move {
         tokio::time::sleep(duration).await;
