@@ -623,12 +623,7 @@ impl LockSession for Session {
             Ok(Err(e)) => return Err(BackendError::Unavailable(format!("zookeeper at {first}: {e}"))),
             Err(_) => return Err(BackendError::Unknown(format!("zookeeper at {first}: no answer to srvr"))),
         };
-        // A member that does not allow `srvr` says so instead.
-        Ok(text
-            .lines()
-            .find_map(|l| l.strip_prefix("Zookeeper version: "))
-            .and_then(|v| v.split(['-', ',']).next())
-            .map(|v| format!("ZooKeeper {}", v.trim())))
+        Ok(crate::servers::local::zookeeper_version(&text))
     }
 }
 

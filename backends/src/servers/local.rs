@@ -639,6 +639,13 @@ fn ping(kind: ServerKind, host: Ipv4Addr, port: u16) -> bool {
     }
 }
 
+/// `ZooKeeper 3.8.0` from a `srvr` answer (`Zookeeper version: 3.8.0-<git>, built
+/// on ...`); None from a member that does not allow `srvr` (it says so instead).
+pub fn zookeeper_version(srvr: &str) -> Option<String> {
+    let line = srvr.lines().find_map(|l| l.strip_prefix("Zookeeper version: "))?;
+    Some(format!("ZooKeeper {}", line.split(['-', ',']).next()?.trim()))
+}
+
 /// Is `dir` on a tmpfs (where an fsync costs nothing)?
 fn on_tmpfs(dir: &Path) -> bool {
     let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else { return false };
@@ -953,13 +960,13 @@ impl Servers for LocalCluster {
         if self.kind == ServerKind::Zookeeper {
             // `java --version` would name the JVM: ask a member (`Zookeeper
             // version: 3.8.0-<git>, built on ...`).
-            let v = self.procs().iter().filter(|p| p.child.is_some()).find_map(|p| {
-                let r = four_letter(p.host, p.port, "srvr")?;
-                let line = r.lines().find_map(|l| l.strip_prefix("Zookeeper version: "))?;
-                Some(line.split(['-', ',']).next()?.trim().to_owned())
-            })?;
+            let v = self
+                .procs()
+                .iter()
+                .filter(|p| p.child.is_some())
+                .find_map(|p| zookeeper_version(&four_letter(p.host, p.port, "srvr")?))?;
             let on = if on_tmpfs(self.base.path()) { "data in memory (tmpfs)" } else { "data on disk, fsync on" };
-            return Some(format!("ZooKeeper {v} ({on})"));
+            return Some(format!("{v} ({on})"));
         }
         let (program, _) = self.program(None).ok()?;
         let out = Command::new(program).arg("--version").output().ok()?;
