@@ -229,10 +229,11 @@ struct Session {
     clock: Clock,
     ddl_done: Arc<AtomicBool>,
     conn: Option<Conn>,
-    /// Advisory locks this session's connection holds, by key. PostgreSQL grants an
+    /// Advisory locks this session's connection holds, by advisory key (two names
+    /// with one advisory key are one lock to the server). PostgreSQL grants an
     /// advisory lock again to the session that holds it (they are re-entrant); a
     /// lock client must not, so a second acquire of a held key is refused here.
-    held: HashMap<String, Owner>,
+    held: HashMap<i64, Owner>,
     /// Statements this session sent (the connection's set-up not counted).
     sent: u64,
 }
@@ -396,10 +397,10 @@ impl LockSession for Session {
         let now = self.clock.now_ns();
         match self.variant {
             Variant::Advisory => {
-                if self.held.contains_key(key) {
+                let k = advisory_key(key);
+                if self.held.contains_key(&k) {
                     return Ok(None);
                 }
-                let k = advisory_key(key);
                 let a = self
                     .execute(RESPONSE_TIMEOUT, TRY_LOCK, &[Value::Int8(k)])
                     .await
@@ -407,7 +408,7 @@ impl LockSession for Session {
                 if a.first != Some(1) {
                     return Ok(None);
                 }
-                self.held.insert(key.to_owned(), owner);
+                self.held.insert(k, owner);
                 Ok(Some(self.lease(key, owner, None, now, None)))
             }
             Variant::Pooled => {
@@ -428,7 +429,8 @@ impl LockSession for Session {
     /// wait. The others poll, as the trait's default does (`poll_acquire`).
     async fn acquire(&mut self, key: &str, lease: Duration, wait: &crate::Wait) -> Result<Option<Lease>> {
         if self.variant == Variant::Advisory && !wait.max.is_zero() {
-            if self.held.contains_key(key) {
+            let k = advisory_key(key);
+            if self.held.contains_key(&k) {
                 return Ok(None);
             }
             let owner = new_owner();
@@ -440,10 +442,10 @@ impl LockSession for Session {
                     c.lock_timeout_ms = Some(ms);
                 }
             }
-            let r = self.execute(wait.max + RESPONSE_TIMEOUT, LOCK, &[Value::Int8(advisory_key(key))]).await;
+            let r = self.execute(wait.max + RESPONSE_TIMEOUT, LOCK, &[Value::Int8(k)]).await;
             return match r {
                 Ok(_) => {
-                    self.held.insert(key.to_owned(), owner);
+                    self.held.insert(k, owner);
                     Ok(Some(self.lease(key, owner, None, now, None)))
                 }
                 // lock_timeout ran out: the wait is over, nothing taken.
@@ -462,7 +464,7 @@ impl LockSession for Session {
                 if self.conn.as_mut().is_some_and(|c| c.wire.closed()) {
                     self.drop_conn();
                 }
-                Ok(self.held.get(&lease.key) == Some(&lease.owner) && self.conn.is_some())
+                Ok(self.held.get(&advisory_key(&lease.key)) == Some(&lease.owner) && self.conn.is_some())
             }
             Variant::Pooled => Ok(true),
             Variant::Lease => {
@@ -478,15 +480,15 @@ impl LockSession for Session {
     async fn release(&mut self, lease: &Lease) -> Result<bool> {
         match self.variant {
             Variant::Advisory => {
-                if self.held.get(&lease.key) != Some(&lease.owner) {
+                let k = advisory_key(&lease.key);
+                if self.held.get(&k) != Some(&lease.owner) {
                     return Ok(false);
                 }
-                let k = advisory_key(&lease.key);
                 let a = self
                     .execute(RESPONSE_TIMEOUT, UNLOCK, &[Value::Int8(k)])
                     .await
                     .map_err(|e| e.into_backend(&self.at))?;
-                self.held.remove(&lease.key);
+                self.held.remove(&k);
                 Ok(a.first == Some(1))
             }
             Variant::Pooled => {
