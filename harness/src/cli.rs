@@ -658,6 +658,9 @@ impl Observer for Bar {
             p.attempts.load(Ordering::Relaxed)
         ));
     }
+    fn note(&self, what: &str) {
+        self.0.set_message(format!("{what}…"));
+    }
 }
 
 async fn run_cmd(args: RunArgs) -> Result<i32> {
