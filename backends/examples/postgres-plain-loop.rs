@@ -40,10 +40,11 @@ async fn run() {
         let env = lockbench_backends::BackendEnv { endpoints: vec![format!("{host}:{port}")], ..Default::default() };
         let backend = lockbench_backends::lookup("postgres-advisory").expect("registered").open(&env).expect("open");
         let mut s = backend.session().await.expect("session");
+        let names: Vec<String> = (0..1_000_000).map(|k| format!("k{k}")).collect();
         t0 = Instant::now();
         while t0.elapsed() < until {
-            let name = format!("k{}", key());
-            let lease = s.try_acquire(&name, Duration::from_secs(30)).await.expect("lock").expect("granted");
+            let name = &names[key() as usize - 1];
+            let lease = s.try_acquire(name, Duration::from_secs(30)).await.expect("lock").expect("granted");
             assert!(s.release(&lease).await.expect("unlock"));
             n += 1;
         }
