@@ -30,6 +30,8 @@ pub enum Reply {
     Int(i64),
     Bulk(Option<Vec<u8>>),
     Error(String),
+    /// An array of scalars (a nested array is refused as a bad answer).
+    Array(Option<Vec<Reply>>),
 }
 
 impl Reply {
@@ -151,7 +153,28 @@ fn encode(args: &[&[u8]], out: &mut Vec<u8>) {
 }
 
 async fn read_reply(r: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> std::io::Result<Reply> {
-    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad answer: {what}"));
+    let n = match read_scalar(r, line).await? {
+        Ok(v) => return Ok(v),
+        Err(n) if n < 0 => return Ok(Reply::Array(None)),
+        Err(n) if n > 1024 => return Err(bad("an array of over 1024 values")),
+        Err(n) => n,
+    };
+    let mut items = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        match read_scalar(r, line).await? {
+            Ok(v) => items.push(v),
+            Err(_) => return Err(bad("a nested array")),
+        }
+    }
+    Ok(Reply::Array(Some(items)))
+}
+
+fn bad(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad answer: {what}"))
+}
+
+/// One value, or an array's header: `Err(length)` (-1: a null array).
+async fn read_scalar(r: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> std::io::Result<Result<Reply, i64>> {
     line.clear();
     if r.read_until(b'\n', line).await? == 0 {
         return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the server closed the connection"));
@@ -160,7 +183,7 @@ async fn read_reply(r: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> std::io
         return Err(bad("a truncated line"));
     }
     let body = std::str::from_utf8(&line[1..line.len() - 2]).map_err(|_| bad("not UTF-8"))?;
-    Ok(match line[0] {
+    Ok(Ok(match line[0] {
         b'+' => Reply::Simple(body.to_owned()),
         b'-' => Reply::Error(body.to_owned()),
         b':' => Reply::Int(body.parse().map_err(|_| bad("an integer"))?),
@@ -175,8 +198,9 @@ async fn read_reply(r: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> std::io
                 Reply::Bulk(Some(v))
             }
         }
+        b'*' => return Ok(Err(body.parse().map_err(|_| bad("a length"))?)),
         _ => return Err(bad("an unexpected type")),
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -196,7 +220,9 @@ mod tests {
         let addr = l.local_addr().unwrap();
         tokio::spawn(async move {
             let (mut s, _) = l.accept().await.unwrap();
-            s.write_all(b"+PONG\r\n:42\r\n$3\r\nabc\r\n$-1\r\n-ERR no\r\n").await.unwrap();
+            s.write_all(b"+PONG\r\n:42\r\n$3\r\nabc\r\n$-1\r\n-ERR no\r\n*2\r\n$1\r\nh\r\n$1\r\n7\r\n*-1\r\n*0\r\n")
+                .await
+                .unwrap();
             tokio::time::sleep(Duration::from_secs(5)).await;
         });
         let mut r = BufReader::new(TcpStream::connect(addr).await.unwrap());
@@ -206,6 +232,10 @@ mod tests {
         assert_eq!(read_reply(&mut r, &mut line).await.unwrap(), Reply::Bulk(Some(b"abc".to_vec())));
         assert_eq!(read_reply(&mut r, &mut line).await.unwrap(), Reply::Bulk(None));
         assert_eq!(read_reply(&mut r, &mut line).await.unwrap(), Reply::Error("ERR no".into()));
+        let pair = Reply::Array(Some(vec![Reply::Bulk(Some(b"h".to_vec())), Reply::Bulk(Some(b"7".to_vec()))]));
+        assert_eq!(read_reply(&mut r, &mut line).await.unwrap(), pair);
+        assert_eq!(read_reply(&mut r, &mut line).await.unwrap(), Reply::Array(None));
+        assert_eq!(read_reply(&mut r, &mut line).await.unwrap(), Reply::Array(Some(vec![])));
     }
 
     #[tokio::test]
