@@ -36,7 +36,7 @@ pub static CANCEL: AtomicBool = AtomicBool::new(false);
 /// How long a server may take to answer after it starts.
 fn ready_timeout(kind: ServerKind) -> Duration {
     match kind {
-        ServerKind::Redis => Duration::from_secs(20),
+        ServerKind::Redis | ServerKind::RedisSentinel => Duration::from_secs(20),
         // A JVM on two busy cores: ~5 s idle, much more under load.
         ServerKind::Cassandra | ServerKind::CassandraPaxosV1 => Duration::from_secs(120),
         // initdb (~1 s) happens before this clock starts; recovery after a kill
@@ -333,10 +333,10 @@ impl LocalCluster {
         let base = tempdirs::server(kind, free_port()?).map_err(|e| BackendError::Config(e.to_string()))?;
         let nodes = match (opts.nodes, kind) {
             (false, _) => None,
-            (true, k) if k.elects_leader() => Some(super::nodes::Nodes::create(n)?),
+            (true, k) if k.on_nodes() => Some(super::nodes::Nodes::create(n)?),
             (true, k) => {
                 return Err(BackendError::Config(format!(
-                    "{k}: network nodes are only built for etcd and zookeeper so far"
+                    "{k}: network nodes are only built for etcd, zookeeper and redis_sentinel so far"
                 )));
             }
         };
@@ -368,6 +368,8 @@ impl LocalCluster {
                 .enumerate()
                 .map(|(i, p)| format!("server.{}={}:{}:{}\n", i + 1, p.host, p.aux[0], p.aux[1]))
                 .collect::<String>(),
+            // The first member starts as the primary; the others replicate it.
+            ServerKind::RedisSentinel => format!("{} {}", procs[0].host, procs[0].port),
             _ => procs
                 .iter()
                 .enumerate()
@@ -393,6 +395,9 @@ impl LocalCluster {
                 c.launch(&mut p)?;
                 c.procs().push(p);
             }
+        }
+        if kind == ServerKind::RedisSentinel {
+            c.start_sentinels()?;
         }
         Ok(c)
     }
@@ -434,9 +439,13 @@ impl LocalCluster {
             cmd.env("LD_PRELOAD", lib).env("FAKETIME", ft);
         }
         match self.kind {
-            ServerKind::Redis => {
-                cmd.args(["--port", &p.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-                    .args(["--daemonize", "no", "--protected-mode", "yes", "--maxclients", "10000"])
+            ServerKind::Redis | ServerKind::RedisSentinel => {
+                let host = p.host.to_string();
+                // Protected mode answers only loopback clients; a node's address is
+                // on the run's host-only bridge, which nothing outside reaches.
+                let protected = if p.host.is_loopback() { "yes" } else { "no" };
+                cmd.args(["--port", &p.port.to_string(), "--bind", &host, "--save", ""])
+                    .args(["--daemonize", "no", "--protected-mode", protected, "--maxclients", "10000"])
                     .arg("--dir")
                     .arg(&p.dir)
                     .arg("--logfile")
@@ -445,6 +454,17 @@ impl LocalCluster {
                     cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
                 } else {
                     cmd.args(["--appendonly", "no"]);
+                }
+                // Every member but the first starts as a replica of it (after a
+                // failover the Sentinels reconfigure whoever comes back).
+                if self.kind == ServerKind::RedisSentinel {
+                    // A replica's first sync starts at once (Redis waits 5 s by
+                    // default for more replicas to share one transfer).
+                    cmd.args(["--repl-diskless-sync-delay", "0"]);
+                    if p.dir.file_name().and_then(|n| n.to_str()) != Some("0") {
+                        let (h, port) = self.peers.split_once(' ').unwrap_or_default();
+                        cmd.args(["--replicaof", h, port]);
+                    }
                 }
             }
             ServerKind::Cassandra | ServerKind::CassandraPaxosV1 => {
@@ -612,7 +632,7 @@ fn ping(kind: ServerKind, host: Ipv4Addr, port: u16) -> bool {
     let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else { return false };
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
     match kind {
-        ServerKind::Redis => {
+        ServerKind::Redis | ServerKind::RedisSentinel => {
             let mut buf = [0u8; 16];
             s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
         }
@@ -884,7 +904,9 @@ paxos_variant: {paxos}
 
 impl Servers for LocalCluster {
     fn endpoints(&self) -> Vec<String> {
-        self.procs().iter().map(|p| format!("{}:{}", p.host, p.port)).collect()
+        // A Sentinel-aware client is given the Sentinels: they name the primary.
+        let port = |p: &Proc| if self.kind == ServerKind::RedisSentinel { p.aux[0] } else { p.port };
+        self.procs().iter().map(|p| format!("{}:{}", p.host, port(p))).collect()
     }
     fn can_fault(&self) -> bool {
         true
@@ -923,6 +945,9 @@ impl Servers for LocalCluster {
                 .enumerate()
                 .filter(|(_, p)| p.child.is_some())
                 .find_map(|(i, p)| four_letter(p.host, p.port, "srvr")?.contains("Mode: leader").then_some(i));
+        }
+        if self.kind == ServerKind::RedisSentinel {
+            return sentinel::primary_of(&procs);
         }
         if self.kind != ServerKind::Etcd {
             return None;
@@ -985,6 +1010,222 @@ impl Servers for LocalCluster {
             .filter_map(|(i, p)| p.faketime.as_ref().map(|ft| format!("server {i} FAKETIME=\"{ft}\"")))
             .collect();
         Some(if skewed.is_empty() { v } else { format!("{v} (clocks: {})", skewed.join(", ")) })
+    }
+}
+
+/// Redis with Sentinel: one Sentinel beside each Redis server, on the same node
+/// (so a peer partition of a node cuts its server and its Sentinel alike).
+mod sentinel {
+    use super::*;
+    use crate::servers::SENTINEL_MASTER as MASTER;
+
+    /// A server is down for a Sentinel after this long without an answer.
+    const DOWN_AFTER_MS: u64 = 1000;
+    /// How long a failover may take before another is tried.
+    const FAILOVER_TIMEOUT_MS: u64 = 5000;
+    /// Sentinels that see each other and every replica within this: ready.
+    const AGREE_WITHIN: Duration = Duration::from_secs(30);
+
+    impl LocalCluster {
+        /// Wait until every replica has synced with the primary, then start a
+        /// Sentinel beside each server (as its `front`: server faults leave it
+        /// alone) and wait until each sees the other Sentinels and every replica;
+        /// before that, a failover could not gather a majority.
+        pub(super) fn start_sentinels(&self) -> Result<()> {
+            let n = self.members;
+            let t0 = Instant::now();
+            loop {
+                let procs = self.procs();
+                let unsynced: Vec<usize> = (1..procs.len())
+                    .filter(|&i| {
+                        let info = ask(procs[i].host, procs[i].port, &["INFO", "replication"]).unwrap_or_default();
+                        !info.iter().any(|v| v.contains("master_link_status:up"))
+                    })
+                    .collect();
+                if unsynced.is_empty() {
+                    break;
+                }
+                if CANCEL.load(Ordering::Relaxed) {
+                    return Err(BackendError::Config("redis_sentinel: interrupted while starting".into()));
+                }
+                if t0.elapsed() > AGREE_WITHIN {
+                    let i = unsynced[0];
+                    return Err(BackendError::Config(format!(
+                        "redis_sentinel: replica {i} did not sync with the primary within {AGREE_WITHIN:?}; its log \
+                         ends:\n{}",
+                        tail(&procs[i].dir.join("server.log"), 10)
+                    )));
+                }
+                drop(procs);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let (h0, p0) = self.peers.split_once(' ').unwrap_or_default();
+            let quorum = n / 2 + 1;
+            let (program, _) = self.program(None)?;
+            let mut procs = self.procs();
+            for (i, p) in procs.iter_mut().enumerate() {
+                let conf = p.dir.join("sentinel.conf");
+                let log = p.dir.join("sentinel.log");
+                let text = format!(
+                    "port {port}\nbind {host}\ndaemonize no\nprotected-mode no\ndir {dir}\nlogfile {log}\n\
+                     sentinel monitor {MASTER} {h0} {p0} {quorum}\n\
+                     sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n\
+                     sentinel failover-timeout {MASTER} {FAILOVER_TIMEOUT_MS}\n\
+                     sentinel parallel-syncs {MASTER} 1\n",
+                    port = p.aux[0],
+                    host = p.host,
+                    dir = p.dir.display(),
+                    log = log.display(),
+                );
+                std::fs::write(&conf, text).map_err(|e| BackendError::Config(format!("{}: {e}", conf.display())))?;
+                let mut cmd = Command::new(&program);
+                cmd.arg(&conf).arg("--sentinel").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+                let child = spawn_guarded_in(cmd, None, p.netns.as_deref())
+                    .map_err(|e| BackendError::Config(format!("starting a sentinel: {e}")))?;
+                p.front = Some(child);
+                let who = format!("sentinel {i} of {n} ({}:{})", p.host, p.aux[0]);
+                wait_ready(ServerKind::RedisSentinel, &who, &mut p.front, p.host, p.aux[0], &log)?;
+            }
+            let t0 = Instant::now();
+            loop {
+                let behind: Vec<String> = procs
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, p)| {
+                        let w = ask(p.host, p.aux[0], &["SENTINEL", "MASTER", MASTER]).unwrap_or_default();
+                        let field = |k: &str| {
+                            w.iter()
+                                .position(|x| x == k)
+                                .and_then(|j| w.get(j + 1))
+                                .and_then(|v| v.parse::<usize>().ok())
+                        };
+                        let (s, r) = (field("num-other-sentinels"), field("num-slaves"));
+                        (s != Some(n - 1) || r != Some(n - 1)).then(|| {
+                            format!(
+                                "sentinel {i} sees {} other sentinel(s) and {} replica(s)",
+                                s.map_or("?".into(), |v| v.to_string()),
+                                r.map_or("?".into(), |v| v.to_string())
+                            )
+                        })
+                    })
+                    .collect();
+                if behind.is_empty() {
+                    return Ok(());
+                }
+                if CANCEL.load(Ordering::Relaxed) {
+                    return Err(BackendError::Config("redis_sentinel: interrupted while starting".into()));
+                }
+                if t0.elapsed() > AGREE_WITHIN {
+                    let log = procs.first().map(|p| tail(&p.dir.join("sentinel.log"), 10)).unwrap_or_default();
+                    return Err(BackendError::Config(format!(
+                        "redis_sentinel: the sentinels did not find each other within {AGREE_WITHIN:?} ({}); \
+                         sentinel 0's log ends:\n{log}",
+                        behind.join("; ")
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// The member the Sentinels name as primary (the most named, if they
+    /// disagree); a Sentinel that is down or cut off from us does not count.
+    pub(super) fn primary_of(procs: &[Proc]) -> Option<usize> {
+        let mut votes = vec![0usize; procs.len()];
+        for p in procs.iter().filter(|p| p.front.is_some()) {
+            let Some(w) = ask(p.host, p.aux[0], &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER]) else { continue };
+            if let [h, port] = &w[..]
+                && let Some(i) = procs.iter().position(|m| m.host.to_string() == *h && m.port.to_string() == *port)
+            {
+                votes[i] += 1;
+            }
+        }
+        let (i, &v) = votes.iter().enumerate().max_by_key(|(_, v)| **v)?;
+        (v > 0).then_some(i)
+    }
+
+    /// Send one command; its answer's values in order (nested arrays flattened),
+    /// or None when nothing whole came back within 300 ms or it was an error.
+    pub(super) fn ask(host: Ipv4Addr, port: u16, args: &[&str]) -> Option<Vec<String>> {
+        let addr = SocketAddrV4::new(host, port).into();
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+        s.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
+        let mut cmd = format!("*{}\r\n", args.len());
+        for a in args {
+            cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        s.write_all(cmd.as_bytes()).ok()?;
+        let (mut got, mut buf) = (Vec::new(), [0u8; 4096]);
+        while whole(&got).is_none() {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return None,
+                Ok(k) => got.extend_from_slice(&buf[..k]),
+            }
+        }
+        if got.first() == Some(&b'-') {
+            return None;
+        }
+        Some(values(&got))
+    }
+
+    /// The length of the first whole RESP value in `b`, once all of it is there.
+    fn whole(b: &[u8]) -> Option<usize> {
+        let nl = b.windows(2).position(|w| w == b"\r\n")?;
+        let head = std::str::from_utf8(b.get(1..nl)?).ok()?;
+        let after = nl + 2;
+        match b.first()? {
+            b'+' | b'-' | b':' => Some(after),
+            b'$' => {
+                let n: i64 = head.parse().ok()?;
+                let end = if n < 0 { after } else { after + n as usize + 2 };
+                (b.len() >= end).then_some(end)
+            }
+            b'*' => {
+                let n: i64 = head.parse().ok()?;
+                let mut at = after;
+                for _ in 0..n.max(0) {
+                    at += whole(b.get(at..)?)?;
+                }
+                Some(at)
+            }
+            _ => None,
+        }
+    }
+
+    /// The scalar values of a whole RESP answer, in order.
+    fn values(b: &[u8]) -> Vec<String> {
+        let (mut out, mut at) = (Vec::new(), 0);
+        while let Some(nl) = b.get(at..).and_then(|r| r.windows(2).position(|w| w == b"\r\n")) {
+            let (kind, head) = (b[at], &b[at + 1..at + nl]);
+            at += nl + 2;
+            match kind {
+                b'$' => {
+                    let n: i64 = std::str::from_utf8(head).ok().and_then(|h| h.parse().ok()).unwrap_or(-1);
+                    if n >= 0 && at + n as usize <= b.len() {
+                        out.push(String::from_utf8_lossy(&b[at..at + n as usize]).into_owned());
+                        at += n as usize + 2;
+                    }
+                }
+                b'+' | b':' => out.push(String::from_utf8_lossy(head).into_owned()),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn whole_answers_and_their_values() {
+            let a = b"*2\r\n$8\r\n10.0.0.1\r\n$4\r\n6379\r\n";
+            assert_eq!(whole(a), Some(a.len()));
+            assert_eq!(whole(&a[..a.len() - 3]), None);
+            assert_eq!(values(a), vec!["10.0.0.1", "6379"]);
+            assert_eq!(whole(b"*-1\r\n"), Some(5));
+            assert_eq!(values(b":3\r\n"), vec!["3"]);
+        }
     }
 }
 

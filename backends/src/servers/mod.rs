@@ -40,11 +40,19 @@ pub enum ServerKind {
     /// each other on their quorum and election ports; a member is ready once it
     /// serves as leader or follower.
     Zookeeper,
+    /// Redis with Sentinel (Debian's `redis-server`, 7.0): a primary, replicas of
+    /// it and one Sentinel beside each; its endpoints are the Sentinels', which
+    /// name the primary. Faults act on the Redis servers, "leader" is the primary.
+    RedisSentinel,
 }
+
+/// The name the local provider's Sentinels monitor their primary under, and the
+/// name a Sentinel-aware client asks them for.
+pub const SENTINEL_MASTER: &str = "lockbench";
 
 impl ServerKind {
     /// Every kind, for `--endpoints` and `LOCKBENCH_<KIND>`.
-    pub const ALL: [ServerKind; 7] = [
+    pub const ALL: [ServerKind; 8] = [
         ServerKind::Redis,
         ServerKind::Cassandra,
         ServerKind::CassandraPaxosV1,
@@ -52,6 +60,7 @@ impl ServerKind {
         ServerKind::Pgbouncer,
         ServerKind::Etcd,
         ServerKind::Zookeeper,
+        ServerKind::RedisSentinel,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +72,7 @@ impl ServerKind {
             ServerKind::Pgbouncer => "pgbouncer",
             ServerKind::Etcd => "etcd",
             ServerKind::Zookeeper => "zookeeper",
+            ServerKind::RedisSentinel => "redis_sentinel",
         }
     }
 
@@ -71,6 +81,13 @@ impl ServerKind {
     /// on network nodes for peer partitions.
     pub fn elects_leader(self) -> bool {
         matches!(self, ServerKind::Etcd | ServerKind::Zookeeper)
+    }
+
+    /// Can the local provider put its members on network nodes (for peer
+    /// partitions)? The consensus clusters, and Redis with Sentinel (whose
+    /// "leader" is the primary the Sentinels name).
+    pub fn on_nodes(self) -> bool {
+        self.elects_leader() || self == ServerKind::RedisSentinel
     }
 
     /// Spoken to with PostgreSQL's protocol (PostgreSQL itself, or PgBouncer).
@@ -87,7 +104,9 @@ impl ServerKind {
     /// The program the local provider runs, and how to install it.
     pub fn program(self) -> (&'static str, &'static str) {
         match self {
-            ServerKind::Redis => ("redis-server", "scripts/setup (Debian package redis-server)"),
+            ServerKind::Redis | ServerKind::RedisSentinel => {
+                ("redis-server", "scripts/setup (Debian package redis-server)")
+            }
             ServerKind::Cassandra | ServerKind::CassandraPaxosV1 => {
                 ("java", "scripts/setup (Cassandra jars from Maven Central into .servers/cassandra)")
             }
@@ -101,7 +120,9 @@ impl ServerKind {
     /// Is the program installed here?
     pub fn installed(self) -> bool {
         match self {
-            ServerKind::Redis | ServerKind::Etcd => local::which(self.program().0).is_some(),
+            ServerKind::Redis | ServerKind::RedisSentinel | ServerKind::Etcd => {
+                local::which(self.program().0).is_some()
+            }
             ServerKind::Cassandra | ServerKind::CassandraPaxosV1 => {
                 local::which("java").is_some() && local::cassandra_lib().is_ok()
             }
