@@ -32,6 +32,8 @@ pub mod redis;
 pub mod redlock;
 #[cfg(feature = "redis")]
 pub mod resp;
+#[cfg(feature = "redis")]
+pub mod sentinel;
 pub mod servers;
 pub mod sqlite;
 #[cfg(feature = "zookeeper")]
@@ -344,6 +346,8 @@ pub fn registry() -> Vec<BackendInfo> {
     let (redis_on, redis_open) = feature_open!("redis", redis::open_safe);
     let (_, redis_naive_open) = feature_open!("redis", redis::open_naive);
     let (_, redlock_open) = feature_open!("redis", redlock::open);
+    let (_, sentinel_open) = feature_open!("redis", sentinel::open_plain);
+    let (_, sentinel_wait_open) = feature_open!("redis", sentinel::open_wait);
     let (cass_on, cass_lwt) = feature_open!("cassandra", cassandra::open_lwt);
     let (_, cass_lwt_v1) = feature_open!("cassandra", cassandra::open_lwt_v1);
     let (_, cass_fenced) = feature_open!("cassandra", cassandra::open_lwt_fenced);
@@ -358,7 +362,9 @@ pub fn registry() -> Vec<BackendInfo> {
     let (_, etcd_txn) = feature_open!("etcd", etcd::open_txn);
     let (zk_on, zk_mutex) = feature_open!("zookeeper", zookeeper::open_mutex);
     let (_, zk_semaphore) = feature_open!("zookeeper", zookeeper::open_semaphore);
-    use servers::ServerKind::{Cassandra, CassandraPaxosV1, Etcd, Pgbouncer, Postgres, Redis, Zookeeper};
+    use servers::ServerKind::{
+        Cassandra, CassandraPaxosV1, Etcd, Pgbouncer, Postgres, Redis, RedisSentinel, Zookeeper,
+    };
     vec![
         BackendInfo {
             name: "inprocess",
@@ -401,6 +407,22 @@ pub fn registry() -> Vec<BackendInfo> {
             about: "Redlock over 5 independent Redis servers (quorum 3), no fencing",
             compiled: redis_on,
             open: redlock_open,
+        },
+        BackendInfo {
+            name: "redis-sentinel",
+            needs: Needs::Servers { kind: RedisSentinel, n: 3 },
+            about: "the redis lock on the primary Redis Sentinel names (1 primary, 2 replicas, 3 sentinels); \
+                    no fencing (tokens do not survive a failover)",
+            compiled: redis_on,
+            open: sentinel_open,
+        },
+        BackendInfo {
+            name: "redis-sentinel-wait",
+            needs: Needs::Servers { kind: RedisSentinel, n: 3 },
+            about: "redis-sentinel with WAIT 1 (a tenth of the lease) after each grant; released and failed \
+                    when no replica acknowledges",
+            compiled: redis_on,
+            open: sentinel_wait_open,
         },
         BackendInfo {
             name: "cassandra-lwt",

@@ -158,18 +158,17 @@ impl LockBackend for Redis {
         }
     }
     async fn session(&self) -> Result<Box<dyn LockSession>> {
-        Ok(Box::new(Session {
-            conn: Conn::new(&self.endpoint, RESPONSE_TIMEOUT)?,
-            naive: self.naive,
-            clock: self.clock.clone(),
-            scripts: self.scripts.clone(),
-            scratch: String::with_capacity(128),
-        }))
+        let mut s =
+            Session::new(Conn::new(&self.endpoint, RESPONSE_TIMEOUT)?, self.clock.clone(), self.scripts.clone());
+        s.naive = self.naive;
+        Ok(Box::new(s))
     }
 }
 
-struct Session {
-    conn: Conn,
+/// The `redis` lock on one connection (`redis-sentinel` runs it on whichever
+/// server Sentinel names).
+pub(crate) struct Session {
+    pub(crate) conn: Conn,
     naive: bool,
     clock: Clock,
     scripts: Arc<Scripts>,
@@ -188,6 +187,10 @@ fn version_of(info: &str) -> Option<String> {
 }
 
 impl Session {
+    pub(crate) fn new(conn: Conn, clock: Clock, scripts: Arc<Scripts>) -> Session {
+        Session { conn, naive: false, clock, scripts, scratch: String::with_capacity(128) }
+    }
+
     /// EVALSHA, or EVAL when the server does not have the script (a restarted
     /// server, or a first call): the answer as an integer.
     async fn script(&mut self, script: &Script, body: &str, keys: &[&[u8]], args: &[&[u8]]) -> Result<i64> {
