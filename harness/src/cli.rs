@@ -275,11 +275,10 @@ fn prepare(info: &BackendInfo, s: &Scenario, p: &Providers) -> Result<std::resul
                 (Some(Arc::new(ext) as Arc<dyn Servers>), e)
             } else {
                 if s.server_options().nodes {
-                    if !kind.elects_leader() {
-                        return Ok(Err(
-                            "peer-partition needs members on network nodes (built for etcd and zookeeper so far)"
-                                .into(),
-                        ));
+                    if !kind.on_nodes() {
+                        return Ok(Err("peer-partition needs members on network nodes (built for etcd, zookeeper \
+                                       and redis-sentinel so far)"
+                            .into()));
                     }
                     if let Some(why) = lockbench_backends::servers::nodes::unavailable() {
                         return Ok(Err(format!("peer-partition: {why}")));

@@ -112,7 +112,17 @@ pub async fn nemesis(
         if w.crew.stopped() {
             break;
         }
-        let a = apply(&faults[i], &w, &mut rng).await;
+        // What a fault's own watcher sees later (a new leader elected during a
+        // peer partition) is recorded as a fault of no duration, numbered apart.
+        let note: Note = {
+            let (out, id) = (out.clone(), FOLLOW_UP + n as u32);
+            Arc::new(move |t: u64, msg: String| {
+                let inv = Event::new(t, id, Kind::Invoke, Op::Fault, 0).with_msg(msg.clone());
+                let end = Event::new(t, id, Kind::Ok, Op::Fault, 0).with_msg(msg);
+                out.lock().unwrap_or_else(|p| p.into_inner()).extend([inv, end]);
+            })
+        };
+        let a = apply(&faults[i], &w, &mut rng, note).await;
         // A window that outlasts the run (or a fault never undone: MAX) ends with it.
         let window = a.window.min(Duration::from_nanos(run_end.saturating_sub(a.t0)));
         let mut inv = Event::new(a.t0, n as u32, Kind::Invoke, Op::Fault, 0).with_msg(a.desc.clone());
@@ -123,8 +133,14 @@ pub async fn nemesis(
     }
 }
 
+/// Records what a fault's watcher saw, at a time (ns).
+pub(crate) type Note = Arc<dyn Fn(u64, String) + Send + Sync>;
+
+/// Fault numbers of what watchers saw: the fault's own number plus this.
+pub const FOLLOW_UP: u32 = 1_000_000;
+
 /// Apply one fault now, through its family.
-async fn apply(f: &FaultSpec, w: &World, rng: &mut StdRng) -> Applied {
+async fn apply(f: &FaultSpec, w: &World, rng: &mut StdRng, note: Note) -> Applied {
     let name = f.name();
     let crew = &*w.crew;
     match f {
@@ -136,7 +152,7 @@ async fn apply(f: &FaultSpec, w: &World, rng: &mut StdRng) -> Applied {
         FaultSpec::ServerPause { server, pause, .. } => server::pause(&w.servers, name, *server, pause.0),
         FaultSpec::ServerRestart { server, .. } => server::restart(&w.servers, name, *server),
         FaultSpec::PeerPartition { duration, shape, server: target, .. } => {
-            server::peer_partition(&w.servers, name, *shape, *target, duration.0, rng)
+            server::peer_partition(&w.servers, name, *shape, *target, duration.0, rng, note)
         }
         FaultSpec::Partition { duration, clients, servers: on, direction, .. } => {
             let who = process::pick(clients, crew, rng).await;

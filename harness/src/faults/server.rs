@@ -130,6 +130,9 @@ pub(super) fn skew(
     }
 }
 
+/// How often a peer partition's watcher asks who leads.
+const LEADER_POLL: Duration = Duration::from_millis(100);
+
 /// Cut the cluster's members apart in `shape` for `duration` (iptables rules in
 /// their network nodes), then heal. The members are taken in an order shuffled by
 /// the run's seeded RNG, as Jepsen shuffles its nodes; `isolate` cuts `target`.
@@ -140,12 +143,16 @@ pub(super) fn peer_partition(
     target: ServerRef,
     duration: Duration,
     rng: &mut StdRng,
+    note: super::Note,
 ) -> Applied {
     let t0 = mono_ns();
     let Some(s) = servers else {
         return Applied::missed(format!("{name}: no servers to act on"), t0);
     };
     let n = s.endpoints().len();
+    // Who leads before the cut (None for clusters that elect none), to see the
+    // election (Sentinel's promotion) the cut brings about.
+    let before = tokio::task::block_in_place(|| s.leader());
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(rng);
     let (shape, who) = match shape {
@@ -174,8 +181,23 @@ pub(super) fn peer_partition(
     // The window starts once the cut is in force (the rules applied and probed).
     let t0 = mono_ns();
     let s = s.clone();
+    let watched = name.to_owned();
     tokio::spawn(async move {
-        tokio::time::sleep(duration).await;
+        let end = tokio::time::Instant::now() + duration;
+        if let Some(was) = before {
+            while tokio::time::Instant::now() + LEADER_POLL < end {
+                tokio::time::sleep(LEADER_POLL).await;
+                let s = s.clone();
+                let now = tokio::task::spawn_blocking(move || s.leader()).await.ok().flatten();
+                if let Some(l) = now.filter(|&l| l != was) {
+                    let t = mono_ns();
+                    let after = (t - t0) as f64 / 1e9;
+                    note(t, format!("{watched}: server {l} leads now (server {was} did), {after:.1} s after the cut"));
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep_until(end).await;
         if let Err(e) = tokio::task::block_in_place(|| s.heal()) {
             // The cluster is dropped (and its nodes with their rules) at the run's
             // end whatever happens; say it now, as nothing else will.
