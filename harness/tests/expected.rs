@@ -1,5 +1,6 @@
 //! The expected-verdict table (`scenarios/expected.toml`), run whole with short
-//! durations on the embedded backends. Any difference fails.
+//! durations, on every backend it names. Any difference fails. The rows of
+//! scenarios that need network nodes are a test of their own, for root.
 
 mod common;
 
@@ -29,6 +30,24 @@ fn matches(expect: &str, v: &Verdict) -> Result<bool, String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_scenario_gives_its_expected_verdict_on_every_embedded_backend() {
+    table(false).await;
+}
+
+/// The rows of scenarios whose faults need network nodes (peer-partition,
+/// failover): root only, so ignored without it (shown as not run, never as
+/// passed); `scripts/test` runs them as root.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs root: network namespaces and iptables (scripts/test runs it as root)"]
+async fn scenarios_on_network_nodes_give_their_expected_verdicts() {
+    if let Some(why) = lockbench_backends::servers::nodes::unavailable() {
+        panic!("these rows need network nodes: {why}");
+    }
+    table(true).await;
+}
+
+/// Run every row of the table whose scenario needs network nodes (`nodes`) or
+/// does not.
+async fn table(nodes: bool) {
     let dir = common::scenarios_dir();
     let table: Table = toml::from_str(&std::fs::read_to_string(dir.join("expected.toml")).unwrap()).unwrap();
     let mut failures = Vec::new();
@@ -36,6 +55,9 @@ async fn every_scenario_gives_its_expected_verdict_on_every_embedded_backend() {
     for path in shipped_scenarios(&dir).unwrap() {
         let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let row = table.get(&s.name).unwrap_or_else(|| panic!("expected.toml has no [{}] table", s.name));
+        if s.server_options().nodes != nodes {
+            continue;
+        }
         // `duration` is the run length, not a backend.
         let mut row = row.clone();
         let run_for = match row.remove("duration") {

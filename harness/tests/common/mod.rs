@@ -37,14 +37,15 @@ pub fn can_run(s: &Scenario, backend: &str) -> bool {
     if embedded && s.needs_servers().is_some() {
         return false;
     }
-    // Peer partitions need the members on network nodes: etcd, as root.
+    // Peer partitions need the members on network nodes: a cluster the provider
+    // can put on nodes (etcd, ZooKeeper, Redis Sentinel), as root.
     if s.server_options().nodes {
-        let etcd = info.needs == Needs::Servers { kind: lockbench_backends::servers::ServerKind::Etcd, n: 3 };
+        let on_nodes = matches!(info.needs, Needs::Servers { kind, .. } if kind.on_nodes());
         let missing = lockbench_backends::servers::nodes::unavailable();
-        if let (true, Some(why)) = (etcd, &missing) {
+        if let (true, Some(why)) = (on_nodes, &missing) {
             eprintln!("{}: {backend} not run here: {why}", s.name);
         }
-        return etcd && missing.is_none();
+        return on_nodes && missing.is_none();
     }
     // inprocess is the only backend that lives in one process's memory.
     !(s.client_mode == lockbench::scenario::ClientMode::Process && backend == "inprocess")
