@@ -17,6 +17,15 @@ fn alive(pid: u32) -> bool {
     }
 }
 
+/// The processes of `pids` still alive after waiting up to `within` for all to die.
+fn still_alive(pids: &[u32], within: Duration) -> Vec<u32> {
+    let t0 = Instant::now();
+    while pids.iter().any(|p| alive(*p)) && t0.elapsed() < within {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    pids.iter().copied().filter(|p| alive(*p)).collect()
+}
+
 /// Run `test` of this binary again as a child with `env` set (the child starts
 /// servers, prints `PIDS [..]` and panics); the line it printed and the pids.
 fn panicking_child(test: &str, env: &str) -> (String, Vec<u32>) {
@@ -45,11 +54,7 @@ fn servers_die_with_a_panicking_test() {
     }
     let (line, pids) = panicking_child("servers_die_with_a_panicking_test", CHILD_ENV);
     assert_eq!(pids.len(), 3, "{line}");
-    let t0 = Instant::now();
-    while pids.iter().any(|p| alive(*p)) && t0.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let left: Vec<&u32> = pids.iter().filter(|p| alive(**p)).collect();
+    let left = still_alive(&pids, Duration::from_secs(5));
     assert!(left.is_empty(), "redis servers outlived the panicking test: {left:?}");
 }
 
@@ -98,10 +103,23 @@ fn postgres_its_backends_and_pgbouncer_die_with_a_panicking_test() {
     // The postmaster, its workers (checkpointer, walwriter, ...), the backends of
     // PgBouncer's server connections, and PgBouncer.
     assert!(pids.len() >= 5, "too few processes seen: {line}");
-    let t0 = Instant::now();
-    while pids.iter().any(|p| alive(*p)) && t0.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let left: Vec<&u32> = pids.iter().filter(|p| alive(**p)).collect();
+    let left = still_alive(&pids, Duration::from_secs(10));
     assert!(left.is_empty(), "outlived the panicking test: {left:?} of {pids:?} {names:?}");
+}
+
+#[test]
+fn redis_servers_and_their_sentinels_die_with_a_panicking_test() {
+    const CHILD: &str = "LOCKBENCH_ORPHAN_CHILD_SENTINEL";
+    if std::env::var(CHILD).is_ok() {
+        let c = LocalCluster::start(ServerKind::RedisSentinel, 3, ServerOptions::default())
+            .expect("start redis with sentinels (scripts/setup)");
+        println!("PIDS {:?}", my_descendants());
+        std::mem::forget(c);
+        panic!("deliberate panic with servers running");
+    }
+    let (line, pids) = panicking_child("redis_servers_and_their_sentinels_die_with_a_panicking_test", CHILD);
+    // Three servers and three Sentinels.
+    assert!(pids.len() >= 6, "too few processes seen: {line}");
+    let left = still_alive(&pids, Duration::from_secs(5));
+    assert!(left.is_empty(), "outlived the panicking test: {left:?} of {pids:?}");
 }

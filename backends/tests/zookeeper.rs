@@ -20,7 +20,7 @@ fn ms(n: u64) -> Duration {
 }
 
 async fn backend(name: &str) -> (Arc<dyn LockBackend>, Vec<String>) {
-    let endpoints = common::servers::endpoints(ServerKind::Zookeeper, 3).await;
+    let endpoints = common::servers::endpoints(ServerKind::Zookeeper, 3, "").await;
     let env = BackendEnv { endpoints: endpoints.clone(), ..Default::default() };
     (lookup(name).unwrap().open(&env).unwrap(), endpoints)
 }

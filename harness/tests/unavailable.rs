@@ -94,6 +94,7 @@ fn a_listener_that_never_answers_fails_preflight_within_the_connect_timeout() {
         ("cassandra", "cassandra-lwt"),
         ("postgres", "postgres-advisory"),
         ("zookeeper", "zookeeper"),
+        ("redis_sentinel", "redis-sentinel"),
     ] {
         silent_endpoint_fails_preflight(kind, backend);
     }

@@ -38,7 +38,10 @@ pub async fn targets() -> Vec<Target> {
                 out.push(Target { backend: info.open(&env).expect("embedded backend opens"), _dir: Some(dir) });
             }
             Needs::Servers { kind, n } => {
-                let endpoints = servers::endpoints(kind, n).await;
+                // The two Sentinel variants take the same keys on the same primary,
+                // and a lease one leaves would block the other: a cluster each.
+                let own = if kind == lockbench_backends::servers::ServerKind::RedisSentinel { info.name } else { "" };
+                let endpoints = servers::endpoints(kind, n, own).await;
                 let env = BackendEnv { endpoints, ..Default::default() };
                 out.push(Target { backend: info.open(&env).expect("server backend opens"), _dir: None });
             }
@@ -56,10 +59,12 @@ pub mod servers {
 
     /// Endpoints of `n` running servers of `kind`, started once per test binary and
     /// killed when it exits (the local provider's parent-death signal).
-    pub async fn endpoints(kind: ServerKind, n: usize) -> Vec<String> {
-        static CLUSTERS: OnceLock<Mutex<HashMap<(ServerKind, usize), &'static LocalCluster>>> = OnceLock::new();
+    /// (`own`: a name for a cluster of its own; "" shares the kind's.)
+    pub async fn endpoints(kind: ServerKind, n: usize, own: &'static str) -> Vec<String> {
+        type Clusters = HashMap<(ServerKind, usize, &'static str), &'static LocalCluster>;
+        static CLUSTERS: OnceLock<Mutex<Clusters>> = OnceLock::new();
         let mut m = CLUSTERS.get_or_init(Default::default).lock().unwrap();
-        let c = m.entry((kind, n)).or_insert_with(|| {
+        let c = m.entry((kind, n, own)).or_insert_with(|| {
             let c = LocalCluster::start(kind, n, ServerOptions::default())
                 .unwrap_or_else(|e| panic!("cannot start {n} {kind} server(s): {e}\n(run scripts/setup)"));
             Box::leak(Box::new(c))
