@@ -282,6 +282,10 @@ pub struct BackendEnv {
     pub endpoints: Vec<String>,
     /// The clock clients read lease time from.
     pub clock: Clock,
+    /// The client this instance is opened for, when each client opens its own
+    /// (worker processes, per-client proxies or clocks); None when one instance
+    /// serves every client.
+    pub client: Option<u32>,
 }
 
 impl fmt::Debug for BackendEnv {

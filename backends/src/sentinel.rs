@@ -40,6 +40,13 @@ use crate::{BackendEnv, BackendError, Capabilities, Clock, Lease, LockBackend, L
 /// How often a session asks its Sentinel which server is the primary.
 pub const RESCAN: Duration = Duration::from_secs(1);
 
+/// WAIT's timeout (ms): a tenth of the lease, within the connection's own
+/// response timeout (past which the connection would be dropped and the grant
+/// left held).
+fn wait_ms(lease: Duration) -> u128 {
+    (lease.as_millis() / 10).clamp(1, RESPONSE_TIMEOUT.as_millis() - 200)
+}
+
 /// How long a Sentinel may take to answer.
 const ASK_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -48,7 +55,8 @@ pub struct Sentinel {
     wait: bool,
     clock: Clock,
     scripts: Arc<Scripts>,
-    /// Sessions opened so far (which Sentinel the next one asks first).
+    /// Sessions opened so far (which Sentinel the next one asks first), counted
+    /// from the client number when this instance is one client's own.
     opened: AtomicUsize,
 }
 
@@ -61,7 +69,7 @@ fn open(env: &BackendEnv, wait: bool) -> Result<Arc<dyn LockBackend>> {
         wait,
         clock: env.clock.clone(),
         scripts: Arc::new(Scripts::new()),
-        opened: AtomicUsize::new(0),
+        opened: AtomicUsize::new(env.client.unwrap_or(0) as usize),
     }))
 }
 
@@ -193,7 +201,7 @@ impl LockSession for Session {
         let lock = self.lock().await?;
         let r = match lock.try_acquire(key, lease).await {
             Ok(Some(l)) if wait => {
-                let ms = (lease.as_millis() / 10).max(1).to_string();
+                let ms = wait_ms(lease).to_string();
                 match lock.conn.call(&[b"WAIT", b"1", ms.as_bytes()]).await {
                     Ok(Reply::Int(n)) if n >= 1 => Ok(Some(l)),
                     Ok(Reply::Int(_)) => match lock.release(&l).await {
@@ -217,8 +225,22 @@ impl LockSession for Session {
         self.settle(r)
     }
 
+    /// With WAIT, a renewal no replica acknowledged counts as lost: a promoted
+    /// replica would let the key expire at the old time.
     async fn renew(&mut self, lease: &Lease, extend: Duration) -> Result<bool> {
-        let r = self.lock().await?.renew(lease, extend).await;
+        let wait = self.wait;
+        let lock = self.lock().await?;
+        let r = match lock.renew(lease, extend).await {
+            Ok(true) if wait => {
+                let ms = wait_ms(extend).to_string();
+                match lock.conn.call(&[b"WAIT", b"1", ms.as_bytes()]).await {
+                    Ok(Reply::Int(n)) => Ok(n >= 1),
+                    Ok(other) => Err(BackendError::Unknown(format!("WAIT 1 {ms} answered {other:?} after a renewal"))),
+                    Err(e) => Err(e),
+                }
+            }
+            r => r,
+        };
         self.settle(r)
     }
 

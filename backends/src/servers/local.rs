@@ -461,9 +461,21 @@ impl LocalCluster {
                     // A replica's first sync starts at once (Redis waits 5 s by
                     // default for more replicas to share one transfer).
                     cmd.args(["--repl-diskless-sync-delay", "0"]);
-                    if p.dir.file_name().and_then(|n| n.to_str()) != Some("0") {
-                        let (h, port) = self.peers.split_once(' ').unwrap_or_default();
-                        cmd.args(["--replicaof", h, port]);
+                    // Restarted beside a running Sentinel: a replica of whichever
+                    // member it names (none when it names this one); at the first
+                    // start, of the first member.
+                    let named = p.front.as_ref().map(|_| sentinel::named_primary(p.host, p.aux[0]));
+                    let me = format!("{}:{}", p.host, p.port);
+                    let of = match named {
+                        Some(Some(a)) if a != me => a.rsplit_once(':').map(|(h, q)| (h.to_owned(), q.to_owned())),
+                        Some(_) => None,
+                        None if p.dir.file_name().and_then(|n| n.to_str()) != Some("0") => {
+                            self.peers.split_once(' ').map(|(h, q)| (h.to_owned(), q.to_owned()))
+                        }
+                        None => None,
+                    };
+                    if let Some((h, q)) = of {
+                        cmd.args(["--replicaof", &h, &q]);
                     }
                 }
             }
@@ -947,7 +959,10 @@ impl Servers for LocalCluster {
                 .find_map(|(i, p)| four_letter(p.host, p.port, "srvr")?.contains("Mode: leader").then_some(i));
         }
         if self.kind == ServerKind::RedisSentinel {
-            return sentinel::primary_of(&procs);
+            let members: Vec<(Ipv4Addr, u16, Option<u16>)> =
+                procs.iter().map(|p| (p.host, p.port, p.front.as_ref().map(|_| p.aux[0]))).collect();
+            drop(procs);
+            return sentinel::primary_of(&members);
         }
         if self.kind != ServerKind::Etcd {
             return None;
@@ -1128,20 +1143,26 @@ mod sentinel {
         }
     }
 
-    /// The member the Sentinels name as primary (the most named, if they
-    /// disagree); a Sentinel that is down or cut off from us does not count.
-    pub(super) fn primary_of(procs: &[Proc]) -> Option<usize> {
-        let mut votes = vec![0usize; procs.len()];
-        for p in procs.iter().filter(|p| p.front.is_some()) {
-            let Some(w) = ask(p.host, p.aux[0], &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER]) else { continue };
-            if let [h, port] = &w[..]
-                && let Some(i) = procs.iter().position(|m| m.host.to_string() == *h && m.port.to_string() == *port)
-            {
+    /// The member (host, port, its Sentinel's port if one runs) that a majority
+    /// of the Sentinels name as primary; None when no majority agrees (a Sentinel
+    /// that is down or does not answer counts against).
+    pub(super) fn primary_of(members: &[(Ipv4Addr, u16, Option<u16>)]) -> Option<usize> {
+        let mut votes = vec![0usize; members.len()];
+        for &(host, _, sentinel) in members {
+            let Some(named) = sentinel.and_then(|port| named_primary(host, port)) else { continue };
+            if let Some(i) = members.iter().position(|&(h, p, _)| format!("{h}:{p}") == named) {
                 votes[i] += 1;
             }
         }
-        let (i, &v) = votes.iter().enumerate().max_by_key(|(_, v)| **v)?;
-        (v > 0).then_some(i)
+        votes.iter().position(|&v| v > members.len() / 2)
+    }
+
+    /// `host:port` of the primary the Sentinel at `host:port` names.
+    pub(super) fn named_primary(host: Ipv4Addr, port: u16) -> Option<String> {
+        match &ask(host, port, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER])?[..] {
+            [h, p] => Some(format!("{h}:{p}")),
+            _ => None,
+        }
     }
 
     /// Send one command; its answer's values in order (nested arrays flattened),

@@ -184,8 +184,11 @@ pub(super) fn peer_partition(
     let watched = name.to_owned();
     tokio::spawn(async move {
         let end = tokio::time::Instant::now() + duration;
-        if let Some(was) = before {
-            while tokio::time::Instant::now() + LEADER_POLL < end {
+        // The watcher never holds up the heal: a question still out at the
+        // window's end is left to finish on its own.
+        let watch = async {
+            let Some(was) = before else { return std::future::pending().await };
+            loop {
                 tokio::time::sleep(LEADER_POLL).await;
                 let s = s.clone();
                 let now = tokio::task::spawn_blocking(move || s.leader()).await.ok().flatten();
@@ -193,11 +196,14 @@ pub(super) fn peer_partition(
                     let t = mono_ns();
                     let after = (t - t0) as f64 / 1e9;
                     note(t, format!("{watched}: server {l} leads now (server {was} did), {after:.1} s after the cut"));
-                    break;
+                    return std::future::pending().await;
                 }
             }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(end) => {}
+            () = watch => {}
         }
-        tokio::time::sleep_until(end).await;
         if let Err(e) = tokio::task::block_in_place(|| s.heal()) {
             // The cluster is dropped (and its nodes with their rules) at the run's
             // end whatever happens; say it now, as nothing else will.

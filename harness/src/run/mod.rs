@@ -153,6 +153,7 @@ pub async fn run_backend(
         dir: env.dir.clone(),
         endpoints: net.as_ref().map_or_else(|| env.endpoints.clone(), |n| n.endpoints(id)),
         clock: clocks[id as usize].clone(),
+        client: Some(id),
     };
 
     let mut tasks = Vec::with_capacity(controls.len());

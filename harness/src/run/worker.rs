@@ -122,8 +122,12 @@ pub async fn worker_main() -> Result<()> {
     let scenario = Scenario::parse(&spec.scenario_toml, std::path::Path::new("<parent>"), &spec.scenario_name)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let info = lockbench_backends::lookup(&spec.backend).context("unknown backend")?;
-    let backend: Arc<dyn LockBackend> =
-        info.open(&BackendEnv { dir: spec.dir.clone(), endpoints: spec.endpoints.clone(), ..Default::default() })?;
+    let backend: Arc<dyn LockBackend> = info.open(&BackendEnv {
+        dir: spec.dir.clone(),
+        endpoints: spec.endpoints.clone(),
+        client: Some(spec.client),
+        ..Default::default()
+    })?;
     let (tx, rx) = mpsc::unbounded_channel();
     let mut shared = Shared::new(Guarded::Remote(RemoteRegister { replies: Mutex::new(rx) }));
     if *scenario.load.model.get_ref() == crate::scenario::LoadModel::Open {
