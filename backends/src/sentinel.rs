@@ -47,6 +47,18 @@ fn wait_ms(lease: Duration) -> u128 {
     (lease.as_millis() / 10).clamp(1, RESPONSE_TIMEOUT.as_millis() - 200)
 }
 
+/// `WAIT 1` after a `what` (grant, renewal) that just succeeded: did a replica
+/// acknowledge it within [`wait_ms`] of `lease`? An error is an unknown outcome:
+/// the write happened, whether a replica has it is not known.
+async fn replicated(lock: &mut Lock, lease: Duration, what: &str) -> Result<bool> {
+    let ms = wait_ms(lease).to_string();
+    match lock.conn.call(&[b"WAIT", b"1", ms.as_bytes()]).await {
+        Ok(Reply::Int(n)) => Ok(n >= 1),
+        Ok(other) => Err(BackendError::Unknown(format!("WAIT 1 {ms} answered {other:?} after a {what}"))),
+        Err(e) => Err(BackendError::Unknown(format!("WAIT 1 {ms} after a {what}: {e}"))),
+    }
+}
+
 /// How long a Sentinel may take to answer.
 const ASK_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -200,23 +212,21 @@ impl LockSession for Session {
         let wait = self.wait;
         let lock = self.lock().await?;
         let r = match lock.try_acquire(key, lease).await {
-            Ok(Some(l)) if wait => {
-                let ms = wait_ms(lease).to_string();
-                match lock.conn.call(&[b"WAIT", b"1", ms.as_bytes()]).await {
-                    Ok(Reply::Int(n)) if n >= 1 => Ok(Some(l)),
-                    Ok(Reply::Int(_)) => match lock.release(&l).await {
+            Ok(Some(l)) if wait => match replicated(lock, lease, "grant").await {
+                Ok(true) => Ok(Some(l)),
+                Ok(false) => {
+                    let ms = wait_ms(lease);
+                    match lock.release(&l).await {
                         Ok(_) => Err(BackendError::Rejected(format!(
                             "WAIT 1 {ms}: no replica acknowledged the grant within {ms} ms; released"
                         ))),
                         Err(e) => Err(BackendError::Unknown(format!(
                             "WAIT 1 {ms}: no replica acknowledged the grant within {ms} ms; the release failed: {e}"
                         ))),
-                    },
-                    // The grant happened; whether a replica has it is not known.
-                    Ok(other) => Err(BackendError::Unknown(format!("WAIT 1 {ms} answered {other:?} after a grant"))),
-                    Err(e) => Err(BackendError::Unknown(format!("WAIT 1 {ms} after a grant: {e}"))),
+                    }
                 }
-            }
+                Err(e) => Err(e),
+            },
             r => r,
         };
         // The token's counter is replicated like the lock (asynchronously): it goes
@@ -231,14 +241,7 @@ impl LockSession for Session {
         let wait = self.wait;
         let lock = self.lock().await?;
         let r = match lock.renew(lease, extend).await {
-            Ok(true) if wait => {
-                let ms = wait_ms(extend).to_string();
-                match lock.conn.call(&[b"WAIT", b"1", ms.as_bytes()]).await {
-                    Ok(Reply::Int(n)) => Ok(n >= 1),
-                    Ok(other) => Err(BackendError::Unknown(format!("WAIT 1 {ms} answered {other:?} after a renewal"))),
-                    Err(e) => Err(e),
-                }
-            }
+            Ok(true) if wait => replicated(lock, extend, "renewal").await,
             r => r,
         };
         self.settle(r)

@@ -92,8 +92,8 @@ pub struct LocalCluster {
     opts: ServerOptions,
     base: TempDir,
     procs: Mutex<Vec<Proc>>,
-    /// etcd's `--initial-cluster` (every member's name and peer URL), or ZooKeeper's
-    /// `server.N=` lines, fixed at start.
+    /// etcd's `--initial-cluster` (every member's name and peer URL), ZooKeeper's
+    /// `server.N=` lines, or the first Sentinel primary's `host:port`, fixed at start.
     peers: String,
     /// The members' network nodes, if they run on nodes (dropped after the
     /// members are stopped: fields drop after `Drop::drop`).
@@ -369,7 +369,7 @@ impl LocalCluster {
                 .map(|(i, p)| format!("server.{}={}:{}:{}\n", i + 1, p.host, p.aux[0], p.aux[1]))
                 .collect::<String>(),
             // The first member starts as the primary; the others replicate it.
-            ServerKind::RedisSentinel => format!("{} {}", procs[0].host, procs[0].port),
+            ServerKind::RedisSentinel => format!("{}:{}", procs[0].host, procs[0].port),
             _ => procs
                 .iter()
                 .enumerate()
@@ -461,21 +461,16 @@ impl LocalCluster {
                     // A replica's first sync starts at once (Redis waits 5 s by
                     // default for more replicas to share one transfer).
                     cmd.args(["--repl-diskless-sync-delay", "0"]);
-                    // Restarted beside a running Sentinel: a replica of whichever
-                    // member it names (none when it names this one); at the first
-                    // start, of the first member.
-                    let named = p.front.as_ref().map(|_| sentinel::named_primary(p.host, p.aux[0]));
-                    let me = format!("{}:{}", p.host, p.port);
-                    let of = match named {
-                        Some(Some(a)) if a != me => a.rsplit_once(':').map(|(h, q)| (h.to_owned(), q.to_owned())),
-                        Some(_) => None,
-                        None if p.dir.file_name().and_then(|n| n.to_str()) != Some("0") => {
-                            self.peers.split_once(' ').map(|(h, q)| (h.to_owned(), q.to_owned()))
-                        }
-                        None => None,
+                    // A replica of the primary: at the first start the first
+                    // member; restarted beside a running Sentinel, whichever member
+                    // it names (none, when it names this one or does not answer).
+                    let primary = match &p.front {
+                        Some(_) => sentinel::named_primary(p.host, p.aux[0]),
+                        None => Some(self.peers.clone()),
                     };
-                    if let Some((h, q)) = of {
-                        cmd.args(["--replicaof", &h, &q]);
+                    let me = format!("{}:{}", p.host, p.port);
+                    if let Some((h, q)) = primary.as_deref().filter(|a| *a != me).and_then(|a| a.rsplit_once(':')) {
+                        cmd.args(["--replicaof", h, q]);
                     }
                 }
             }
@@ -1048,33 +1043,15 @@ mod sentinel {
         /// before that, a failover could not gather a majority.
         pub(super) fn start_sentinels(&self) -> Result<()> {
             let n = self.members;
-            let t0 = Instant::now();
-            loop {
+            settle(|| {
                 let procs = self.procs();
-                let unsynced: Vec<usize> = (1..procs.len())
-                    .filter(|&i| {
-                        let info = ask(procs[i].host, procs[i].port, &["INFO", "replication"]).unwrap_or_default();
-                        !info.iter().any(|v| v.contains("master_link_status:up"))
-                    })
-                    .collect();
-                if unsynced.is_empty() {
-                    break;
-                }
-                if CANCEL.load(Ordering::Relaxed) {
-                    return Err(BackendError::Config("redis_sentinel: interrupted while starting".into()));
-                }
-                if t0.elapsed() > AGREE_WITHIN {
-                    let i = unsynced[0];
-                    return Err(BackendError::Config(format!(
-                        "redis_sentinel: replica {i} did not sync with the primary within {AGREE_WITHIN:?}; its log \
-                         ends:\n{}",
-                        tail(&procs[i].dir.join("server.log"), 10)
-                    )));
-                }
-                drop(procs);
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let (h0, p0) = self.peers.split_once(' ').unwrap_or_default();
+                let i = (1..procs.len()).find(|&i| {
+                    let info = ask(procs[i].host, procs[i].port, &["INFO", "replication"]).unwrap_or_default();
+                    !info.iter().any(|v| v.contains("master_link_status:up"))
+                })?;
+                Some((format!("replica {i} has not synced with the primary"), procs[i].dir.join("server.log")))
+            })?;
+            let (h0, p0) = self.peers.rsplit_once(':').unwrap_or_default();
             let quorum = n / 2 + 1;
             let (program, _) = self.program(None)?;
             let mut procs = self.procs();
@@ -1101,46 +1078,43 @@ mod sentinel {
                 let who = format!("sentinel {i} of {n} ({}:{})", p.host, p.aux[0]);
                 wait_ready(ServerKind::RedisSentinel, &who, &mut p.front, p.host, p.aux[0], &log)?;
             }
-            let t0 = Instant::now();
-            loop {
-                let behind: Vec<String> = procs
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, p)| {
-                        let w = ask(p.host, p.aux[0], &["SENTINEL", "MASTER", MASTER]).unwrap_or_default();
-                        let field = |k: &str| {
-                            w.iter()
-                                .position(|x| x == k)
-                                .and_then(|j| w.get(j + 1))
-                                .and_then(|v| v.parse::<usize>().ok())
-                        };
-                        let (s, r) = (field("num-other-sentinels"), field("num-slaves"));
-                        (s != Some(n - 1) || r != Some(n - 1)).then(|| {
-                            format!(
-                                "sentinel {i} sees {} other sentinel(s) and {} replica(s)",
-                                s.map_or("?".into(), |v| v.to_string()),
-                                r.map_or("?".into(), |v| v.to_string())
-                            )
-                        })
+            settle(|| {
+                procs.iter().enumerate().find_map(|(i, p)| {
+                    let w = ask(p.host, p.aux[0], &["SENTINEL", "MASTER", MASTER]).unwrap_or_default();
+                    let field = |k: &str| {
+                        w.iter().position(|x| x == k).and_then(|j| w.get(j + 1)).and_then(|v| v.parse::<usize>().ok())
+                    };
+                    let (s, r) = (field("num-other-sentinels"), field("num-slaves"));
+                    let shown = |v: Option<usize>| v.map_or("?".into(), |v| v.to_string());
+                    (s != Some(n - 1) || r != Some(n - 1)).then(|| {
+                        let what =
+                            format!("sentinel {i} sees {} other sentinel(s) and {} replica(s)", shown(s), shown(r));
+                        (what, p.dir.join("sentinel.log"))
                     })
-                    .collect();
-                if behind.is_empty() {
-                    return Ok(());
-                }
-                if CANCEL.load(Ordering::Relaxed) {
-                    return Err(BackendError::Config("redis_sentinel: interrupted while starting".into()));
-                }
-                if t0.elapsed() > AGREE_WITHIN {
-                    let log = procs.first().map(|p| tail(&p.dir.join("sentinel.log"), 10)).unwrap_or_default();
-                    return Err(BackendError::Config(format!(
-                        "redis_sentinel: the sentinels did not find each other within {AGREE_WITHIN:?} ({}); \
-                         sentinel 0's log ends:\n{log}",
-                        behind.join("; ")
-                    )));
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
+                })
+            })
         }
+    }
+
+    /// Poll `behind` (what is not ready yet, and the log that tells about it)
+    /// every 50 ms until it says nothing, the harness is interrupted, or
+    /// [`AGREE_WITHIN`] has passed.
+    fn settle(mut behind: impl FnMut() -> Option<(String, PathBuf)>) -> Result<()> {
+        let t0 = Instant::now();
+        while let Some((what, log)) = behind() {
+            if CANCEL.load(Ordering::Relaxed) {
+                return Err(BackendError::Config("redis_sentinel: interrupted while starting".into()));
+            }
+            if t0.elapsed() > AGREE_WITHIN {
+                return Err(BackendError::Config(format!(
+                    "redis_sentinel: not ready within {AGREE_WITHIN:?}: {what}; {} ends:\n{}",
+                    log.display(),
+                    tail(&log, 10)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
     }
 
     /// The member (host, port, its Sentinel's port if one runs) that a majority

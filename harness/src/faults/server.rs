@@ -187,23 +187,26 @@ pub(super) fn peer_partition(
         // The watcher never holds up the heal: a question still out at the
         // window's end is left to finish on its own.
         let watch = async {
-            let Some(was) = before else { return std::future::pending().await };
-            loop {
-                tokio::time::sleep(LEADER_POLL).await;
-                let s = s.clone();
-                let now = tokio::task::spawn_blocking(move || s.leader()).await.ok().flatten();
-                if let Some(l) = now.filter(|&l| l != was) {
-                    let t = mono_ns();
-                    let after = (t - t0) as f64 / 1e9;
-                    note(t, format!("{watched}: server {l} leads now (server {was} did), {after:.1} s after the cut"));
-                    return std::future::pending().await;
+            if let Some(was) = before {
+                loop {
+                    tokio::time::sleep(LEADER_POLL).await;
+                    let s = s.clone();
+                    let now = tokio::task::spawn_blocking(move || s.leader()).await.ok().flatten();
+                    if let Some(l) = now.filter(|&l| l != was) {
+                        let t = mono_ns();
+                        let after = (t - t0) as f64 / 1e9;
+                        note(
+                            t,
+                            format!("{watched}: server {l} leads now (server {was} did), {after:.1} s after the cut"),
+                        );
+                        break;
+                    }
                 }
             }
         };
-        tokio::select! {
-            _ = tokio::time::sleep_until(end) => {}
-            () = watch => {}
-        }
+        // Seen or not, the cut lasts its whole window.
+        let _ = tokio::time::timeout_at(end, watch).await;
+        tokio::time::sleep_until(end).await;
         if let Err(e) = tokio::task::block_in_place(|| s.heal()) {
             // The cluster is dropped (and its nodes with their rules) at the run's
             // end whatever happens; say it now, as nothing else will.
