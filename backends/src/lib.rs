@@ -19,6 +19,8 @@ use async_trait::async_trait;
 #[cfg(feature = "cassandra")]
 pub mod cassandra;
 pub mod clock;
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod inprocess;
@@ -366,8 +368,11 @@ pub fn registry() -> Vec<BackendInfo> {
     let (_, etcd_txn) = feature_open!("etcd", etcd::open_txn);
     let (zk_on, zk_mutex) = feature_open!("zookeeper", zookeeper::open_mutex);
     let (_, zk_semaphore) = feature_open!("zookeeper", zookeeper::open_semaphore);
+    let (ddb_on, ddb_lock_client) = feature_open!("dynamodb", dynamodb::open_lock_client);
+    let (_, ddb_hold) = feature_open!("dynamodb", dynamodb::open_lock_client_hold);
+    let (_, ddb_cas) = feature_open!("dynamodb", dynamodb::open_cas);
     use servers::ServerKind::{
-        Cassandra, CassandraPaxosV1, Etcd, Pgbouncer, Postgres, Redis, RedisSentinel, Zookeeper,
+        Cassandra, CassandraPaxosV1, Dynamodb, Etcd, Pgbouncer, Postgres, Redis, RedisSentinel, Zookeeper,
     };
     vec![
         BackendInfo {
@@ -525,6 +530,29 @@ pub fn registry() -> Vec<BackendInfo> {
             about: "Curator's InterProcessSemaphoreMutex: internal mutex, then one lease node; no fencing",
             compiled: zk_on,
             open: zk_semaphore,
+        },
+        BackendInfo {
+            name: "dynamodb-lock-client",
+            needs: Needs::Servers { kind: Dynamodb, n: 1 },
+            about: "AWS's DynamoDB Lock Client algorithm: conditional put, record version number taken over after \
+                    a whole unchanged lease; no fencing",
+            compiled: ddb_on,
+            open: ddb_lock_client,
+        },
+        BackendInfo {
+            name: "dynamodb-lock-client-hold",
+            needs: Needs::Servers { kind: Dynamodb, n: 1 },
+            about: "UNSAFE under partitions: dynamodb-lock-client with holdLockOnServiceUnavailable (an unanswered \
+                    heartbeat keeps the lock)",
+            compiled: ddb_on,
+            open: ddb_hold,
+        },
+        BackendInfo {
+            name: "dynamodb-cas",
+            needs: Needs::Servers { kind: Dynamodb, n: 1 },
+            about: "DynamoDB conditional update with a per-key counter as fencing token, expiry on the item",
+            compiled: ddb_on,
+            open: ddb_cas,
         },
     ]
 }

@@ -188,7 +188,14 @@ async fn a_backend_that_shares_state_names_its_servers_own_version() {
         |c| c.multi_process,
         |b| async move {
             let mut s = b.session().await.expect("session");
-            let v = s.server_version().await.expect("server_version").unwrap_or_default();
+            let v = s.server_version().await.expect("server_version");
+            // The DynamoDB API has no call that names the server's version: these
+            // answer none, and the report shows the provider's (dynalite's).
+            if b.name().starts_with("dynamodb-") {
+                assert_eq!(v, None, "{}", b.name());
+                return;
+            }
+            let v = v.unwrap_or_default();
             let own = ["Redis ", "Cassandra ", "SQLite ", "PostgreSQL ", "etcd ", "ZooKeeper "]
                 .iter()
                 .any(|p| v.starts_with(p));

@@ -1051,7 +1051,8 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
                     .into_iter()
                     .filter_map(|(op, m)| m.map(|m| format!("{op} {m:.1}")))
                     .collect();
-                println!("  {:<14} requests sent per operation: {}", "", each.join(", "));
+                let per_grant = b.requests_per_grant.map_or(String::new(), |g| format!("; per granted lock {g:.1}"));
+                println!("  {:<14} requests sent per operation: {}{per_grant}", "", each.join(", "));
             }
             for line in notes(s, b) {
                 println!("  {:<14} {line}", "");

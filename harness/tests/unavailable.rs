@@ -95,6 +95,7 @@ fn a_listener_that_never_answers_fails_preflight_within_the_connect_timeout() {
         ("postgres", "postgres-advisory"),
         ("zookeeper", "zookeeper"),
         ("redis_sentinel", "redis-sentinel"),
+        ("dynamodb", "dynamodb-lock-client"),
     ] {
         silent_endpoint_fails_preflight(kind, backend);
     }

@@ -4,7 +4,7 @@
 //! Forms (every kind): `host:port`, `user:password@host:port`, `:password@host:port`
 //! and `user@host:port`; Redis also takes `redis://[user:password@]host:port[/db]`,
 //! PostgreSQL (and PgBouncer) `postgres://[user:password@]host:port[/database]`
-//! (or `postgresql://`).
+//! (or `postgresql://`), DynamoDB `http://host:port`.
 //! A password can instead come from `LOCKBENCH_<KIND>_PASSWORD` (e.g.
 //! `LOCKBENCH_REDIS_PASSWORD`), which keeps it out of shell history. TLS
 //! (`rediss://`) is refused: not supported yet.
@@ -28,7 +28,7 @@ use crate::{BackendError, Result};
 static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static ANY_SECRET: AtomicBool = AtomicBool::new(false);
 
-fn remember(secret: &str) {
+pub(crate) fn remember(secret: &str) {
     if secret.is_empty() {
         return;
     }
@@ -178,6 +178,10 @@ impl Endpoint {
         let (body, url) = match t.split_once("://") {
             Some(("redis", rest)) if kind == ServerKind::Redis => (rest, true),
             Some(("postgres" | "postgresql", rest)) if kind.is_postgres() => (rest, true),
+            Some(("http", rest)) if kind == ServerKind::Dynamodb => (rest.trim_end_matches('/'), true),
+            Some(("https", _)) if kind == ServerKind::Dynamodb => {
+                return Err(bad("https:// (real AWS) is not supported yet; give http://host:port of a DynamoDB API"));
+            }
             Some(("rediss", _)) => {
                 return Err(bad("TLS (rediss://) is not supported yet; give host:port or redis://host:port"));
             }

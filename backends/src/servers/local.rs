@@ -46,6 +46,8 @@ fn ready_timeout(kind: ServerKind) -> Duration {
         ServerKind::Etcd => Duration::from_secs(30),
         // Three JVMs at once on two cores, then an election (~2 s idle here).
         ServerKind::Zookeeper => Duration::from_secs(60),
+        // Node.js starts in ~0.3 s idle.
+        ServerKind::Dynamodb => Duration::from_secs(20),
     }
 }
 
@@ -313,6 +315,15 @@ fn installed(var: &str, rel: &str, ok: impl Fn(&Path) -> bool) -> Option<PathBuf
         .find(|p| ok(p))
 }
 
+/// dynalite's command-line program (`cli.js`), which scripts/setup installs under
+/// `.servers/dynalite` (or LOCKBENCH_DYNALITE names).
+pub fn dynalite() -> Result<PathBuf> {
+    let rel = ".servers/dynalite/node_modules/dynalite/cli.js";
+    installed("LOCKBENCH_DYNALITE", rel, |p| p.is_file()).filter(|p| p.is_file()).ok_or_else(|| {
+        BackendError::Config(format!("dynalite is not installed: run scripts/setup, which puts it at {rel}"))
+    })
+}
+
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> Result<u16> {
     let l = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
@@ -506,6 +517,27 @@ impl LocalCluster {
                 cmd.stdin(Stdio::null()).stdout(log).stderr(err);
                 return Ok(cmd);
             }
+            ServerKind::Dynamodb => {
+                // Tables are ready at once (dynalite keeps a new table CREATING
+                // for 500 ms by default); in memory unless the data must survive
+                // a restart (LevelDB in the server's folder).
+                cmd.arg(dynalite()?).args(["--host", &p.host.to_string(), "--port", &p.port.to_string()]).args([
+                    "--createTableMs",
+                    "0",
+                    "--deleteTableMs",
+                    "0",
+                    "--updateTableMs",
+                    "0",
+                ]);
+                if self.opts.persist {
+                    cmd.arg("--path").arg(p.dir.join("data"));
+                }
+                let log = std::fs::File::create(p.dir.join("server.log"))
+                    .map_err(|e| BackendError::Config(format!("{}: {e}", p.dir.display())))?;
+                let err = log.try_clone().map_err(|e| BackendError::Config(e.to_string()))?;
+                cmd.stdin(Stdio::null()).stdout(log).stderr(err);
+                return Ok(cmd);
+            }
             ServerKind::Postgres | ServerKind::Pgbouncer => {
                 super::postgres::server_args(&mut cmd, &p.dir, self.pg_port(p));
                 cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(super::postgres::log_file(&p.dir)?);
@@ -655,6 +687,12 @@ fn ping(kind: ServerKind, host: Ipv4Addr, port: u16) -> bool {
         // A member serves once it leads or follows (before that `srvr` says it is
         // not currently serving requests).
         ServerKind::Zookeeper => four_letter(host, port, "srvr").is_some_and(|r| r.contains("Mode: ")),
+        // dynalite answers `GET /` with "healthy: ...".
+        ServerKind::Dynamodb => {
+            let req = format!("GET / HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n");
+            let mut body = String::new();
+            s.write_all(req.as_bytes()).is_ok() && s.read_to_string(&mut body).is_ok() && body.contains("healthy")
+        }
         ServerKind::Cassandra | ServerKind::CassandraPaxosV1 => {
             // A CQL v4 OPTIONS frame (stream 0); the answer is SUPPORTED (opcode 6).
             let mut buf = [0u8; 9];
@@ -1002,6 +1040,14 @@ impl Servers for LocalCluster {
                 .find_map(|p| zookeeper_version(&four_letter(p.host, p.port, "srvr")?))?;
             let on = if on_tmpfs(self.base.path()) { "data in memory (tmpfs)" } else { "data on disk, fsync on" };
             return Some(format!("{v} ({on})"));
+        }
+        if self.kind == ServerKind::Dynamodb {
+            // `node --version` would name the runtime: dynalite's package says.
+            let package = dynalite().ok()?.with_file_name("package.json");
+            let text = std::fs::read_to_string(package).ok()?;
+            let v = text.split("\"version\"").nth(1)?.split('"').nth(1)?.to_owned();
+            let on = if self.opts.persist { "LevelDB on disk" } else { "in memory" };
+            return Some(format!("dynalite {v} ({on})"));
         }
         let (program, _) = self.program(None).ok()?;
         let out = Command::new(program).arg("--version").output().ok()?;

@@ -44,6 +44,10 @@ pub enum ServerKind {
     /// it and one Sentinel beside each; its endpoints are the Sentinels', which
     /// name the primary. Faults act on the Redis servers, "leader" is the primary.
     RedisSentinel,
+    /// A DynamoDB API on loopback: dynalite (npm, Node.js; in memory unless
+    /// `persist`). AWS's own DynamoDB Local is not used: its licence is the
+    /// vendor's terms, not an open-source one.
+    Dynamodb,
 }
 
 /// The name the local provider's Sentinels monitor their primary under, and the
@@ -52,7 +56,7 @@ pub const SENTINEL_MASTER: &str = "lockbench";
 
 impl ServerKind {
     /// Every kind, for `--endpoints` and `LOCKBENCH_<KIND>`.
-    pub const ALL: [ServerKind; 8] = [
+    pub const ALL: [ServerKind; 9] = [
         ServerKind::Redis,
         ServerKind::Cassandra,
         ServerKind::CassandraPaxosV1,
@@ -61,6 +65,7 @@ impl ServerKind {
         ServerKind::Etcd,
         ServerKind::Zookeeper,
         ServerKind::RedisSentinel,
+        ServerKind::Dynamodb,
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,6 +78,7 @@ impl ServerKind {
             ServerKind::Etcd => "etcd",
             ServerKind::Zookeeper => "zookeeper",
             ServerKind::RedisSentinel => "redis_sentinel",
+            ServerKind::Dynamodb => "dynamodb",
         }
     }
 
@@ -114,6 +120,7 @@ impl ServerKind {
             ServerKind::Pgbouncer => ("pgbouncer", "scripts/setup (Debian packages postgresql and pgbouncer)"),
             ServerKind::Etcd => ("etcd", "scripts/setup (Debian package etcd-server)"),
             ServerKind::Zookeeper => ("java", "scripts/setup (Debian package zookeeper)"),
+            ServerKind::Dynamodb => ("node", "scripts/setup (npm package dynalite into .servers/dynalite)"),
         }
     }
 
@@ -129,6 +136,7 @@ impl ServerKind {
             ServerKind::Postgres => local::postgres_bin("postgres").is_some(),
             ServerKind::Pgbouncer => local::postgres_bin("postgres").is_some() && local::which("pgbouncer").is_some(),
             ServerKind::Zookeeper => local::which("java").is_some() && local::zookeeper_classpath().is_ok(),
+            ServerKind::Dynamodb => local::which("node").is_some() && local::dynalite().is_ok(),
         }
     }
 }

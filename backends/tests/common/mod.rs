@@ -40,7 +40,10 @@ pub async fn targets() -> Vec<Target> {
             Needs::Servers { kind, n } => {
                 // The two Sentinel variants take the same keys on the same primary,
                 // and a lease one leaves would block the other: a cluster each.
-                let own = if kind == lockbench_backends::servers::ServerKind::RedisSentinel { info.name } else { "" };
+                // So do the DynamoDB variants: a lock client's item that outlived its
+                // lease blocks the key until a waiter has watched it for a lease.
+                use lockbench_backends::servers::ServerKind::{Dynamodb, RedisSentinel};
+                let own = if matches!(kind, RedisSentinel | Dynamodb) { info.name } else { "" };
                 let endpoints = servers::endpoints(kind, n, own).await;
                 let env = BackendEnv { endpoints, ..Default::default() };
                 out.push(Target { backend: info.open(&env).expect("server backend opens"), _dir: None });

@@ -235,6 +235,13 @@ impl Verdict {
             renew: n,
         })
     }
+    /// Every request the operations sent (acquires granted or not, renews,
+    /// releases) per granted lock: what one lock costs where requests are priced
+    /// (DynamoDB, Momento). None where nothing was counted or granted.
+    pub fn requests_per_grant(&self) -> Option<f64> {
+        let sent: u64 = self.requests.iter().map(|(sum, _)| sum).sum();
+        (sent > 0 && self.grants > 0).then(|| sent as f64 / self.grants as f64)
+    }
     /// Overlapping pairs of any class (a detail; see `holds_overlapped`).
     pub fn violations(&self) -> u64 {
         self.within_lease + self.after_expiry

@@ -200,6 +200,10 @@ pub struct BackendSummary {
     /// instance's, for Redlock), where the client counts them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_op: Option<PerOp>,
+    /// Every request sent (acquire attempts, renews, releases) per granted lock,
+    /// where the client counts them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_grant: Option<f64>,
     /// Open load: seconds the sessions took to be ready before the schedule
     /// started, excluded from the load window.
     #[serde(default)]
@@ -427,6 +431,7 @@ impl BackendSummary {
             rtt_us: None,
             p50_rtt: None,
             requests_per_op: v.requests_per_op(),
+            requests_per_grant: v.requests_per_grant(),
             expected: None,
             warm_up_s: run.warm_up_ns as f64 / 1e9,
             offered_per_s: None,
