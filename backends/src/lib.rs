@@ -24,6 +24,8 @@ pub mod dynamodb;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod inprocess;
+#[cfg(feature = "momento")]
+pub mod momento;
 #[cfg(feature = "postgres")]
 pub mod pgwire;
 #[cfg(feature = "postgres")]
@@ -303,6 +305,10 @@ pub enum Needs {
     Embedded,
     /// `n` servers of the given kind, from a server provider.
     Servers { kind: servers::ServerKind, n: usize },
+    /// A hosted service with no local server (Momento), reached with the
+    /// credentials in the environment variable `var`: no server faults, no
+    /// client-side network faults (its traffic goes over TLS to the service).
+    Service { var: &'static str },
 }
 
 /// One entry of the registry.
@@ -371,6 +377,7 @@ pub fn registry() -> Vec<BackendInfo> {
     let (ddb_on, ddb_lock_client) = feature_open!("dynamodb", dynamodb::open_lock_client);
     let (_, ddb_hold) = feature_open!("dynamodb", dynamodb::open_lock_client_hold);
     let (_, ddb_cas) = feature_open!("dynamodb", dynamodb::open_cas);
+    let (momento_on, momento_open) = feature_open!("momento", momento::open);
     use servers::ServerKind::{
         Cassandra, CassandraPaxosV1, Dynamodb, Etcd, Pgbouncer, Postgres, Redis, RedisSentinel, Zookeeper,
     };
@@ -553,6 +560,14 @@ pub fn registry() -> Vec<BackendInfo> {
             about: "DynamoDB conditional update with a per-key counter as fencing token, expiry on the item",
             compiled: ddb_on,
             open: ddb_cas,
+        },
+        BackendInfo {
+            name: "momento",
+            needs: Needs::Service { var: "MOMENTO_API_KEY" },
+            about: "Momento's lock recipe on a hosted Momento cache: set_if_absent with TTL, check-then-act \
+                    heartbeat and release; no fencing",
+            compiled: momento_on,
+            open: momento_open,
         },
     ]
 }

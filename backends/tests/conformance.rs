@@ -285,3 +285,15 @@ async fn a_server_that_accepts_and_never_answers_gives_an_error_not_a_hang() {
     }
     assert!(ran > 0);
 }
+
+/// Momento has no local server: the suite runs on it only where MOMENTO_API_KEY
+/// is set (there: `cargo test -p lockbench-backends --test conformance --
+/// --include-ignored`). Ignored elsewhere, so that it reads "ignored", never
+/// "passed", on a machine without the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs MOMENTO_API_KEY (a hosted Momento cache)"]
+async fn a_hosted_service_runs_the_suite_with_its_key() {
+    assert!(std::env::var("MOMENTO_API_KEY").is_ok_and(|v| !v.is_empty()), "set MOMENTO_API_KEY");
+    let names: Vec<String> = targets().await.iter().map(|t| t.backend.name().to_owned()).collect();
+    assert!(names.iter().any(|n| n == "momento"), "{names:?}");
+}

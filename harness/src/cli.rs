@@ -303,6 +303,23 @@ fn prepare(info: &BackendInfo, s: &Scenario, p: &Providers) -> Result<std::resul
                 (Some(Arc::new(c) as Arc<dyn Servers>), e)
             }
         }
+        Needs::Service { var } => {
+            if let Some(f) = s.needs_servers() {
+                return Ok(Err(format!("{f} cannot act on a hosted service")));
+            }
+            if s.has_network_faults() {
+                return Ok(Err("client-side network faults (partition, net-delay, net-reset) need a proxy in front \
+                               of a server; a hosted service is reached over TLS"
+                    .into()));
+            }
+            if s.servers.faketime.is_some() {
+                return Ok(Err("[servers] faketime cannot skew the clock of a hosted service".into()));
+            }
+            if !service_key(var) {
+                return Ok(Err(format!("needs {var}: a hosted service with no local server")));
+            }
+            (None, Vec::new())
+        }
     };
     let env = BackendEnv { dir: work.path().to_owned(), endpoints, ..Default::default() };
     let backend = info.open(&env).with_context(|| format!("opening backend {}", info.name))?;
@@ -550,7 +567,7 @@ fn open_files_for(scenarios: &[Scenario], backends: &[BackendInfo]) -> Result<()
             // shared memory), and a worker process's three pipes in the parent.
             let per_client = match b.needs {
                 Needs::Servers { n, .. } => n as u64,
-                Needs::Embedded => 3,
+                Needs::Embedded | Needs::Service { .. } => 3,
             } + if s.client_mode == ClientMode::Process { 3 } else { 0 };
             let needed = u64::from(s.clients()) * per_client + 256;
             if needed > lim.rlim_cur as u64 {
@@ -619,9 +636,11 @@ fn list() -> Result<()> {
         }
     }
     println!("\nBackends:");
-    for b in registry() {
+    let all = registry();
+    let w = all.iter().map(|b| b.name.len()).max().unwrap_or(14);
+    for b in all {
         let here = availability(&b);
-        println!("  {:<14} {:<40} {}", b.name, here, b.about);
+        println!("  {:<w$} {:<40} {}", b.name, here, b.about);
     }
     Ok(())
 }
@@ -629,7 +648,7 @@ fn list() -> Result<()> {
 fn availability(b: &BackendInfo) -> String {
     if !b.compiled {
         // Each client crate is a cargo feature named after its server.
-        let feature = ["redis", "cassandra", "postgres", "etcd", "zookeeper"]
+        let feature = ["redis", "cassandra", "postgres", "etcd", "zookeeper", "dynamodb", "momento"]
             .into_iter()
             .find(|f| b.name.starts_with(f) || (b.name == "redlock" && *f == "redis"))
             .unwrap_or("?");
@@ -639,7 +658,14 @@ fn availability(b: &BackendInfo) -> String {
         Needs::Embedded => "available (embedded)".into(),
         Needs::Servers { kind, n } if kind.installed() => format!("available ({n} local {kind} server(s))"),
         Needs::Servers { kind, .. } => format!("{} not installed: run {}", kind.program().0, kind.program().1),
+        Needs::Service { var } if service_key(var) => format!("available (hosted service; {var} is set)"),
+        Needs::Service { var } => format!("needs {var} (a hosted service: no local server)"),
     }
+}
+
+/// Is the credential a hosted service needs in the environment?
+fn service_key(var: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| !v.is_empty())
 }
 
 /// Can this backend run here (given the providers)?
@@ -648,6 +674,7 @@ fn runnable(b: &BackendInfo, p: &Providers) -> bool {
         && match b.needs {
             Needs::Embedded => true,
             Needs::Servers { kind, .. } => p.external.contains_key(&kind) || kind.installed(),
+            Needs::Service { var } => service_key(var),
         }
 }
 
@@ -836,8 +863,11 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
                 };
                 // A local server answered its provider's readiness check; now it must
                 // answer a client too. (External ones were probed before any scenario.)
-                let local =
-                    matches!(info.needs, Needs::Servers { kind, .. } if !providers.external.contains_key(&kind));
+                let local = match info.needs {
+                    Needs::Servers { kind, .. } => !providers.external.contains_key(&kind),
+                    Needs::Service { .. } => true,
+                    Needs::Embedded => false,
+                };
                 if local {
                     let probe = tokio::select! {
                         r = run::preflight::probe(&prepared.backend, &prepared.env.endpoints, args.connect_timeout) => Some(r),
@@ -856,7 +886,7 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
                 }
                 // The round-trip floor, before the load (servers only).
                 let rtt = match info.needs {
-                    Needs::Servers { .. } => tokio::select! {
+                    Needs::Servers { .. } | Needs::Service { .. } => tokio::select! {
                         r = run::calibrate::floor(&prepared.backend) => r,
                         _ = signals::interrupted() => None,
                     },

@@ -143,6 +143,30 @@ fn list_names_scenarios_and_backends() {
 }
 
 #[test]
+fn every_backend_is_compiled_into_the_default_build_and_momento_says_it_needs_its_key() {
+    // The binary under test is the default build: nothing may read "not compiled in".
+    let o = Command::new(env!("CARGO_BIN_EXE_lockbench"))
+        .arg("list")
+        .env_remove("MOMENTO_API_KEY")
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .output()
+        .expect("run lockbench");
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    for b in lockbench_backends::registry() {
+        let line = t.lines().find(|l| l.split_whitespace().next() == Some(b.name)).unwrap_or_default();
+        // etcd's client needs protoc at build time: its own feature (scripts/setup).
+        if !b.name.starts_with("etcd") {
+            assert!(!line.contains("not compiled in"), "{}: {line}", b.name);
+        }
+    }
+    let line = t.lines().find(|l| l.trim_start().starts_with("momento ")).unwrap_or_default();
+    assert!(line.contains("needs MOMENTO_API_KEY (a hosted service: no local server)"), "{t}");
+    let line = t.lines().find(|l| l.trim_start().starts_with("dynamodb-cas ")).unwrap_or_default();
+    assert!(line.contains("available (1 local dynamodb server(s))"), "{t}");
+}
+
+#[test]
 fn server_backends_state_their_round_trip_floor_and_latencies_in_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("rtt");

@@ -37,6 +37,15 @@ pub fn can_run(s: &Scenario, backend: &str) -> bool {
     if embedded && s.needs_servers().is_some() {
         return false;
     }
+    // A hosted service (Momento): only with its key, and no faults of servers or
+    // of the network.
+    if let Needs::Service { var } = info.needs {
+        let key = std::env::var(var).is_ok_and(|v| !v.is_empty());
+        if !key {
+            eprintln!("{}: {backend} not run here: {var} is not set", s.name);
+        }
+        return key && s.needs_servers().is_none() && !s.has_network_faults() && s.servers.faketime.is_none();
+    }
     // Peer partitions need the members on network nodes: a cluster the provider
     // can put on nodes (etcd, ZooKeeper, Redis Sentinel), as root.
     if s.server_options().nodes {
@@ -59,7 +68,7 @@ pub async fn run_on(s: &Scenario, backend: &str) -> (BackendRun, Verdict) {
     let dir = tempfile::tempdir().unwrap();
     let info = lookup(backend).unwrap_or_else(|| panic!("no backend {backend}"));
     let (cluster, endpoints) = match info.needs {
-        Needs::Embedded => (None, Vec::new()),
+        Needs::Embedded | Needs::Service { .. } => (None, Vec::new()),
         // PostgreSQL takes an initdb (~1 s) per server and etcd an election: scenarios
         // that do nothing to the server share one per test binary (advisory locks end
         // with the runs' connections, lease rows and etcd lock keys with their leases).
