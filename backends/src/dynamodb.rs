@@ -20,7 +20,11 @@
 //!     first finds the lock held, so it never gives up within a lease. Here the
 //!     scenario's wait is the whole wait, as for every other backend; a waiter that
 //!     is to take over an abandoned lock needs a wait longer than the lease, and
-//!     the refresh period is the scenario's `backoff_max`.) A try without waiting
+//!     the refresh period is the scenario's `backoff_max`. A request whose outcome
+//!     is unknown ends the wait, as every backend's must, where the Java client
+//!     retries; a request refused before doing anything, throttling included, is
+//!     retried within the wait, where the Java client gives up on throttling.)
+//!     A try without waiting
 //!     (`shouldSkipBlockingWait`) keeps what it saw between calls (`notMyLocks`) and
 //!     takes the lock over on a later try once that lease has passed unchanged;
 //!   - heartbeat (renew) first checks the holder's own lease by its own clock (run
@@ -117,6 +121,11 @@ fn open(env: &BackendEnv, variant: Variant) -> Result<Arc<dyn LockBackend>> {
     let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
     let credentials = match (&e.user, e.password()) {
         (Some(id), Some(secret)) => Credentials::new(id, secret, None, None, "lockbench endpoint"),
+        (None, Some(_)) => {
+            return Err(BackendError::Config(format!(
+                "dynamodb endpoint {e}: a secret key needs its access key id (http://ACCESS_KEY_ID:SECRET@host:port)"
+            )));
+        }
         _ => match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
             (Some(id), Some(secret)) => {
                 if let Some(t) = var("AWS_SESSION_TOKEN") {
@@ -161,9 +170,10 @@ impl LockBackend for Dynamo {
         }
     }
     fn capabilities(&self) -> Capabilities {
+        // The lock client's wait is its own polling loop (not `try_acquire` polled),
+        // but no native wait either.
         let fencing = self.variant == Variant::Cas;
-        let blocking_wait = self.variant != Variant::Cas;
-        Capabilities { lease: true, renew: true, fencing, blocking_wait, multi_process: true, ..Default::default() }
+        Capabilities { lease: true, renew: true, fencing, multi_process: true, ..Default::default() }
     }
     async fn session(&self) -> Result<Box<dyn LockSession>> {
         let s = &self.service;
@@ -287,8 +297,9 @@ where
         ))),
         SdkError::DispatchFailure(d) => {
             let msg = text(&e);
-            // Connecting failed: nothing was sent.
-            if msg.contains("Connect") || msg.contains("onnection refused") || d.is_user() {
+            // Connecting failed: nothing was sent. (A reset after sending reads
+            // "client error (SendRequest): ... Connection reset": unknown.)
+            if msg.contains("client error (Connect)") || msg.contains("onnection refused") || d.is_user() {
                 Failed::Unavailable(BackendError::Unavailable(msg))
             } else {
                 Failed::Unavailable(BackendError::Unknown(msg))
@@ -328,6 +339,12 @@ fn uuid() -> String {
     let x = u128::from_be_bytes(b) & !(0xf000 << 64) & !(0xc000 << 48) | (0x4000 << 64) | (0x8000 << 48);
     let h = format!("{x:032x}");
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+/// A duration in whole milliseconds, rounded up: a lease written in ms must never
+/// end on the server before the client believes it does.
+fn ceil_ms(d: Duration) -> u64 {
+    d.as_nanos().div_ceil(1_000_000) as u64
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -443,7 +460,7 @@ impl Session {
     /// over the lock last seen with this record version number.
     async fn put(&mut self, key: &str, lease: Duration, over: Option<&str>) -> Result<Option<Lease>> {
         let rvn = uuid();
-        let lease_ms = lease.as_millis() as u64;
+        let lease_ms = ceil_ms(lease);
         let mut req = self
             .client
             .put_item()
@@ -514,8 +531,10 @@ impl Session {
     /// seen held is taken over once its record version number stayed the same
     /// for its whole lease. Waits up to `wait.max` (see the module's note).
     async fn lock_client_acquire(&mut self, key: &str, lease: Duration, wait: &Wait) -> Result<Option<Lease>> {
-        let start = self.clock.now_ns();
-        let budget = wait.max.as_nanos() as u64;
+        // The wait runs on the true clock, as every backend's does; the lease a
+        // waiter watches runs on the session's own.
+        let truth = Clock::monotonic();
+        let deadline = truth.now_ns() + wait.max.as_nanos() as u64;
         let refresh = wait.backoff_max.max(Duration::from_millis(1));
         let mut trying: Option<Seen> = None;
         loop {
@@ -545,10 +564,11 @@ impl Session {
                 Ok(None) | Err(BackendError::Unavailable(_)) => {}
                 Err(e) => return Err(e),
             }
-            if self.clock.now_ns().saturating_sub(start) > budget {
+            let left = deadline.saturating_sub(truth.now_ns());
+            if left == 0 {
                 return Ok(None);
             }
-            tokio::time::sleep(self.clock.true_duration(refresh)).await;
+            tokio::time::sleep(refresh.min(Duration::from_nanos(left))).await;
         }
     }
 
@@ -556,8 +576,10 @@ impl Session {
         self.ensure_table().await?;
         let owner = new_owner();
         let since = self.clock.now_ns();
+        // The condition reads the clock rounded down (an expiry is passed no
+        // earlier than it is), the new expiry rounds up.
         let now = self.wall_ms();
-        let until = now + lease.as_millis() as u64;
+        let until = now + 1 + ceil_ms(lease);
         self.sent += 1;
         let r = self
             .client
@@ -623,7 +645,7 @@ impl Session {
             Some(d) => req
                 .update_expression("SET #e = :e")
                 .condition_expression("#o = :o AND #e >= :now")
-                .expression_attribute_values(":e", n(now + d.as_millis() as u64))
+                .expression_attribute_values(":e", n(now + 1 + ceil_ms(d)))
                 .expression_attribute_values(":now", n(now)),
             None => req
                 .update_expression("SET #e = :zero, #o = :nobody")
@@ -652,7 +674,7 @@ impl Session {
         }
         let (key, old) = (h.key.clone(), h.rvn.clone());
         let rvn = uuid();
-        let lease_ms = extend.as_millis() as u64;
+        let lease_ms = ceil_ms(extend);
         let sent_at = self.clock.now_ns();
         self.sent += 1;
         let r = self

@@ -1173,6 +1173,16 @@ fn notes(s: &Scenario, b: &report::BackendSummary) -> Vec<String> {
     if let (Some(r), Some(_)) = (b.server_rss_bytes, b.held_locks) {
         v.push(format!("servers' memory after the load: {:.0} MB (resident, every member)", r as f64 / 1e6));
     }
+    if !b.crash_to_next_grant_ms.is_empty() {
+        let mut t = b.crash_to_next_grant_ms.clone();
+        t.sort_by(f64::total_cmp);
+        v.push(format!(
+            "from a crashed holder to the next grant of its key: median {:.0} ms, max {:.0} ms ({} crashes)",
+            t[t.len() / 2],
+            t[t.len() - 1],
+            t.len()
+        ));
+    }
     if b.faults_missed > 0 {
         v.push(format!(
             "{} of {} fault(s) hit nothing (no holder at the time, or not applied): see the report",

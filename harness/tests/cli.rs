@@ -154,15 +154,18 @@ fn every_backend_is_compiled_into_the_default_build_and_momento_says_it_needs_it
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     for b in lockbench_backends::registry() {
-        let line = t.lines().find(|l| l.split_whitespace().next() == Some(b.name)).unwrap_or_default();
+        let line = t
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(b.name))
+            .unwrap_or_else(|| panic!("{} is not listed: {t}", b.name));
         // etcd's client needs protoc at build time: its own feature (scripts/setup).
         if !b.name.starts_with("etcd") {
             assert!(!line.contains("not compiled in"), "{}: {line}", b.name);
         }
     }
-    let line = t.lines().find(|l| l.trim_start().starts_with("momento ")).unwrap_or_default();
+    let line = t.lines().find(|l| l.trim_start().starts_with("momento ")).expect("momento is listed");
     assert!(line.contains("needs MOMENTO_API_KEY (a hosted service: no local server)"), "{t}");
-    let line = t.lines().find(|l| l.trim_start().starts_with("dynamodb-cas ")).unwrap_or_default();
+    let line = t.lines().find(|l| l.trim_start().starts_with("dynamodb-cas ")).expect("dynamodb-cas is listed");
     assert!(line.contains("available (1 local dynamodb server(s))"), "{t}");
 }
 

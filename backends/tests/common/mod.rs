@@ -33,7 +33,8 @@ pub async fn targets() -> Vec<Target> {
         }
         match info.needs {
             // A hosted service runs the suite only where its key is set; elsewhere
-            // it is said not run (and `a_hosted_service_needs_its_key` is ignored).
+            // it is said not run (and conformance's `a_hosted_service_runs_the_suite_with_its_key`
+            // shows as ignored).
             Needs::Service { var } => {
                 if std::env::var(var).is_ok_and(|v| !v.is_empty()) {
                     let env = BackendEnv::default();

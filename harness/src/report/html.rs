@@ -600,7 +600,7 @@ fn table(bs: &[BackendSummary]) -> String {
                         .as_ref()
                         .and_then(|r| r.acquire)
                         .map_or(String::new(), |a| format!(" · {a:.1} requests/acquire"))
-                    + &b.requests_per_grant.map_or(String::new(), |g| format!(" · {g:.1} requests/granted lock")),
+                    + &b.requests_per_grant.map_or(String::new(), |g| format!("<br>{g:.1} requests/granted lock")),
             );
             for (_, _, f) in cols.iter() {
                 t.push_str(&f(b));
