@@ -485,13 +485,7 @@ impl Session {
                 let owner = new_owner();
                 self.not_mine.remove(key);
                 self.held.insert(owner, Held { key: key.to_owned(), rvn, since, lease_ms });
-                Ok(Some(Lease {
-                    key: key.to_owned(),
-                    owner,
-                    fencing_token: None,
-                    granted_at: since,
-                    expires_at: since + lease.as_nanos() as u64,
-                }))
+                Ok(Some(Lease::counted_from(key, owner, None, since, lease)))
             }
             Err(e) => match classify(self.at(), e) {
                 Failed::Condition => Ok(None),
@@ -613,13 +607,7 @@ impl Session {
                             self.at()
                         ))
                     })?;
-                Ok(Some(Lease {
-                    key: key.to_owned(),
-                    owner,
-                    fencing_token: Some(token),
-                    granted_at: since,
-                    expires_at: since + lease.as_nanos() as u64,
-                }))
+                Ok(Some(Lease::counted_from(key, owner, Some(token), since, lease)))
             }
             Err(e) => match classify(self.at(), e) {
                 Failed::Condition => Ok(None),

@@ -67,6 +67,20 @@ pub struct Lease {
     pub expires_at: u64,
 }
 
+impl Lease {
+    /// A grant of `key` whose lease of `lease` counts from `at` (the client's clock,
+    /// taken before the request left).
+    pub fn counted_from(key: &str, owner: Owner, fencing_token: Option<u64>, at: u64, lease: Duration) -> Lease {
+        Lease {
+            key: key.to_owned(),
+            owner,
+            fencing_token,
+            granted_at: at,
+            expires_at: at.saturating_add(lease.as_nanos() as u64),
+        }
+    }
+}
+
 /// What a backend can do; tests and faults are chosen from these, never from names.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]

@@ -188,13 +188,7 @@ impl LockSession for Session {
         match self.client.send_request(req).await.map_err(|e| describe(&e))? {
             SetIfAbsentResponse::Stored => {
                 self.held.insert(owner, (key.to_owned(), mine));
-                Ok(Some(Lease {
-                    key: key.to_owned(),
-                    owner,
-                    fencing_token: None,
-                    granted_at: since,
-                    expires_at: since + lease.as_nanos() as u64,
-                }))
+                Ok(Some(Lease::counted_from(key, owner, None, since, lease)))
             }
             SetIfAbsentResponse::NotStored => Ok(None),
         }
