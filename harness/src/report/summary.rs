@@ -272,7 +272,15 @@ impl BackendSummary {
         match self.expected.as_deref() {
             None | Some("any") => None,
             // `safe|data-lost`: either word is as expected.
-            Some(w) => Some(!w.split('|').any(|x| x.trim() == self.verdict.word())),
+            // `broken-by-token`: broken by token regressions alone (no overlap
+            // inside both leases).
+            Some(w) => Some(!w.split('|').any(|x| {
+                x.trim() == self.verdict.word()
+                    || (x.trim() == "broken-by-token"
+                        && self.verdict.word() == "broken"
+                        && self.violations.within_lease == 0
+                        && self.token_regressions > 0)
+            })),
         }
     }
 
