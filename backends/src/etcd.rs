@@ -20,8 +20,9 @@
 //!   token is the revision of the answer that granted the lock (the try's
 //!   transaction, or `Lock`): at least the revision that deleted the previous
 //!   holder's key, so it grows with every grant. A request whose outcome is
-//!   unknown may leave a waiter key behind: the session then stops renewing its
-//!   lease, so that the key expires. Jepsen's recommended fix: the
+//!   unknown may leave a waiter key behind, and a failed release its lock key: the
+//!   session then stops renewing its lease, so that the key expires (kept, the
+//!   next acquire would find its own key and be granted re-entrantly on it). Jepsen's recommended fix: the
 //!   guarded resource refuses a token lower than one it has seen.
 //! - `etcd-unfenced`: the same lock, and the guarded write carries no token: what
 //!   most applications do, and what Jepsen measured (lost updates under pauses).
@@ -573,7 +574,14 @@ impl LockSession for Session {
         match self.variant {
             Variant::Lock | Variant::Unfenced => {
                 let Some((k, _)) = self.held.remove(&lease.owner) else { return Ok(false) };
-                let r = self.call(RESPONSE_TIMEOUT, c.delete(k, None)).await?;
+                // A release that failed may have left the lock key: stop renewing the
+                // lease it lives under. Kept, the next acquire would put the same
+                // key name under the same lease, find the old key still there and
+                // be "granted" at once, re-entrantly, under the old key's create
+                // revision, with a token no higher than the last grant's (seen in
+                // leader-kill: a release to a member being killed, then a grant
+                // with the same token 177).
+                let r = self.call(RESPONSE_TIMEOUT, c.delete(k, None)).await.inspect_err(|_| self.lease = None)?;
                 Ok(r.deleted() == 1)
             }
             Variant::Txn => {

@@ -23,12 +23,6 @@ fn matches(expect: &str, v: &Verdict) -> Result<bool, String> {
     }
     let mut any = false;
     for w in expect.split('|') {
-        // "broken-by-token": broken by token regressions alone (no overlap inside
-        // both leases), for a row whose regression is open (see leader-kill).
-        if w.trim() == "broken-by-token" {
-            any |= v.level() == Level::Broken && v.within_lease == 0 && v.token_regressions > 0;
-            continue;
-        }
         any |= w.trim().parse::<Level>()? == v.level();
     }
     Ok(any)

@@ -272,15 +272,7 @@ impl BackendSummary {
         match self.expected.as_deref() {
             None | Some("any") => None,
             // `safe|data-lost`: either word is as expected.
-            // `broken-by-token`: broken by token regressions alone (no overlap
-            // inside both leases).
-            Some(w) => Some(!w.split('|').any(|x| {
-                x.trim() == self.verdict.word()
-                    || (x.trim() == "broken-by-token"
-                        && self.verdict.word() == "broken"
-                        && self.violations.within_lease == 0
-                        && self.token_regressions > 0)
-            })),
+            Some(w) => Some(!w.split('|').any(|x| x.trim() == self.verdict.word())),
         }
     }
 
