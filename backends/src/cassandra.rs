@@ -123,6 +123,17 @@ pub(crate) fn open_write(env: &BackendEnv) -> Result<Arc<dyn LockBackend>> {
 pub(crate) fn open_seed(env: &BackendEnv) -> Result<Arc<dyn LockBackend>> {
     open(env, Flavor::Seed, "cassandra-seed")
 }
+/// The same locks on a ring of three nodes, replication factor 3 (the registry
+/// gives them three servers; the factor follows the contact points).
+pub(crate) fn open_lwt_rf3(env: &BackendEnv) -> Result<Arc<dyn LockBackend>> {
+    open(env, Flavor::Lwt, "cassandra-lwt-rf3")
+}
+pub(crate) fn open_write_rf3(env: &BackendEnv) -> Result<Arc<dyn LockBackend>> {
+    open(env, Flavor::Write, "cassandra-write-rf3")
+}
+pub(crate) fn open_seed_rf3(env: &BackendEnv) -> Result<Arc<dyn LockBackend>> {
+    open(env, Flavor::Seed, "cassandra-seed-rf3")
+}
 
 /// cassandra-seed's table TTL for a lease: whole seconds, at least 2 (a cell lives
 /// at least TTL - 1 s, which the lease it reports must cover).
@@ -191,31 +202,38 @@ impl Cassandra {
                 )));
             }
         };
-        // Replicas: one per contact point given, up to three.
+        // Replicas: one per contact point given, up to three, each replication
+        // factor its keyspace (`lockbench`, `lockbench_rf3`): on a cluster that
+        // runs both, a backend never finds the other's keyspace with its factor.
         let rf = self.endpoints.len().min(3);
+        let ks = if rf == 1 { "lockbench".to_owned() } else { format!("lockbench_rf{rf}") };
         let ddl = [
             format!(
-                "CREATE KEYSPACE IF NOT EXISTS lockbench WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': {rf}}}"
+                "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': {rf}}}"
             ),
-            "CREATE TABLE IF NOT EXISTS lockbench.locks (key text PRIMARY KEY, owner bigint)".into(),
-            "CREATE TABLE IF NOT EXISTS lockbench.locks_fenced (key text PRIMARY KEY, owner bigint)".into(),
-            "CREATE TABLE IF NOT EXISTS lockbench.fence (key text PRIMARY KEY, n bigint)".into(),
+            "CREATE TABLE IF NOT EXISTS locks (key text PRIMARY KEY, owner bigint)".into(),
+            "CREATE TABLE IF NOT EXISTS locks_fenced (key text PRIMARY KEY, owner bigint)".into(),
+            "CREATE TABLE IF NOT EXISTS fence (key text PRIMARY KEY, n bigint)".into(),
             format!(
-                "CREATE TABLE IF NOT EXISTS lockbench.naive_locks (key text PRIMARY KEY, owner bigint) WITH default_time_to_live = {NAIVE_TTL_S}"
+                "CREATE TABLE IF NOT EXISTS naive_locks (key text PRIMARY KEY, owner bigint) WITH default_time_to_live = {NAIVE_TTL_S}"
             ),
-            "CREATE TABLE IF NOT EXISTS lockbench.writes (key text PRIMARY KEY, owner bigint)".into(),
+            "CREATE TABLE IF NOT EXISTS writes (key text PRIMARY KEY, owner bigint)".into(),
         ];
-        for q in ddl {
+        for (i, q) in ddl.iter().enumerate() {
             db.query_unpaged(q.as_str(), &[]).await.map_err(|e| BackendError::Config(format!("{q}: {e}")))?;
+            if i == 0 {
+                // Every statement from here on names its table alone.
+                db.use_keyspace(&ks, true).await.map_err(|e| BackendError::Config(format!("USE {ks}: {e}")))?;
+            }
         }
         // Each flavor its own table, so that backends sharing a node never see
         // each other's locks.
         let lwt = |t: &str| {
             (
                 t.to_owned(),
-                format!("INSERT INTO lockbench.{t} (key, owner) VALUES (?, ?) IF NOT EXISTS USING TTL ?"),
-                format!("DELETE FROM lockbench.{t} WHERE key = ? IF owner = ?"),
-                format!("UPDATE lockbench.{t} USING TTL ? SET owner = ? WHERE key = ? IF owner = ?"),
+                format!("INSERT INTO {t} (key, owner) VALUES (?, ?) IF NOT EXISTS USING TTL ?"),
+                format!("DELETE FROM {t} WHERE key = ? IF owner = ?"),
+                format!("UPDATE {t} USING TTL ? SET owner = ? WHERE key = ? IF owner = ?"),
             )
         };
         let plain = |t: &str, a: &str, r: &str, n: &str| (t.to_owned(), a.to_owned(), r.to_owned(), n.to_owned());
@@ -224,25 +242,25 @@ impl Cassandra {
             Flavor::LwtFenced => lwt("locks_fenced"),
             Flavor::Naive => plain(
                 "naive_locks",
-                "INSERT INTO lockbench.naive_locks (key, owner) VALUES (?, ?)",
-                "DELETE FROM lockbench.naive_locks WHERE key = ?",
-                "INSERT INTO lockbench.naive_locks (key, owner) VALUES (?, ?)",
+                "INSERT INTO naive_locks (key, owner) VALUES (?, ?)",
+                "DELETE FROM naive_locks WHERE key = ?",
+                "INSERT INTO naive_locks (key, owner) VALUES (?, ?)",
             ),
             // Its own statements are made on the first acquire (seed_statements).
             Flavor::Seed => plain(
                 "naive_locks",
-                "SELECT owner FROM lockbench.naive_locks WHERE key = ?",
-                "SELECT owner FROM lockbench.naive_locks WHERE key = ?",
-                "SELECT owner FROM lockbench.naive_locks WHERE key = ?",
+                "SELECT owner FROM naive_locks WHERE key = ?",
+                "SELECT owner FROM naive_locks WHERE key = ?",
+                "SELECT owner FROM naive_locks WHERE key = ?",
             ),
             Flavor::Write => plain(
                 "writes",
-                "INSERT INTO lockbench.writes (key, owner) VALUES (?, ?) USING TTL ?",
-                "DELETE FROM lockbench.writes WHERE key = ?",
-                "INSERT INTO lockbench.writes (key, owner) VALUES (?, ?) USING TTL ?",
+                "INSERT INTO writes (key, owner) VALUES (?, ?) USING TTL ?",
+                "DELETE FROM writes WHERE key = ?",
+                "INSERT INTO writes (key, owner) VALUES (?, ?) USING TTL ?",
             ),
         };
-        let read_owner = format!("SELECT owner FROM lockbench.{table} WHERE key = ?");
+        let read_owner = format!("SELECT owner FROM {table} WHERE key = ?");
         let serial = Self::serial();
         let prep = |q: String, serial_read: bool| {
             let db = &db;
@@ -267,9 +285,9 @@ impl Cassandra {
             release: prep(release, false).await?,
             renew: prep(renew, false).await?,
             read_owner: prep(read_owner, serial_reads).await?,
-            fence_read: prep("SELECT n FROM lockbench.fence WHERE key = ?".into(), true).await?,
-            fence_init: prep("INSERT INTO lockbench.fence (key, n) VALUES (?, 1) IF NOT EXISTS".into(), false).await?,
-            fence_next: prep("UPDATE lockbench.fence SET n = ? WHERE key = ? IF n = ?".into(), false).await?,
+            fence_read: prep("SELECT n FROM fence WHERE key = ?".into(), true).await?,
+            fence_init: prep("INSERT INTO fence (key, n) VALUES (?, 1) IF NOT EXISTS".into(), false).await?,
+            fence_next: prep("UPDATE fence SET n = ? WHERE key = ? IF n = ?".into(), false).await?,
             seed: OnceCell::new(),
             db,
         };
@@ -348,7 +366,7 @@ impl Session {
             .inner
             .seed
             .get_or_try_init(|| async {
-                let t = format!("lockbench.lock_requests_ttl{ttl}");
+                let t = format!("lock_requests_ttl{ttl}");
                 let ddl = format!(
                     "CREATE TABLE IF NOT EXISTS {t} (resource_id text PRIMARY KEY, lock_status text, created_on timestamp) \
                      WITH default_time_to_live = {ttl}"

@@ -380,6 +380,9 @@ pub fn registry() -> Vec<BackendInfo> {
     let (_, cass_naive) = feature_open!("cassandra", cassandra::open_naive);
     let (_, cass_write) = feature_open!("cassandra", cassandra::open_write);
     let (_, cass_seed) = feature_open!("cassandra", cassandra::open_seed);
+    let (_, cass_lwt_rf3) = feature_open!("cassandra", cassandra::open_lwt_rf3);
+    let (_, cass_write_rf3) = feature_open!("cassandra", cassandra::open_write_rf3);
+    let (_, cass_seed_rf3) = feature_open!("cassandra", cassandra::open_seed_rf3);
     let (pg_on, pg_advisory) = feature_open!("postgres", postgres::open_advisory);
     let (_, pg_lease) = feature_open!("postgres", postgres::open_lease);
     let (_, pg_pooled) = feature_open!("postgres", postgres::open_pooled);
@@ -495,6 +498,27 @@ pub fn registry() -> Vec<BackendInfo> {
             about: "UNSAFE on purpose: the blog post's own code: INSERT IF NOT EXISTS, table TTL, DELETE IF EXISTS with no owner check, tryLock spinning",
             compiled: cass_on,
             open: cass_seed,
+        },
+        BackendInfo {
+            name: "cassandra-lwt-rf3",
+            needs: Needs::Servers { kind: Cassandra, n: 3 },
+            about: "cassandra-lwt on three nodes, replication factor 3: QUORUM writes, SERIAL Paxos over 3 replicas",
+            compiled: cass_on,
+            open: cass_lwt_rf3,
+        },
+        BackendInfo {
+            name: "cassandra-write-rf3",
+            needs: Needs::Servers { kind: Cassandra, n: 3 },
+            about: "NOT A LOCK: cassandra-write on three nodes, replication factor 3, at QUORUM",
+            compiled: cass_on,
+            open: cass_write_rf3,
+        },
+        BackendInfo {
+            name: "cassandra-seed-rf3",
+            needs: Needs::Servers { kind: Cassandra, n: 3 },
+            about: "UNSAFE on purpose: cassandra-seed (the blog post's code) on three nodes, replication factor 3",
+            compiled: cass_on,
+            open: cass_seed_rf3,
         },
         BackendInfo {
             name: "postgres-advisory",

@@ -268,6 +268,13 @@ fn prepare(info: &BackendInfo, s: &Scenario, p: &Providers) -> Result<std::resul
                                primary a Sentinel client is sent to (not built yet)"
                     .into()));
             }
+            if s.has_network_faults() && kind.is_cassandra() && n > 1 {
+                // The driver learns the ring's other nodes from the one it reaches
+                // first and speaks to them at their own addresses, past the proxies.
+                return Ok(Err("client-side network faults (partition, net-delay, net-reset) do not reach the \
+                               nodes a Cassandra driver learns from the ring (not built yet); peer-partition does"
+                    .into()));
+            }
             if let Some(ext) = p.external.get(&kind) {
                 if let Some(f) = s.needs_servers() {
                     return Ok(Err(format!("{f} cannot act on external servers")));
@@ -284,8 +291,8 @@ fn prepare(info: &BackendInfo, s: &Scenario, p: &Providers) -> Result<std::resul
             } else {
                 if s.server_options().nodes {
                     if !kind.on_nodes() {
-                        return Ok(Err("peer-partition needs members on network nodes (built for etcd, zookeeper \
-                                       and redis-sentinel so far)"
+                        return Ok(Err("peer-partition needs members on network nodes (built for etcd, zookeeper, \
+                                       redis-sentinel and cassandra so far)"
                             .into()));
                     }
                     if let Some(why) = lockbench_backends::servers::nodes::unavailable() {
@@ -989,6 +996,7 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
             sweep: sw
                 .as_ref()
                 .map(|sw| report::summary::SweepInfo { field: sw.field.clone(), values: sw.values.clone() }),
+            ratios: Vec::new(),
         };
         // Test hook (harness/tests/signals.rs): a pause between the load and the
         // checking, so that a signal can land there.
@@ -1019,6 +1027,9 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
                 b.offered_per_s = s.load.rate.as_ref().map(|r| *r.get_ref());
             }
         }
+        let pairs: Vec<(String, String)> =
+            s.ratios.iter().filter_map(|r| crate::scenario::ratio_pair(r.get_ref()).ok()).collect();
+        summary.set_ratios(&pairs);
         // The figures first: a write that fails (a full disk) does not lose them.
         println!("{}:", s.name);
         for b in &summary.backends {
@@ -1088,6 +1099,9 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
                 println!("  {:<14} {line}", "");
             }
             harness_failed |= !b.harness_errors.is_empty();
+        }
+        for r in &summary.ratios {
+            println!("  acquire latency {} / {}: p50 {:.1}×, p99 {:.1}×", r.of, r.to, r.p50, r.p99);
         }
         if INTERRUPTED.load(Ordering::Relaxed) {
             eprintln!("writing {}...", claim.partial.display());

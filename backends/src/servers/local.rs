@@ -64,7 +64,8 @@ pub struct ServerOptions {
     /// single-server backend alone.
     pub skewed: Option<Vec<usize>>,
     /// Put each member on a network node of its own (see [`super::nodes`]), so
-    /// that members can be cut off from each other (`peer-partition`). etcd only;
+    /// that members can be cut off from each other (`peer-partition`). Kinds with
+    /// [`ServerKind::on_nodes`];
     /// needs root.
     pub nodes: bool,
 }
@@ -347,10 +348,16 @@ impl LocalCluster {
             (true, k) if k.on_nodes() => Some(super::nodes::Nodes::create(n)?),
             (true, k) => {
                 return Err(BackendError::Config(format!(
-                    "{k}: network nodes are only built for etcd, zookeeper and redis_sentinel so far"
+                    "{k}: network nodes are only built for etcd, zookeeper, redis_sentinel and cassandra so far"
                 )));
             }
         };
+        // A Cassandra ring shares its client and storage ports: the driver reaches
+        // every node it learns of on the port of its contact point, and the nodes
+        // one another on one storage port. Its members take addresses of their
+        // own: a node each, or 127.0.0.1, .2, ... on loopback (no root needed).
+        let ring = kind.is_cassandra() && n > 1;
+        let shared = [free_port()?, free_port()?];
         let mut procs = Vec::new();
         for i in 0..n {
             let dir = base.path().join(format!("{i}"));
@@ -359,18 +366,15 @@ impl LocalCluster {
             let faketime = opts.faketime.clone().filter(|_| skewed);
             let (host, netns) = match &nodes {
                 Some(nodes) => (nodes.addr(i), Some(nodes.netns(i))),
+                None if ring => (Ipv4Addr::new(127, 0, 0, 1 + i as u8), None),
                 None => (Ipv4Addr::LOCALHOST, None),
             };
-            procs.push(Proc {
-                host,
-                netns,
-                port: free_port()?,
-                dir,
-                child: None,
-                faketime,
-                aux: [free_port()?, free_port()?],
-                front: None,
-            });
+            let (port, aux) = if ring {
+                (shared[0], [shared[1], free_port()?])
+            } else {
+                (free_port()?, [free_port()?, free_port()?])
+            };
+            procs.push(Proc { host, netns, port, dir, child: None, faketime, aux, front: None });
         }
         let peers = match kind {
             // zoo.cfg's member list: quorum port, election port.
@@ -381,6 +385,10 @@ impl LocalCluster {
                 .collect::<String>(),
             // The first member starts as the primary; the others replicate it.
             ServerKind::RedisSentinel => format!("{}:{}", procs[0].host, procs[0].port),
+            // Every node is a seed: none waits to learn of the ring from another.
+            ServerKind::Cassandra | ServerKind::CassandraPaxosV1 => {
+                procs.iter().map(|p| format!("{}:{}", p.host, p.aux[0])).collect::<Vec<_>>().join(",")
+            }
             _ => procs
                 .iter()
                 .enumerate()
@@ -391,7 +399,7 @@ impl LocalCluster {
         // From here on, a failure drops `c`: servers started so far are stopped and
         // the folder removed.
         let c = LocalCluster { kind, opts, base, procs: Mutex::new(Vec::new()), peers, nodes, members: n };
-        if kind.elects_leader() {
+        if kind.elects_leader() || ring {
             for mut p in procs {
                 c.spawn_server(&mut p)?;
                 c.procs().push(p);
@@ -409,6 +417,9 @@ impl LocalCluster {
         }
         if kind == ServerKind::RedisSentinel {
             c.start_sentinels()?;
+        }
+        if ring {
+            c.wait_ring()?;
         }
         Ok(c)
     }
@@ -487,7 +498,7 @@ impl LocalCluster {
             }
             ServerKind::Cassandra | ServerKind::CassandraPaxosV1 => {
                 let paxos = if self.kind == ServerKind::Cassandra { "v2" } else { "v1" };
-                cassandra_command(&mut cmd, p, paxos)?;
+                cassandra_command(&mut cmd, p, paxos, &self.peers)?;
             }
             ServerKind::Etcd => {
                 let name = p.dir.file_name().and_then(|n| n.to_str()).unwrap_or("0");
@@ -570,7 +581,7 @@ impl LocalCluster {
     /// How messages name a server: an ensemble's member by its number and
     /// address, the rest by port.
     fn who(&self, p: &Proc, members: usize) -> String {
-        if self.kind.elects_leader() {
+        if self.kind.elects_leader() || members > 1 && self.kind.is_cassandra() {
             let i = p.dir.file_name().and_then(|n| n.to_str()).unwrap_or("?");
             format!("{} member {i} of {members} ({}:{})", self.kind, p.host, p.port)
         } else {
@@ -590,6 +601,47 @@ impl LocalCluster {
             p.front = Some(front);
             let who = format!("pgbouncer on port {}", p.port);
             wait_ready(self.kind, &who, &mut p.front, p.host, p.port, &p.dir.join("pgbouncer.log"))?;
+        }
+        Ok(())
+    }
+
+    /// Wait until every node of a Cassandra ring has seen every other one come
+    /// up (its log says `/ADDR:PORT is now UP`): before that a node may find too
+    /// few replicas alive for QUORUM and refuse the first requests.
+    fn wait_ring(&self) -> Result<()> {
+        let t0 = Instant::now();
+        let procs = self.procs();
+        let addrs: Vec<String> = procs.iter().map(|p| format!("/{}:{} is now UP", p.host, p.aux[0])).collect();
+        for (i, p) in procs.iter().enumerate() {
+            let log = p.dir.join("server.log");
+            loop {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let missing: Vec<&str> = addrs
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, a)| j != i && !text.contains(a.as_str()))
+                    .map(|(_, a)| a.split(" is").next().unwrap_or(a).trim_start_matches('/'))
+                    .collect();
+                if missing.is_empty() {
+                    break;
+                }
+                if CANCEL.load(Ordering::Relaxed) {
+                    return Err(BackendError::Config(format!(
+                        "{}: interrupted while starting",
+                        self.who(p, self.members)
+                    )));
+                }
+                if t0.elapsed() > ready_timeout(self.kind) {
+                    return Err(BackendError::Config(format!(
+                        "{} has not seen {} come up within {:?}; its log ends:\n{}",
+                        self.who(p, self.members),
+                        missing.join(", "),
+                        ready_timeout(self.kind),
+                        tail(&log, 15)
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
         Ok(())
     }
@@ -878,7 +930,7 @@ const JVM17: &[&str] = &[
 
 /// One small, fast, loopback-only Cassandra node in `p.dir`: writes its
 /// cassandra.yaml and logback.xml there and fills in the java command line.
-fn cassandra_command(cmd: &mut Command, p: &Proc, paxos: &str) -> Result<()> {
+fn cassandra_command(cmd: &mut Command, p: &Proc, paxos: &str, seeds: &str) -> Result<()> {
     let lib = cassandra_lib()?;
     let jamm = find_jar(&lib, "jamm-")
         .ok_or_else(|| BackendError::Config(format!("no jamm jar in {}: run scripts/setup", lib.display())))?;
@@ -889,15 +941,16 @@ fn cassandra_command(cmd: &mut Command, p: &Proc, paxos: &str) -> Result<()> {
 num_tokens: 1
 partitioner: org.apache.cassandra.dht.Murmur3Partitioner
 endpoint_snitch: SimpleSnitch
-listen_address: 127.0.0.1
-rpc_address: 127.0.0.1
+listen_address: {host}
+rpc_address: {host}
 storage_port: {storage}
 native_transport_port: {port}
 start_native_transport: true
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
-      - seeds: \"127.0.0.1:{storage}\"
+      - seeds: \"{seeds}\"
+auto_bootstrap: false
 data_file_directories: [{d}/data]
 commitlog_directory: {d}/commitlog
 saved_caches_directory: {d}/saved_caches
@@ -914,7 +967,8 @@ hinted_handoff_enabled: false
 concurrent_compactors: 1
 paxos_variant: {paxos}
 ",
-        port = p.port
+        port = p.port,
+        host = p.host,
     );
     let logback = "<configuration>
   <appender name=\"FILE\" class=\"ch.qos.logback.core.FileAppender\">

@@ -93,7 +93,12 @@ impl ServerKind {
     /// partitions)? The consensus clusters, and Redis with Sentinel (whose
     /// "leader" is the primary the Sentinels name).
     pub fn on_nodes(self) -> bool {
-        self.elects_leader() || self == ServerKind::RedisSentinel
+        self.elects_leader() || self == ServerKind::RedisSentinel || self.is_cassandra()
+    }
+
+    /// Apache Cassandra (either Paxos variant).
+    pub fn is_cassandra(self) -> bool {
+        matches!(self, ServerKind::Cassandra | ServerKind::CassandraPaxosV1)
     }
 
     /// Spoken to with PostgreSQL's protocol (PostgreSQL itself, or PgBouncer).

@@ -148,7 +148,7 @@ pub fn render(s: &Summary, extras: &[Extras]) -> String {
         .replace("{{header}}", &header)
         .replace("{{verdict}}", &verdict)
         .replace("{{toggles}}", &toggles)
-        .replace("{{table}}", &(open_load(&s.backends) + &table(&s.backends)))
+        .replace("{{table}}", &(ratios(s) + &open_load(&s.backends) + &table(&s.backends)))
         .replace("{{charts}}", &(sweep_section(s) + &charts_of(s, extras)))
         .replace("{{fairness}}", &fairness(s))
         .replace("{{timelines}}", &timelines(s, extras))
@@ -421,6 +421,29 @@ fn bad_cell(v: u64, link: Option<&str>) -> String {
     }
 }
 
+/// The scenario's acquire-latency ratios (lwt-cost: an LWT over a plain write).
+fn ratios(s: &Summary) -> String {
+    if s.ratios.is_empty() {
+        return String::new();
+    }
+    let mut t = String::from(
+        "<table id=\"ratios\"><caption>Acquire latency, one backend over another (the scenario's <code>ratios</code>)\
+         </caption><thead><tr><th>backend</th><th>over</th><th>p50</th><th>p99</th></tr></thead><tbody>",
+    );
+    for r in &s.ratios {
+        let _ = write!(
+            t,
+            "<tr><td><b>{}</b></td><td>{}</td><td>{:.1}×</td><td>{:.1}×</td></tr>",
+            esc(&r.of),
+            esc(&r.to),
+            r.p50,
+            r.p99
+        );
+    }
+    t.push_str("</tbody></table>");
+    t
+}
+
 /// Open load first (wrk2's way): the offered and achieved rates, and the latency
 /// from each request's intended start (coordinated omission corrected) beside the
 /// service time. Nothing for a closed load.
@@ -548,7 +571,7 @@ fn table(bs: &[BackendSummary]) -> String {
         ("token regressions", "", Box::new(|b| bad_cell(b.token_regressions, None))),
         (
             "refused",
-            "nothing reached the server (connection refused, no session, auth)",
+            "certainly not done: nothing reached the server (connection refused, no session, auth), or it answered unavailable (too few replicas alive)",
             Box::new(|b| bad_cell(b.errors.refused, None)),
         ),
         ("rejected", "", Box::new(|b| bad_cell(b.errors.rejected, None))),

@@ -226,6 +226,7 @@ pub fn foreign(path: &Path, format: Format) -> Result<Summary> {
         history_events: Some(n),
         history: super::HistoryMode::Full,
         sweep: None,
+        ratios: Vec::new(),
     };
     Ok(super::summarize(meta, &runs)?.summary)
 }

@@ -47,6 +47,38 @@ pub struct Summary {
     /// one entry per backend and value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<SweepInfo>,
+    /// The scenario's acquire-latency ratios (`ratios`), for the pairs that both
+    /// ran with grants.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ratios: Vec<Ratio>,
+}
+
+/// Backend `of`'s acquire latency over backend `to`'s, at p50 and p99.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Ratio {
+    pub of: String,
+    pub to: String,
+    pub p50: f64,
+    pub p99: f64,
+}
+
+impl Summary {
+    /// The ratios of these pairs whose backends both ran and granted.
+    pub fn set_ratios(&mut self, pairs: &[(String, String)]) {
+        let find = |n: &str| self.backends.iter().find(|b| b.name == n && b.acquire_latency_us.count > 0);
+        self.ratios = pairs
+            .iter()
+            .filter_map(|(a, b)| {
+                let (x, y) = (&find(a)?.acquire_latency_us, &find(b)?.acquire_latency_us);
+                Some(Ratio {
+                    of: a.clone(),
+                    to: b.clone(),
+                    p50: x.p50 as f64 / y.p50.max(1) as f64,
+                    p99: x.p99 as f64 / y.p99.max(1) as f64,
+                })
+            })
+            .collect();
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -69,6 +69,25 @@ pub struct Scenario {
     /// (or the dotted form `keys.held = [...]`). `--sweep` overrides it.
     #[serde(default, serialize_with = "sweep_as_table", skip_serializing_if = "Option::is_none")]
     pub sweep: Option<Spanned<toml::Value>>,
+    /// Acquire-latency ratios to put beside the figures, each `"A / B"`: backend
+    /// A's p50 and p99 over backend B's, when both ran (lwt-cost: an LWT over the
+    /// plain write it replaces).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ratios: Vec<Spanned<String>>,
+}
+
+/// A ratio's two backend names, from `"A / B"`.
+pub fn ratio_pair(s: &str) -> Result<(String, String), String> {
+    let names = lockbench_backends::registry();
+    let known = |n: &str| names.iter().any(|b| b.name == n);
+    match s.split_once('/').map(|(a, b)| (a.trim(), b.trim())) {
+        Some((a, b)) if !a.is_empty() && !b.is_empty() && a != b => match (known(a), known(b)) {
+            (true, true) => Ok((a.to_owned(), b.to_owned())),
+            (false, _) => Err(format!("`{a}` is not a backend (lockbench list names them)")),
+            (_, false) => Err(format!("`{b}` is not a backend (lockbench list names them)")),
+        },
+        _ => Err(format!("expected \"A / B\" with two different backend names, got `{s}`")),
+    }
 }
 
 /// The sweep as its plain table (toml's serializer leaves a spanned table out).
@@ -386,6 +405,11 @@ impl Scenario {
     }
 
     fn validate(&self, p: &mut Problems<'_>) {
+        for r in &self.ratios {
+            if let Err(msg) = ratio_pair(r.get_ref()) {
+                p.at(r.span(), "ratios", msg);
+            }
+        }
         if *self.clients.get_ref() == 0 {
             p.at(self.clients.span(), "clients", "must be at least 1");
         }
