@@ -487,11 +487,20 @@ impl LockSession for Session {
                             return Err(err);
                         }
                         // Outcome unknown: a SERIAL read finishes any Paxos round
-                        // in flight, then says whose the key is.
-                        match self.owner_now(key).await {
-                            Ok(o) if o == Some(owner as i64) => true,
-                            Ok(_) => false,
-                            Err(_) => return Err(err),
+                        // in flight, then says whose the key is. Under contention
+                        // (several clients' rounds preempting each other) the read
+                        // can time out too: it is asked up to three times, 50 and
+                        // 100 ms apart, before the outcome stays unknown.
+                        let mut pause = Duration::from_millis(50);
+                        loop {
+                            match self.owner_now(key).await {
+                                Ok(o) => break o == Some(owner as i64),
+                                Err(e) if e.is_indeterminate() && pause <= Duration::from_millis(100) => {
+                                    tokio::time::sleep(pause).await;
+                                    pause *= 2;
+                                }
+                                Err(_) => return Err(err),
+                            }
                         }
                     }
                 };

@@ -46,15 +46,25 @@ async fn mutual_exclusion_under_concurrency() {
         |b| async move {
             let inside = Arc::new(AtomicBool::new(false));
             let counter = Arc::new(AtomicU64::new(0));
+            let unknown = Arc::new(AtomicU64::new(0));
             let mut tasks = Vec::new();
             for _ in 0..8 {
-                let (b, inside, counter) = (b.clone(), inside.clone(), counter.clone());
+                let (b, inside, counter, unknown) = (b.clone(), inside.clone(), counter.clone(), unknown.clone());
                 tasks.push(tokio::spawn(async move {
                     let mut s = b.session().await.expect("session");
                     let mut done = 0;
                     while done < 25 {
-                        let Some(l) = s.acquire("mx", ms(5_000), &Wait::new(ms(5_000))).await.expect("acquire") else {
-                            continue;
+                        // An acquire whose outcome is unknown (a ring of replicas
+                        // whose Paxos rounds preempt each other times out) is no
+                        // grant: try again. Any other error fails the test.
+                        let l = match s.acquire("mx", ms(5_000), &Wait::new(ms(5_000))).await {
+                            Ok(Some(l)) => l,
+                            Ok(None) => continue,
+                            Err(e) if e.is_indeterminate() => {
+                                unknown.fetch_add(1, Ordering::SeqCst);
+                                continue;
+                            }
+                            Err(e) => panic!("{}: acquire: {e}", b.name()),
                         };
                         assert!(!inside.swap(true, Ordering::SeqCst), "{}: two holders at once", b.name());
                         // A non-atomic read-modify-write with a yield in the middle: only
@@ -63,7 +73,15 @@ async fn mutual_exclusion_under_concurrency() {
                         tokio::task::yield_now().await;
                         counter.store(v + 1, Ordering::SeqCst);
                         inside.store(false, Ordering::SeqCst);
-                        assert!(s.release(&l).await.expect("release"), "{}: release of a held lock", b.name());
+                        match s.release(&l).await {
+                            Ok(released) => assert!(released, "{}: release of a held lock", b.name()),
+                            // Not known to be released: the key may stay taken until
+                            // its lease runs out, and the others wait for it.
+                            Err(e) if e.is_indeterminate() => {
+                                unknown.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Err(e) => panic!("{}: release: {e}", b.name()),
+                        }
                         done += 1;
                     }
                 }));
@@ -72,6 +90,10 @@ async fn mutual_exclusion_under_concurrency() {
                 t.await.expect("client task");
             }
             assert_eq!(counter.load(Ordering::SeqCst), 200, "{}: lost increments", b.name());
+            let unknown = unknown.load(Ordering::SeqCst);
+            if unknown > 0 {
+                eprintln!("-- {}: {unknown} acquires or releases ended with their outcome unknown", b.name());
+            }
         },
     )
     .await;

@@ -187,3 +187,18 @@ fn the_sweep_flag_replaces_the_files_sweep_and_names_itself_in_errors() {
     // The scenario written into a result folder keeps the sweep.
     assert!(s.to_toml().contains("clients = [1, 8]"), "{}", s.to_toml());
 }
+
+#[test]
+fn ratios_name_two_backends_and_a_bad_one_is_named_with_its_line() {
+    let ok =
+        parse(&GOOD.replace("clients = 4", "clients = 4\nratios = [\"cassandra-lwt / cassandra-write\"]")).unwrap();
+    assert_eq!(ratio_pair(ok.ratios[0].get_ref()).unwrap(), ("cassandra-lwt".into(), "cassandra-write".into()));
+    for (bad, says) in [
+        ("\"cassandra-lwt\"", "expected \"A / B\""),
+        ("\"redis / redis\"", "two different backend names"),
+        ("\"redis / rediss\"", "`rediss` is not a backend"),
+    ] {
+        let e = parse(&GOOD.replace("clients = 4", &format!("clients = 4\nratios = [{bad}]"))).unwrap_err().to_string();
+        assert!(e.starts_with("scenarios/t.toml:3:") && e.contains("field `ratios`") && e.contains(says), "{e}");
+    }
+}
