@@ -201,6 +201,12 @@ pub struct RunArgs {
     /// (peer-partition faults) are not run, with that reason.
     #[arg(long)]
     pub no_nodes: bool,
+    /// Put every server that can go on a network node of its own there (Redis and
+    /// Redlock's five, Sentinel, Cassandra, etcd, ZooKeeper), as `[servers] nodes
+    /// = true` does: the clients and the fault proxies reach them over a host-only
+    /// bridge. Root only; backends whose servers cannot are not run, with that reason.
+    #[arg(long, conflicts_with = "no_nodes")]
+    pub nodes: bool,
 }
 
 /// Where each server kind's servers come from.
@@ -290,13 +296,16 @@ fn prepare(info: &BackendInfo, s: &Scenario, p: &Providers) -> Result<std::resul
                 (Some(Arc::new(ext) as Arc<dyn Servers>), e)
             } else {
                 if s.server_options().nodes {
+                    // What asked for nodes: a peer partition, or `[servers] nodes` / --nodes.
+                    let what = if s.has_peer_partition() { "peer-partition" } else { "[servers] nodes (--nodes)" };
                     if !kind.on_nodes() {
-                        return Ok(Err("peer-partition needs members on network nodes (built for etcd, zookeeper, \
-                                       redis-sentinel and cassandra so far)"
-                            .into()));
+                        return Ok(Err(format!(
+                            "{what} needs members on network nodes (built for etcd, zookeeper, redis, \
+                             redis-sentinel and cassandra so far)"
+                        )));
                     }
                     if let Some(why) = lockbench_backends::servers::nodes::unavailable() {
-                        return Ok(Err(format!("peer-partition: {why}")));
+                        return Ok(Err(format!("{what}: {why}")));
                     }
                 }
                 if let Some(m) = s.max_server()
@@ -739,6 +748,7 @@ async fn run_cmd(args: RunArgs) -> Result<i32> {
     for p in &paths {
         let mut s = Scenario::load(p)?;
         s.apply_overrides(&overrides).map_err(anyhow::Error::msg)?;
+        s.servers.nodes |= args.nodes;
         if let Some(sw) = &sweep {
             s.set_sweep(sw).map_err(|e| anyhow::anyhow!("--sweep: {e}"))?;
         }
@@ -1323,6 +1333,9 @@ fn reproduce(s: &Scenario, backends: &[String], a: &RunArgs, p: &Providers) -> S
     }
     if a.no_nodes {
         c.push_str(" --no-nodes");
+    }
+    if a.nodes {
+        c.push_str(" --nodes");
     }
     if let Some(d) = a.duration {
         c.push_str(&format!(" --duration {}", Dur(d)));

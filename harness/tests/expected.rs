@@ -30,7 +30,20 @@ fn matches(expect: &str, v: &Verdict) -> Result<bool, String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_scenario_gives_its_expected_verdict_on_every_embedded_backend() {
-    table(false).await;
+    table(false, &[]).await;
+}
+
+/// The Redis rows (redis, redis-naive, Redlock's five) again with every server on a
+/// network node of its own (`[servers] nodes`, `run --nodes`): clients and fault
+/// proxies reach them over the run's bridge instead of loopback, and every verdict
+/// must stay the one the table names. Root only, as the rows below.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs root: network namespaces and iptables (scripts/test runs it as root)"]
+async fn the_redis_rows_keep_their_verdicts_with_every_server_on_a_network_node() {
+    if let Some(why) = lockbench_backends::servers::nodes::unavailable() {
+        panic!("these rows need network nodes: {why}");
+    }
+    table(false, &["redis", "redis-naive", "redlock"]).await;
 }
 
 /// The rows of scenarios whose faults need network nodes (peer-partition,
@@ -42,12 +55,13 @@ async fn scenarios_on_network_nodes_give_their_expected_verdicts() {
     if let Some(why) = lockbench_backends::servers::nodes::unavailable() {
         panic!("these rows need network nodes: {why}");
     }
-    table(true).await;
+    table(true, &[]).await;
 }
 
 /// Run every row of the table whose scenario needs network nodes (`nodes`) or
-/// does not.
-async fn table(nodes: bool) {
+/// does not; with `on_nodes` given, only those backends' rows, their servers put
+/// on network nodes all the same.
+async fn table(nodes: bool, on_nodes: &[&str]) {
     let dir = common::scenarios_dir();
     let table: Table = toml::from_str(&std::fs::read_to_string(dir.join("expected.toml")).unwrap()).unwrap();
     let mut failures = Vec::new();
@@ -61,6 +75,8 @@ async fn table(nodes: bool) {
         if s.server_options().nodes != nodes {
             continue;
         }
+        let mut s = s;
+        s.servers.nodes = !on_nodes.is_empty();
         // `duration` is the run length, not a backend.
         let mut row = row.clone();
         let run_for = match row.remove("duration") {
@@ -81,6 +97,9 @@ async fn table(nodes: bool) {
         // working on one backend (said on stderr; CI never sets it).
         let only = std::env::var("LOCKBENCH_TEST_BACKENDS").ok();
         for (b, expect) in &row {
+            if !on_nodes.is_empty() && !on_nodes.contains(&b.as_str()) {
+                continue;
+            }
             if let Some(only) = &only
                 && !only.split(',').any(|o| o.trim() == b)
             {
@@ -88,8 +107,8 @@ async fn table(nodes: bool) {
                 continue;
             }
             if !common::can_run(&s, b) {
-                // The root test asked for these rows: one it cannot run fails.
-                if nodes {
+                // The root tests asked for these rows: one they cannot run fails.
+                if nodes || !on_nodes.is_empty() {
                     failures.push(format!("{} on {b}: cannot run on network nodes", s.name));
                 }
                 eprintln!("{:<18} {:<13} not run here", s.name, b);

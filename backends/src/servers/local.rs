@@ -348,7 +348,7 @@ impl LocalCluster {
             (true, k) if k.on_nodes() => Some(super::nodes::Nodes::create(n)?),
             (true, k) => {
                 return Err(BackendError::Config(format!(
-                    "{k}: network nodes are only built for etcd, zookeeper, redis_sentinel and cassandra so far"
+                    "{k}: network nodes are only built for etcd, zookeeper, redis, redis_sentinel and cassandra so far"
                 )));
             }
         };
@@ -519,13 +519,7 @@ impl LocalCluster {
                 zookeeper_command(&mut cmd, p, &self.peers)?;
                 // What the JVM itself says (a missing class, a bad flag) lands in
                 // the member's log too, where a failed start's message quotes it.
-                let log = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p.dir.join("server.log"))
-                    .map_err(|e| BackendError::Config(format!("{}: {e}", p.dir.display())))?;
-                let err = log.try_clone().map_err(|e| BackendError::Config(e.to_string()))?;
-                cmd.stdin(Stdio::null()).stdout(log).stderr(err);
+                output_to_log(&mut cmd, &p.dir)?;
                 return Ok(cmd);
             }
             ServerKind::Dynamodb => {
@@ -543,10 +537,7 @@ impl LocalCluster {
                 if self.opts.persist {
                     cmd.arg("--path").arg(p.dir.join("data"));
                 }
-                let log = std::fs::File::create(p.dir.join("server.log"))
-                    .map_err(|e| BackendError::Config(format!("{}: {e}", p.dir.display())))?;
-                let err = log.try_clone().map_err(|e| BackendError::Config(e.to_string()))?;
-                cmd.stdin(Stdio::null()).stdout(log).stderr(err);
+                output_to_log(&mut cmd, &p.dir)?;
                 return Ok(cmd);
             }
             ServerKind::Postgres | ServerKind::Pgbouncer => {
@@ -650,6 +641,19 @@ impl LocalCluster {
     pub fn pids(&self) -> Vec<u32> {
         self.procs().iter().filter_map(|p| p.child.as_ref().map(|c| c.id())).collect()
     }
+}
+
+/// Send a server's stdout and stderr to `dir/server.log`, appended (a restart
+/// keeps what the first life wrote, where a failed start's message quotes it).
+fn output_to_log(cmd: &mut Command, dir: &Path) -> Result<()> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .map_err(|e| BackendError::Config(format!("{}: {e}", dir.display())))?;
+    let err = log.try_clone().map_err(|e| BackendError::Config(e.to_string()))?;
+    cmd.stdin(Stdio::null()).stdout(log).stderr(err);
+    Ok(())
 }
 
 /// Wait until the program in `child` answers on `port`; stop it and say why when

@@ -93,7 +93,7 @@ impl ServerKind {
     /// partitions)? The consensus clusters, and Redis with Sentinel (whose
     /// "leader" is the primary the Sentinels name).
     pub fn on_nodes(self) -> bool {
-        self.elects_leader() || self == ServerKind::RedisSentinel || self.is_cassandra()
+        self.elects_leader() || matches!(self, ServerKind::Redis | ServerKind::RedisSentinel) || self.is_cassandra()
     }
 
     /// Apache Cassandra (either Paxos variant).

@@ -207,7 +207,7 @@ impl Nodes {
         let k = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 36;
         let prefix = prefix_of(pid, k).ok_or_else(|| BackendError::Config("cannot read /proc/self/stat".into()))?;
         let nodes = Nodes { net: free_net(pid ^ k.rotate_left(16))?, prefix, n };
-        live(&nodes.prefix, n, true);
+        live(&nodes.prefix, n, nodes.net, true);
         // From here on a failure drops `nodes`, which removes what was made.
         nodes.build()?;
         Ok(nodes)
@@ -348,16 +348,28 @@ impl Nodes {
     }
 }
 
-/// Prefixes (and node counts) of the nodes this process has made and not removed.
-static LIVE: std::sync::Mutex<Vec<(String, usize)>> = std::sync::Mutex::new(Vec::new());
+/// Prefixes, node counts and /24s of the nodes this process has made and not
+/// removed.
+static LIVE: std::sync::Mutex<Vec<(String, usize, [u8; 3])>> = std::sync::Mutex::new(Vec::new());
 
-fn live(prefix: &str, n: usize, add: bool) {
+fn live(prefix: &str, n: usize, net: [u8; 3], add: bool) {
     let mut l = LIVE.lock().unwrap_or_else(|p| p.into_inner());
     if add {
-        l.push((prefix.to_owned(), n));
+        l.push((prefix.to_owned(), n, net));
     } else {
-        l.retain(|(p, _)| p != prefix);
+        l.retain(|(p, _, _)| p != prefix);
     }
+}
+
+/// Is `ip` the address of a node this process made and still has (where a
+/// fault proxy may forward to, besides loopback)?
+pub fn is_node_addr(ip: std::net::IpAddr) -> bool {
+    let std::net::IpAddr::V4(v4) = ip else { return false };
+    let [a, b, c, d] = v4.octets();
+    LIVE.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .any(|(_, n, net)| *net == [a, b, c] && (2..2 + *n as u32).contains(&(d as u32)))
 }
 
 fn remove(prefix: &str, n: usize) {
@@ -374,7 +386,7 @@ fn remove(prefix: &str, n: usize) {
 /// second signal, a panic): what [`super::local::kill_all`] is for processes.
 pub fn remove_all() {
     let all = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|p| p.into_inner()));
-    for (prefix, n) in all {
+    for (prefix, n, _) in all {
         remove(&prefix, n);
     }
 }
@@ -392,7 +404,7 @@ pub fn enter_netns(name: &str) -> std::io::Result<()> {
 impl Drop for Nodes {
     fn drop(&mut self) {
         remove(&self.prefix, self.n);
-        live(&self.prefix, self.n, false);
+        live(&self.prefix, self.n, self.net, false);
     }
 }
 

@@ -20,7 +20,8 @@ pub struct Net {
 }
 
 impl Net {
-    /// Start `clients` × servers proxies in front of `endpoints` (loopback only).
+    /// Start `clients` × servers proxies in front of `endpoints` (on loopback or
+    /// on this run's network nodes).
     pub async fn start(clients: u32, endpoints: &[String]) -> Result<Net, String> {
         let given = endpoints
             .iter()
@@ -33,8 +34,14 @@ impl Net {
                 e.addr()
                     .to_socket_addrs()
                     .ok()
-                    .and_then(|mut a| a.find(|a| a.ip().is_loopback()))
-                    .ok_or_else(|| format!("network faults need servers on loopback, and `{e}` is not"))
+                    .and_then(|mut a| {
+                        a.find(|a| a.ip().is_loopback() || lockbench_backends::servers::nodes::is_node_addr(a.ip()))
+                    })
+                    .ok_or_else(|| {
+                        format!(
+                            "network faults need servers on loopback or on this run's network nodes, and `{e}` is not"
+                        )
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut proxies = Vec::with_capacity(clients as usize);

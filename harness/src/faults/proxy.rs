@@ -55,10 +55,12 @@ impl Drop for Proxy {
 }
 
 impl Proxy {
-    /// Start a proxy to `upstream` (which must be a loopback address).
+    /// Start a proxy to `upstream` (a loopback address, or a node this run made).
     pub async fn start(upstream: SocketAddr) -> std::io::Result<Proxy> {
-        if !upstream.ip().is_loopback() {
-            return Err(std::io::Error::other(format!("the proxy only forwards to loopback, not {upstream}")));
+        if !upstream.ip().is_loopback() && !lockbench_backends::servers::nodes::is_node_addr(upstream.ip()) {
+            return Err(std::io::Error::other(format!(
+                "the proxy only forwards to loopback or this run's network nodes, not {upstream}"
+            )));
         }
         let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;

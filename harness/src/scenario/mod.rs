@@ -186,6 +186,11 @@ pub struct ServerSettings {
     /// Which servers get `faketime` (default: all), e.g. `[2]` for one of Redlock's
     /// five. Numbers past a backend's last server are ignored.
     pub skewed: Option<Vec<usize>>,
+    /// Put each server on a network node of its own even without a peer
+    /// partition (root only; `run --nodes`): the same scenario over a bridge
+    /// instead of loopback.
+    #[serde(default)]
+    pub nodes: bool,
 }
 
 fn default_drain() -> Dur {
@@ -553,8 +558,12 @@ impl Scenario {
             faketime: self.servers.faketime.as_ref().map(|f| f.get_ref().clone()),
             skewed: self.servers.skewed.clone(),
             // Members cut apart need nodes of their own.
-            nodes: self.faults.iter().any(|f| matches!(f.get_ref(), crate::faults::FaultSpec::PeerPartition { .. })),
+            nodes: self.servers.nodes || self.has_peer_partition(),
         }
+    }
+    /// Does a fault cut cluster members apart (so they need network nodes)?
+    pub fn has_peer_partition(&self) -> bool {
+        self.faults.iter().any(|f| matches!(f.get_ref(), crate::faults::FaultSpec::PeerPartition { .. }))
     }
     /// Does any fault act on servers or on the network to them (so embedded
     /// backends cannot run it)?

@@ -46,8 +46,9 @@ pub fn can_run(s: &Scenario, backend: &str) -> bool {
         }
         return key && s.needs_servers().is_none() && !s.has_network_faults() && s.servers.faketime.is_none();
     }
-    // Peer partitions need the members on network nodes: a cluster the provider
-    // can put on nodes (etcd, ZooKeeper, Redis Sentinel), as root.
+    // Peer partitions (and `[servers] nodes`) need the members on network nodes:
+    // servers the provider can put on nodes (etcd, ZooKeeper, Redis, Redis
+    // Sentinel, Cassandra), as root.
     if s.server_options().nodes {
         let on_nodes = matches!(info.needs, Needs::Servers { kind, .. } if kind.on_nodes());
         let missing = lockbench_backends::servers::nodes::unavailable();
