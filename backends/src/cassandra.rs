@@ -489,13 +489,20 @@ impl LockSession for Session {
                         // Outcome unknown: a SERIAL read finishes any Paxos round
                         // in flight, then says whose the key is. Under contention
                         // (several clients' rounds preempting each other) the read
-                        // can time out too: it is asked up to three times, 50 and
-                        // 100 ms apart, before the outcome stays unknown.
-                        let mut pause = Duration::from_millis(50);
+                        // can fail fast too: it is asked again, 50 then 100 ms
+                        // later, while less than a second has gone since the first
+                        // read began (a read that timed out uses that up: no
+                        // quorum answers another either), before the outcome stays
+                        // unknown.
+                        let (t0, mut pause) = (std::time::Instant::now(), Duration::from_millis(50));
                         loop {
                             match self.owner_now(key).await {
                                 Ok(o) => break o == Some(owner as i64),
-                                Err(e) if e.is_indeterminate() && pause <= Duration::from_millis(100) => {
+                                Err(e)
+                                    if e.is_indeterminate()
+                                        && pause <= Duration::from_millis(100)
+                                        && t0.elapsed() < Duration::from_secs(1) =>
+                                {
                                     tokio::time::sleep(pause).await;
                                     pause *= 2;
                                 }

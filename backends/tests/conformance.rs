@@ -39,6 +39,10 @@ where
     assert!(ran > 0, "no backend ran this behaviour");
 }
 
+/// Unknown outcomes a Cassandra ring may give in the exclusion test (24 of its
+/// 200 cycles in a run here) before the test fails.
+const UNKNOWN_ON_A_RING: u64 = 100;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mutual_exclusion_under_concurrency() {
     each(
@@ -47,6 +51,7 @@ async fn mutual_exclusion_under_concurrency() {
             let inside = Arc::new(AtomicBool::new(false));
             let counter = Arc::new(AtomicU64::new(0));
             let unknown = Arc::new(AtomicU64::new(0));
+            let ring = b.name().ends_with("-rf3");
             let mut tasks = Vec::new();
             for _ in 0..8 {
                 let (b, inside, counter, unknown) = (b.clone(), inside.clone(), counter.clone(), unknown.clone());
@@ -54,14 +59,17 @@ async fn mutual_exclusion_under_concurrency() {
                     let mut s = b.session().await.expect("session");
                     let mut done = 0;
                     while done < 25 {
-                        // An acquire whose outcome is unknown (a ring of replicas
-                        // whose Paxos rounds preempt each other times out) is no
-                        // grant: try again. Any other error fails the test.
+                        // On a Cassandra ring (the -rf3 backends), Paxos rounds of
+                        // eight clients preempt each other and some time out: an
+                        // acquire whose outcome is unknown is no grant, and is tried
+                        // again (at most UNKNOWN_ON_A_RING in all). Any other error,
+                        // and any unknown outcome elsewhere, fails the test.
                         let l = match s.acquire("mx", ms(5_000), &Wait::new(ms(5_000))).await {
                             Ok(Some(l)) => l,
                             Ok(None) => continue,
-                            Err(e) if e.is_indeterminate() => {
-                                unknown.fetch_add(1, Ordering::SeqCst);
+                            Err(e) if e.is_indeterminate() && ring => {
+                                let n = unknown.fetch_add(1, Ordering::SeqCst) + 1;
+                                assert!(n <= UNKNOWN_ON_A_RING, "{}: {n} unknown outcomes: {e}", b.name());
                                 continue;
                             }
                             Err(e) => panic!("{}: acquire: {e}", b.name()),
@@ -77,8 +85,9 @@ async fn mutual_exclusion_under_concurrency() {
                             Ok(released) => assert!(released, "{}: release of a held lock", b.name()),
                             // Not known to be released: the key may stay taken until
                             // its lease runs out, and the others wait for it.
-                            Err(e) if e.is_indeterminate() => {
-                                unknown.fetch_add(1, Ordering::SeqCst);
+                            Err(e) if e.is_indeterminate() && ring => {
+                                let n = unknown.fetch_add(1, Ordering::SeqCst) + 1;
+                                assert!(n <= UNKNOWN_ON_A_RING, "{}: {n} unknown outcomes: {e}", b.name());
                             }
                             Err(e) => panic!("{}: release: {e}", b.name()),
                         }

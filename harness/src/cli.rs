@@ -281,9 +281,18 @@ fn prepare(info: &BackendInfo, s: &Scenario, p: &Providers) -> Result<std::resul
                                nodes a Cassandra driver learns from the ring (not built yet); peer-partition does"
                     .into()));
             }
+            if s.has_peer_partition() && !kind.peers(n) {
+                return Ok(Err(format!(
+                    "peer-partition cuts cluster members apart: {n} {kind} server(s) of {} do not talk to each other",
+                    info.name
+                )));
+            }
             if let Some(ext) = p.external.get(&kind) {
                 if let Some(f) = s.needs_servers() {
                     return Ok(Err(format!("{f} cannot act on external servers")));
+                }
+                if s.servers.nodes {
+                    return Ok(Err("[servers] nodes (--nodes) cannot move external servers onto network nodes".into()));
                 }
                 if s.servers.faketime.is_some() {
                     return Ok(Err("[servers] faketime cannot skew the clock of external servers".into()));
@@ -300,8 +309,8 @@ fn prepare(info: &BackendInfo, s: &Scenario, p: &Providers) -> Result<std::resul
                     let what = if s.has_peer_partition() { "peer-partition" } else { "[servers] nodes (--nodes)" };
                     if !kind.on_nodes() {
                         return Ok(Err(format!(
-                            "{what} needs members on network nodes (built for etcd, zookeeper, redis, \
-                             redis-sentinel and cassandra so far)"
+                            "{what} needs servers on network nodes (built for {} so far)",
+                            ServerKind::on_nodes_names()
                         )));
                     }
                     if let Some(why) = lockbench_backends::servers::nodes::unavailable() {

@@ -63,7 +63,8 @@ fn lwt_cost_gives_the_lwt_over_write_ratio_on_one_and_on_three_replicas() {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(
         html.contains("id=\"ratios\"")
-            && html.contains("<td><b>cassandra-lwt-rf3</b></td><td>cassandra-write-rf3</td>")
+            && html.contains("<td><b>cassandra-lwt-rf3</b></td><td>cassandra-write-rf3</td>"),
+        "the report's ratio table names the rf3 pair"
     );
 }
 

@@ -325,6 +325,20 @@ pub fn dynalite() -> Result<PathBuf> {
     })
 }
 
+/// A port that was free a moment ago on each of 127.0.0.1 .. 127.0.0.`n` (a
+/// loopback Cassandra ring binds one port on each member's address).
+fn free_port_on(n: usize) -> Result<u16> {
+    for _ in 0..100 {
+        let port = free_port()?;
+        let free_everywhere =
+            (1..n).all(|i| std::net::TcpListener::bind((Ipv4Addr::new(127, 0, 0, 1 + i as u8), port)).is_ok());
+        if free_everywhere {
+            return Ok(port);
+        }
+    }
+    Err(BackendError::Config(format!("no port free on each of 127.0.0.1 .. 127.0.0.{n}")))
+}
+
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> Result<u16> {
     let l = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
@@ -348,7 +362,8 @@ impl LocalCluster {
             (true, k) if k.on_nodes() => Some(super::nodes::Nodes::create(n)?),
             (true, k) => {
                 return Err(BackendError::Config(format!(
-                    "{k}: network nodes are only built for etcd, zookeeper, redis, redis_sentinel and cassandra so far"
+                    "{k}: network nodes are only built for {} so far",
+                    ServerKind::on_nodes_names()
                 )));
             }
         };
@@ -357,7 +372,12 @@ impl LocalCluster {
         // one another on one storage port. Its members take addresses of their
         // own: a node each, or 127.0.0.1, .2, ... on loopback (no root needed).
         let ring = kind.is_cassandra() && n > 1;
-        let shared = [free_port()?, free_port()?];
+        let shared = match (ring, &nodes) {
+            // Fresh namespaces: any port is free on a node's address.
+            (true, Some(_)) => [free_port()?, free_port()?],
+            (true, None) => [free_port_on(n)?, free_port_on(n)?],
+            (false, _) => [0, 0],
+        };
         let mut procs = Vec::new();
         for i in 0..n {
             let dir = base.path().join(format!("{i}"));
@@ -601,11 +621,25 @@ impl LocalCluster {
     /// few replicas alive for QUORUM and refuse the first requests.
     fn wait_ring(&self) -> Result<()> {
         let t0 = Instant::now();
-        let procs = self.procs();
+        let mut procs = self.procs();
         let addrs: Vec<String> = procs.iter().map(|p| format!("/{}:{} is now UP", p.host, p.aux[0])).collect();
-        for (i, p) in procs.iter().enumerate() {
-            let log = p.dir.join("server.log");
+        for i in 0..procs.len() {
+            let log = procs[i].dir.join("server.log");
             loop {
+                // A member that died while the ring formed is named, with its own log.
+                for q in procs.iter_mut() {
+                    if let Some(Ok(Some(status))) = q.child.as_mut().map(|c| c.try_wait()) {
+                        if let Some(c) = q.child.take() {
+                            forget(c.id());
+                        }
+                        return Err(BackendError::Config(format!(
+                            "{} exited while the ring formed ({status}); its log ends:\n{}",
+                            self.who(q, self.members),
+                            tail(&q.dir.join("server.log"), 15)
+                        )));
+                    }
+                }
+                let p = &procs[i];
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
                 let missing: Vec<&str> = addrs
                     .iter()
@@ -932,8 +966,9 @@ const JVM17: &[&str] = &[
     "-Dio.netty.tryReflectionSetAccessible=true",
 ];
 
-/// One small, fast, loopback-only Cassandra node in `p.dir`: writes its
-/// cassandra.yaml and logback.xml there and fills in the java command line.
+/// One small, fast Cassandra node in `p.dir`, on `p.host` (loopback, or its
+/// network node): writes its cassandra.yaml and logback.xml there and fills in
+/// the java command line. `seeds`: every member's `host:storage_port`.
 fn cassandra_command(cmd: &mut Command, p: &Proc, paxos: &str, seeds: &str) -> Result<()> {
     let lib = cassandra_lib()?;
     let jamm = find_jar(&lib, "jamm-")

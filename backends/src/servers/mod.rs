@@ -89,11 +89,24 @@ impl ServerKind {
         matches!(self, ServerKind::Etcd | ServerKind::Zookeeper)
     }
 
-    /// Can the local provider put its members on network nodes (for peer
-    /// partitions)? The consensus clusters, and Redis with Sentinel (whose
-    /// "leader" is the primary the Sentinels name).
+    /// Can the local provider put its servers on network nodes (for peer
+    /// partitions, or `--nodes`)? The consensus clusters, Redis (alone, Redlock's
+    /// five, with Sentinel) and Cassandra.
     pub fn on_nodes(self) -> bool {
         self.elects_leader() || matches!(self, ServerKind::Redis | ServerKind::RedisSentinel) || self.is_cassandra()
+    }
+
+    /// Do `n` servers of this kind talk to each other, so that a peer partition
+    /// can cut them apart? Consensus clusters, Redis with Sentinel (replication
+    /// and the Sentinels' gossip) and Cassandra rings; not Redlock's independent
+    /// servers, not one server.
+    pub fn peers(self, n: usize) -> bool {
+        n > 1 && (self.elects_leader() || self == ServerKind::RedisSentinel || self.is_cassandra())
+    }
+
+    /// The kinds that can go on network nodes, for messages ("etcd, zookeeper, ...").
+    pub fn on_nodes_names() -> String {
+        ServerKind::ALL.iter().filter(|k| k.on_nodes()).map(|k| k.name()).collect::<Vec<_>>().join(", ")
     }
 
     /// Apache Cassandra (either Paxos variant).

@@ -362,7 +362,9 @@ fn live(prefix: &str, n: usize, net: [u8; 3], add: bool) {
 }
 
 /// Is `ip` the address of a node this process made and still has (where a
-/// fault proxy may forward to, besides loopback)?
+/// fault proxy may forward to, besides loopback)? Per process: the proxies run
+/// in the process that made the nodes (worker processes are given the proxies'
+/// loopback addresses).
 pub fn is_node_addr(ip: std::net::IpAddr) -> bool {
     let std::net::IpAddr::V4(v4) = ip else { return false };
     let [a, b, c, d] = v4.octets();

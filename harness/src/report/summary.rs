@@ -63,21 +63,28 @@ pub struct Ratio {
 }
 
 impl Summary {
-    /// The ratios of these pairs whose backends both ran and granted.
+    /// The ratios of these pairs whose backends both ran and granted; in a sweep
+    /// (names `backend@value`), one per point, each backend over the other at the
+    /// same value.
     pub fn set_ratios(&mut self, pairs: &[(String, String)]) {
-        let find = |n: &str| self.backends.iter().find(|b| b.name == n && b.acquire_latency_us.count > 0);
-        self.ratios = pairs
-            .iter()
-            .filter_map(|(a, b)| {
-                let (x, y) = (&find(a)?.acquire_latency_us, &find(b)?.acquire_latency_us);
-                Some(Ratio {
-                    of: a.clone(),
-                    to: b.clone(),
-                    p50: x.p50 as f64 / y.p50.max(1) as f64,
-                    p99: x.p99 as f64 / y.p99.max(1) as f64,
-                })
-            })
-            .collect();
+        let granted = |n: &str| self.backends.iter().find(|b| b.name == n && b.acquire_latency_us.count > 0);
+        let mut out = Vec::new();
+        for (a, b) in pairs {
+            for x in &self.backends {
+                let Some(point) = x.name.strip_prefix(a.as_str()).filter(|p| p.is_empty() || p.starts_with('@')) else {
+                    continue;
+                };
+                let (Some(x), Some(y)) = (granted(&x.name), granted(&format!("{b}{point}"))) else { continue };
+                let (p, q) = (&x.acquire_latency_us, &y.acquire_latency_us);
+                out.push(Ratio {
+                    of: x.name.clone(),
+                    to: y.name.clone(),
+                    p50: p.p50 as f64 / q.p50.max(1) as f64,
+                    p99: p.p99 as f64 / q.p99.max(1) as f64,
+                });
+            }
+        }
+        self.ratios = out;
     }
 }
 

@@ -50,7 +50,8 @@ pub fn can_run(s: &Scenario, backend: &str) -> bool {
     // servers the provider can put on nodes (etcd, ZooKeeper, Redis, Redis
     // Sentinel, Cassandra), as root.
     if s.server_options().nodes {
-        let on_nodes = matches!(info.needs, Needs::Servers { kind, .. } if kind.on_nodes());
+        let on_nodes = matches!(info.needs, Needs::Servers { kind, n }
+            if kind.on_nodes() && (!s.has_peer_partition() || kind.peers(n)));
         let missing = lockbench_backends::servers::nodes::unavailable();
         if let (true, Some(why)) = (on_nodes, &missing) {
             eprintln!("{}: {backend} not run here: {why}", s.name);
@@ -88,6 +89,10 @@ pub async fn run_on(s: &Scenario, backend: &str) -> (BackendRun, Verdict) {
             (Some(Arc::new(c) as Arc<dyn Servers>), e)
         }
     };
+    // Servers asked onto network nodes are reached at their nodes' addresses.
+    if s.servers.nodes {
+        assert!(endpoints.iter().all(|e| !e.starts_with("127.")), "{backend}: not on nodes: {endpoints:?}");
+    }
     let env = BackendEnv { dir: dir.path().to_owned(), endpoints, ..Default::default() };
     let b = info.open(&env).expect("open");
     let r = run_backend(s, b, &env, cluster, &()).await.expect("the history is recorded");
