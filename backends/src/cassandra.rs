@@ -372,6 +372,14 @@ impl Session {
                      WITH default_time_to_live = {ttl}"
                 );
                 self.inner.db.query_unpaged(ddl.as_str(), &[]).await.map_err(|e| BackendError::Config(format!("{ddl}: {e}")))?;
+                // On a ring, another client process may have made the table through
+                // another node a moment ago (IF NOT EXISTS then changes nothing here,
+                // and the driver does not wait): wait until every node has the same
+                // schema before preparing on any of them.
+                let agreed = tokio::time::timeout(CONNECT_TIMEOUT, self.inner.db.await_schema_agreement()).await;
+                if !matches!(agreed, Ok(Ok(_))) {
+                    return Err(BackendError::Unavailable(format!("{ddl}: the nodes did not agree on the schema")));
+                }
                 let prep = |q: String| async move {
                     let mut p = self.inner.db.prepare(q.as_str()).await.map_err(|e| BackendError::Config(format!("{q}: {e}")))?;
                     p.set_consistency(Consistency::Quorum);

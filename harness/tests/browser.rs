@@ -29,6 +29,8 @@ use serde_json::Value;
 #[allow(dead_code)]
 mod common;
 
+use common::summary;
+
 fn lockbench(args: &[&str]) -> String {
     let o = Command::new(env!("CARGO_BIN_EXE_lockbench")).args(args).output().expect("run lockbench");
     let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
@@ -84,10 +86,6 @@ fn chromium(args: &[&str], page: &str) -> (String, String) {
 /// The page as Chromium renders it 1400 px wide (`hash`: a fragment to open).
 fn rendered(page: &Path, hash: &str) -> String {
     chromium(&["--dump-dom", "--window-size=1400,1000"], &format!("{}{hash}", page.display())).0
-}
-
-fn summary(dir: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
 }
 
 fn attr<'a>(el: &'a str, name: &str) -> Option<&'a str> {

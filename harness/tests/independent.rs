@@ -9,14 +9,10 @@ use std::process::Command;
 use serde_json::Value;
 
 mod common;
-use common::{lockbench, text};
+use common::{lockbench, summary, text};
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jepsen").join(name).to_string_lossy().into_owned()
-}
-
-fn summary(dir: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap()
 }
 
 /// The history as (header, events).

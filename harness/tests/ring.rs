@@ -9,11 +9,7 @@
 
 mod common;
 
-use common::{lockbench, text};
-
-fn summary(out: &std::path::Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
-}
+use common::{lockbench, summary, text};
 
 #[test]
 fn lwt_cost_gives_the_lwt_over_write_ratio_on_one_and_on_three_replicas() {

@@ -990,6 +990,7 @@ seed_provider:
     parameters:
       - seeds: \"{seeds}\"
 auto_bootstrap: false
+use_deterministic_table_id: true
 data_file_directories: [{d}/data]
 commitlog_directory: {d}/commitlog
 saved_caches_directory: {d}/saved_caches

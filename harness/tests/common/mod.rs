@@ -126,6 +126,11 @@ pub fn lockbench(args: &[&str], cwd: &Path) -> Output {
     Command::new(bin()).args(args).current_dir(cwd).output().expect("run lockbench")
 }
 
+/// A result folder's summary.json.
+pub fn summary(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
 /// Everything a command printed.
 pub fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
