@@ -475,4 +475,58 @@ fn no_nodes_keeps_every_server_on_loopback_and_says_which_scenarios_cannot_run()
     assert!(line.contains("[NOT RUNNABLE HERE: network nodes are turned off (--no-nodes)]"), "{t}");
     let line = t.lines().find(|l| l.trim_start().starts_with("leader-kill")).unwrap_or_default();
     assert!(!line.contains("NOT RUNNABLE"), "leader-kill needs no nodes: {t}");
+    // Servers that do not talk to each other have nothing to cut apart: Redlock's
+    // five are not run (said why), root or not, and nothing is made for them.
+    let o = lockbench(&["run", pp.to_str().unwrap(), "-b", "redlock"], dir.path());
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("not run on redlock: peer-partition cuts cluster members apart: 5 redis server(s)"), "{t}");
+    assert_eq!(netns(), before, "no namespace was made");
+    // --nodes and --no-nodes contradict each other.
+    let o = lockbench(&["run", pp.to_str().unwrap(), "-b", "redis", "--nodes", "--no-nodes"], dir.path());
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+#[test]
+fn ratios_pair_the_backends_of_each_sweep_point_and_leave_out_pairs_that_did_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("r.toml");
+    std::fs::write(
+        &f,
+        "clients = 2\nduration = \"500ms\"\nratios = [\"sqlite / inprocess\", \"redis / inprocess\"]\n\
+         [keys]\ncount = 100\n[lock]\nlease = \"2s\"\nwait = \"0s\"\n[work]\ncycle = \"acquire-only\"\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = lockbench(
+        &[
+            "run",
+            f.to_str().unwrap(),
+            "-b",
+            "sqlite,inprocess",
+            "--sweep",
+            "clients=1,2",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let pairs: Vec<(&str, &str)> = s["ratios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["of"].as_str().unwrap(), r["to"].as_str().unwrap()))
+        .collect();
+    // One ratio per point, each over the other backend at the same point; redis
+    // did not run, so its pair is not shown.
+    assert_eq!(
+        pairs,
+        vec![("sqlite@clients=1", "inprocess@clients=1"), ("sqlite@clients=2", "inprocess@clients=2")],
+        "{s}"
+    );
+    assert!(t.contains("acquire latency sqlite@clients=2 / inprocess@clients=2: p50 "), "{t}");
 }

@@ -455,6 +455,13 @@ impl Client {
             }
             if self.plan.open_interval.is_none() && !think.is_zero() {
                 self.pause(think).await;
+            } else {
+                // A cycle may not have waited for anything (an embedded lock's
+                // try-acquire of a held key answers at once): without this the
+                // clients could keep every worker thread, and the timer that ends
+                // the load, a signal's stop and the progress display would never
+                // run (seen: acquire-only with wait 0 on sqlite ran on for minutes).
+                tokio::task::yield_now().await;
             }
         }
         self.rec
