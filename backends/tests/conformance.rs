@@ -52,13 +52,16 @@ async fn mutual_exclusion_under_concurrency() {
             let counter = Arc::new(AtomicU64::new(0));
             let unknown = Arc::new(AtomicU64::new(0));
             let ring = b.name().ends_with("-rf3");
+            // A ring's contended Paxos keeps both cores busy: fewer cycles there, so
+            // that the other backends' timed tests beside it are not starved.
+            let cycles = if ring { 10 } else { 25 };
             let mut tasks = Vec::new();
             for _ in 0..8 {
                 let (b, inside, counter, unknown) = (b.clone(), inside.clone(), counter.clone(), unknown.clone());
                 tasks.push(tokio::spawn(async move {
                     let mut s = b.session().await.expect("session");
                     let mut done = 0;
-                    while done < 25 {
+                    while done < cycles {
                         // On a Cassandra ring (the -rf3 backends), Paxos rounds of
                         // eight clients preempt each other and some time out: an
                         // acquire whose outcome is unknown is no grant, and is tried
@@ -98,7 +101,7 @@ async fn mutual_exclusion_under_concurrency() {
             for t in tasks {
                 t.await.expect("client task");
             }
-            assert_eq!(counter.load(Ordering::SeqCst), 200, "{}: lost increments", b.name());
+            assert_eq!(counter.load(Ordering::SeqCst), 8 * cycles, "{}: lost increments", b.name());
             let unknown = unknown.load(Ordering::SeqCst);
             if unknown > 0 {
                 eprintln!("-- {}: {unknown} acquires or releases ended with their outcome unknown", b.name());
@@ -160,16 +163,18 @@ async fn renew_extends_the_lease() {
         |c| c.renew && c.lease,
         |b| async move {
             let (mut a, mut c) = (b.session().await.unwrap(), b.session().await.unwrap());
-            let l = a.try_acquire("renew", ms(400)).await.unwrap().expect("granted");
+            // A lease of 1 s: long enough that a stall of the machine (a Cassandra
+            // ring beside the test on two cores) does not end it between two calls.
+            let l = a.try_acquire("renew", ms(1_000)).await.unwrap().expect("granted");
             // Seen held at once: a lock client that takes over a lock it watched
-            // stay unchanged for a whole lease would take it at 600 ms, had the
+            // stay unchanged for a whole lease would take it at 1.2 s, had the
             // renew changed nothing.
-            assert!(c.try_acquire("renew", ms(400)).await.unwrap().is_none(), "{}: held key granted", b.name());
+            assert!(c.try_acquire("renew", ms(1_000)).await.unwrap().is_none(), "{}: held key granted", b.name());
             tokio::time::sleep(ms(100)).await;
-            assert!(a.renew(&l, ms(1_500)).await.unwrap(), "{}: renew of a live lease refused", b.name());
-            tokio::time::sleep(ms(500)).await;
+            assert!(a.renew(&l, ms(4_000)).await.unwrap(), "{}: renew of a live lease refused", b.name());
+            tokio::time::sleep(ms(1_100)).await;
             // Past the first lease, inside the renewed one.
-            assert!(c.try_acquire("renew", ms(400)).await.unwrap().is_none(), "{}: renew did not extend", b.name());
+            assert!(c.try_acquire("renew", ms(1_000)).await.unwrap().is_none(), "{}: renew did not extend", b.name());
             assert!(a.release(&l).await.unwrap());
         },
     )
